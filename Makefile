@@ -1,0 +1,49 @@
+# Two commands for a new user: `make run` starts the stack, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run stop status test lint bench clean
+
+setup: $(STAMP) .env var/run
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
+		|| $(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+	@echo "installed: $(VENV) (pinned by requirements.lock)"
+
+.env:
+	@cp .env.example .env
+	@echo "created .env from .env.example (edit it to change settings)"
+
+var/run:
+	@mkdir -p var/run var/log var/data
+	@chmod 700 var/run
+
+run: setup
+	@$(PY) bin/stack start
+
+stop:
+	@test -x $(PY) && $(PY) bin/stack stop || echo "nothing to stop (no .venv)"
+
+status: setup
+	@$(PY) bin/stack status
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: stop
+	rm -rf var

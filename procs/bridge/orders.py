@@ -1,0 +1,195 @@
+"""Orders without duplicates: each client order id (sent as the IB orderRef) maps to one Gateway order, across
+retries, reconnects and bridge restarts (the registry is refilled from the Gateway's orders after every sync).
+
+Pure: requests and Gateway facts in, decisions out. It must never let a second order through for an id it has
+seen, and never forget an order the Gateway may hold (only unacknowledged ones, after a complete sync).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from shared.messages import OrderStatusName, PlaceOrder
+
+MAX_CLIENT_ORDER_ID = 64
+_ID_RE = re.compile(r"[A-Za-z0-9._:\-]+")
+_SYMBOL_RE = re.compile(r"[A-Z][A-Z0-9.]{0,9}")
+
+Fingerprint = tuple[str, str, Decimal, str, Decimal | None, Decimal | None, str]
+
+
+class OrderInvalid(Exception):
+    """A PlaceOrder field is wrong; str() names the field and what to do."""
+
+
+class OrderConflict(Exception):
+    """The client order id was already used for a different order."""
+
+
+def fingerprint(req: PlaceOrder) -> Fingerprint:
+    """What makes two PlaceOrders the same order (a retry) rather than two orders."""
+    return (
+        req.symbol,
+        req.side,
+        req.quantity.normalize(),
+        req.order_type,
+        None if req.limit_price is None else req.limit_price.normalize(),
+        None if req.stop_price is None else req.stop_price.normalize(),
+        req.tif,
+    )
+
+
+def _on_tick(price: Decimal, tick: Decimal) -> bool:
+    try:
+        return tick <= 0 or (price / tick) == (price / tick).to_integral_value()
+    except InvalidOperation:
+        return False
+
+
+def check_place_order(req: PlaceOrder, min_tick: Decimal | None = None) -> None:
+    """Raise OrderInvalid naming the first wrong field of `req`."""
+    cid = req.client_order_id
+    if not cid or len(cid) > MAX_CLIENT_ORDER_ID or not _ID_RE.fullmatch(cid):
+        raise OrderInvalid(
+            f"client_order_id {cid!r} is invalid: use 1-{MAX_CLIENT_ORDER_ID} letters, digits or ._:-"
+        )
+    if not _SYMBOL_RE.fullmatch(req.symbol):
+        raise OrderInvalid(f"symbol {req.symbol!r} is not a ticker (e.g. AAPL)")
+    if not req.quantity.is_finite() or req.quantity <= 0:
+        raise OrderInvalid(f"quantity must be a positive number of shares (got {req.quantity})")
+    _check_prices(req, min_tick)
+
+
+def _check_prices(req: PlaceOrder, min_tick: Decimal | None) -> None:
+    needs = {"LMT": "limit_price", "STP": "stop_price"}.get(req.order_type)
+    for name in ("limit_price", "stop_price"):
+        price: Decimal | None = getattr(req, name)
+        if price is None:
+            if name == needs:
+                raise OrderInvalid(f"{name} is required for a {req.order_type} order")
+            continue
+        if name != needs:
+            raise OrderInvalid(f"{name} must be empty for a {req.order_type} order")
+        if not price.is_finite() or price <= 0:
+            raise OrderInvalid(f"{name} must be a positive price (got {price})")
+        if min_tick is not None and not _on_tick(price, min_tick):
+            raise OrderInvalid(f"{name} {price} is not a multiple of {req.symbol}'s minimum tick {min_tick}")
+
+
+def order_status(ib_status: str, filled: float, remaining: float, error_code: int = 0) -> OrderStatusName:
+    """IB's status word as our order state (an error-cancelled order that never worked is REJECTED)."""
+    if ib_status in ("PendingSubmit", "ApiPending", ""):
+        return "NEW"
+    if ib_status in ("PreSubmitted", "Submitted", "ValidationError", "ApiUpdate"):
+        return "PARTIALLY_FILLED" if filled > 0 and remaining > 0 else "SUBMITTED"
+    if ib_status == "Filled":
+        return "FILLED"
+    if ib_status == "PendingCancel":
+        return "PENDING_CANCEL"
+    if ib_status in ("Cancelled", "ApiCancelled"):
+        return "REJECTED" if error_code not in (0, 202) and filled == 0 else "CANCELLED"
+    if ib_status == "Inactive":
+        return "INACTIVE"
+    return "SUBMITTED"
+
+
+DONE: frozenset[OrderStatusName] = frozenset({"FILLED", "CANCELLED", "REJECTED", "INACTIVE"})
+
+
+@dataclass
+class OrderRecord:
+    client_order_id: str
+    symbol: str
+    fingerprint: Fingerprint | None  # None when learnt from the Gateway (its floats do not round-trip)
+    order_id: int = 0
+    perm_id: int = 0
+    status: OrderStatusName = "NEW"
+    acknowledged: bool = False  # the Gateway has spoken of it (openOrder, orderStatus, or a sync)
+    sent_generation: int = 0  # the session it was sent in
+
+
+@dataclass(frozen=True)
+class Claim:
+    record: OrderRecord
+    new: bool  # False: a retry of an order already placed; answer with its ack, send nothing
+
+
+class OrderRegistry:
+    """client order id -> the one order it stands for."""
+
+    def __init__(self) -> None:
+        self._by_cid: dict[str, OrderRecord] = {}
+        self.highest_order_id = 0
+        self.duplicates = 0
+
+    def __len__(self) -> int:
+        return len(self._by_cid)
+
+    def get(self, client_order_id: str) -> OrderRecord | None:
+        return self._by_cid.get(client_order_id)
+
+    def claim(self, req: PlaceOrder) -> Claim:
+        """Reserve `req.client_order_id` before anything is sent (synchronous: no await may split this)."""
+        fp = fingerprint(req)
+        known = self._by_cid.get(req.client_order_id)
+        if known is not None:
+            if known.fingerprint is not None and known.fingerprint != fp:
+                raise OrderConflict(
+                    f"client_order_id {req.client_order_id!r} was already used for a different order "
+                    f"({_describe(known.fingerprint)}); use a new id"
+                )
+            self.duplicates += 1
+            return Claim(known, new=False)
+        record = OrderRecord(req.client_order_id, req.symbol, fp)
+        self._by_cid[req.client_order_id] = record
+        return Claim(record, new=True)
+
+    def release(self, client_order_id: str) -> None:
+        """Undo a claim whose order was never sent (the send itself failed)."""
+        record = self._by_cid.get(client_order_id)
+        if record is not None and not record.acknowledged:
+            del self._by_cid[client_order_id]
+
+    def sent(self, client_order_id: str, order_id: int, generation: int) -> None:
+        record = self._by_cid[client_order_id]
+        record.order_id, record.sent_generation = order_id, generation
+        self.highest_order_id = max(self.highest_order_id, order_id)
+
+    def seen(
+        self, client_order_id: str, symbol: str, order_id: int, perm_id: int, status: OrderStatusName
+    ) -> OrderRecord | None:
+        """The Gateway reported this order (live event or sync); empty ids are not ours and are skipped."""
+        self.highest_order_id = max(self.highest_order_id, order_id)
+        if not client_order_id:
+            return None
+        record = self._by_cid.get(client_order_id)
+        if record is None:
+            record = self._by_cid[client_order_id] = OrderRecord(client_order_id, symbol, None)
+        record.order_id = order_id or record.order_id
+        record.perm_id = perm_id or record.perm_id
+        record.status = status
+        record.acknowledged = True
+        return record
+
+    def forget_unacknowledged(self, at_gateway: set[str], generation: int) -> list[OrderRecord]:
+        """After a complete sync of session `generation`: orders sent in an earlier session that the Gateway
+        never saw were lost with that socket (a retry with the same id may now place them)."""
+        lost = [
+            r
+            for r in self._by_cid.values()
+            if not r.acknowledged and r.sent_generation < generation and r.client_order_id not in at_gateway
+        ]
+        for r in lost:
+            del self._by_cid[r.client_order_id]
+        return lost
+
+    def records(self) -> list[OrderRecord]:
+        return list(self._by_cid.values())
+
+
+def _describe(fp: Fingerprint) -> str:
+    symbol, side, qty, otype, lmt, stp, tif = fp
+    price = f" {lmt}" if lmt is not None else f" stop {stp}" if stp is not None else ""
+    return f"{side} {qty} {symbol} {otype}{price} {tif}"

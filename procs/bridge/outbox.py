@@ -1,0 +1,101 @@
+"""Everything the bridge sends to the Gateway passes through one paced outbox (IB allows 50 messages/s, all
+types combined), and ib_async's log lines for codes the bridge reports itself are kept out of the log.
+
+A thin adapter over ib_async's Client: it replaces Client.sendMsg. It must never send a message queued for a
+dead session on a new one, and never let a heartbeat wait behind a backlog of requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import deque
+from collections.abc import Callable
+
+from ib_async import IB
+
+from procs.bridge.pacing import TokenBucket
+
+# reqCurrentTime (the heartbeat) and cancelOrder jump the queue: a backlog must not look like a stalled API,
+# and a cancel is the one message a trader wants out first.
+_PRIORITY_PREFIXES = ("49\0", "4\0")
+# codes the bridge turns into state changes and logs once per transition (or per interval) itself
+_QUIET_CODES = re.compile(r"^(Error|Warning) (1100|1101|1102|2103|2104|2105|2106|2107|2108|2110|2158|10197),")
+
+
+class PacedOutbox:
+    """A FIFO drained by a token bucket; installed as the Client's sendMsg."""
+
+    def __init__(self, ib: IB, bucket: TokenBucket, clock: Callable[[], float] | None = None) -> None:
+        self._client = ib.client
+        self._bucket = bucket
+        self._clock = clock
+        self._queue: deque[str] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self.sent = 0
+        self.delayed = 0  # messages that had to wait for a token
+        self.dropped = 0  # messages discarded because their session ended before they could go
+        self.max_backlog = 0
+        self._client.MaxRequests = 0  # ib_async's own throttle is replaced, not stacked
+        self._client.sendMsg = self.send  # type: ignore[method-assign]
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    def send(self, msg: str | None) -> None:
+        """Queue one encoded message (ib_async calls this for every request) and send what the bucket allows."""
+        if msg:
+            if msg.startswith(_PRIORITY_PREFIXES):
+                self._queue.appendleft(msg)
+            else:
+                self._queue.append(msg)
+        self._drain()
+
+    def _drain(self) -> None:
+        self._timer = None
+        now = self._now()
+        while self._queue and self._bucket.try_take(now):
+            msg = self._queue.popleft()
+            self._client.conn.sendMsg(self._client._prefix(msg.encode()))
+            self.sent += 1
+        if self._queue:
+            self.delayed += 1
+            self.max_backlog = max(self.max_backlog, len(self._queue))
+            if self._timer is None:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_at(loop.time() + self._bucket.wait_time(now), self._drain)
+
+    def clear(self) -> None:
+        """The session ended: what it queued must not reach the next one."""
+        self.dropped += len(self._queue)
+        self._queue.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def room(self, limit: int, timeout: float) -> bool:
+        """Wait (bounded) until fewer than `limit` messages are queued; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self._queue) >= limit:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(max(0.02, self._bucket.wait_time(self._now())))
+        return True
+
+
+class _QuietCodes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _QUIET_CODES.match(record.getMessage())
+
+
+def quiet_ib_async_codes() -> None:
+    """Drop ib_async's per-message lines for the codes the bridge reports per transition (1100 storms...)."""
+    wrapper_log = logging.getLogger("ib_async.wrapper")
+    if not any(isinstance(f, _QuietCodes) for f in wrapper_log.filters):
+        wrapper_log.addFilter(_QuietCodes())

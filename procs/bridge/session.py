@@ -1,0 +1,459 @@
+"""The one long-lived IB API session: connect, sync, hold it with reqCurrentTime heartbeats, and reconnect only
+after its socket is really gone (one reconnect owner, capped backoff with jitter, always the same client id).
+
+The ib_async adapter around the pure cores (states, core, subscriptions, orders, pacing). It must never call
+disconnect() on an error path: the socket is closed once, by close(), at orderly shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from ib_async import IB, ContractDetails
+from loguru import logger
+
+from procs.bridge.convert import stock
+from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
+from procs.bridge.orders import OrderRegistry
+from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
+from procs.bridge.pacing import gateway_bucket
+from procs.bridge.states import GatewayConditions, Phase, ReissueAll, ReissueStale, Status, Warn, identity_problem
+from procs.bridge.subscriptions import SubscriptionRegistry, SubscriptionSpec
+from procs.bridge.sync import reconcile_orders, startup_sync
+from shared.config import Settings
+from shared.log import event, log_every
+
+T = TypeVar("T")
+REQUEST_TIMEOUT = 10.0  # one Gateway request (contract details, positions, ...) that must not hang a caller
+SYNC_RETRY_SECONDS = 15.0
+DETAILS_MAX_AGE = 3600.0  # trading hours change daily; con ids never do
+
+
+class Listener(Protocol):
+    """What the session tells the stream publisher (stream.py implements it)."""
+
+    def status_changed(self, status: Status) -> None: ...
+    def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None: ...
+    def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
+    def quote(self, ticker: Any) -> None: ...
+    def synced(self, session: GatewaySession, lost_orders: list[Any]) -> None: ...
+
+
+class _Silent:
+    def status_changed(self, status: Status) -> None: ...
+    def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None: ...
+    def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
+    def quote(self, ticker: Any) -> None: ...
+    def synced(self, session: GatewaySession, lost_orders: list[Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectFailure:
+    kind: Failure
+    detail: str
+
+
+def _failure_of(exc: BaseException) -> ConnectFailure:
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectFailure(Failure.REFUSED, "connection refused")
+    if isinstance(exc, TimeoutError):
+        return ConnectFailure(Failure.TIMEOUT, "no API handshake in time")
+    if isinstance(exc, ConnectionError):
+        return ConnectFailure(Failure.CLOSED_DURING_CONNECT, str(exc) or type(exc).__name__)
+    return ConnectFailure(Failure.ERROR, f"{type(exc).__name__}: {exc}")
+
+
+async def _first(*aws: Awaitable[Any], timeout: float | None = None) -> asyncio.Future[Any] | None:
+    """Wait for the first of `aws` (Events become their wait()); the winner, or None on timeout. Helpers
+    created here are cancelled; futures passed in are left alone."""
+    futs: list[asyncio.Future[Any]] = []
+    made: list[asyncio.Future[Any]] = []
+    for aw in aws:
+        if isinstance(aw, asyncio.Event):
+            fut: asyncio.Future[Any] = asyncio.ensure_future(aw.wait())
+            made.append(fut)
+        else:
+            fut = asyncio.ensure_future(aw)
+        futs.append(fut)
+    try:
+        done, _ = await asyncio.wait(futs, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for fut in made:
+            fut.cancel()
+    return next((f for f in futs if f in done), None)
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+class GatewaySession:
+    """Owns the ib_async IB object for the life of the process; `run()` is the one reconnect loop."""
+
+    def __init__(self, settings: Settings, *, stable_seconds: float = 10.0, rng: random.Random | None = None) -> None:
+        s = self.settings = settings
+        self.ib = IB()
+        self.outbox = PacedOutbox(self.ib, gateway_bucket(s.bridge_msgs_per_second))
+        self.conditions = GatewayConditions(readonly=s.ib_readonly)
+        self.policy = ReconnectPolicy(
+            cap=s.reconnect_backoff_max,
+            max_failures=s.reconnect_max_failures,
+            waiting_retry=s.waiting_retry_seconds,
+            stable_seconds=stable_seconds,
+            rng=rng or random.Random(),
+        )
+        self.subs = SubscriptionRegistry()
+        for symbol in s.symbols:
+            self.subs.add(SubscriptionSpec("bars", symbol))
+            self.subs.add(SubscriptionSpec("quotes", symbol))
+        self.orders = OrderRegistry()
+        self.listener: Listener = _Silent()
+        self.generation = 0
+        self.reconnects = 0
+        self.counters: dict[str, float] = {}
+        self.connected_since_ns = 0
+        self.server_version = 0
+        self.accounts: list[str] = []
+        self.rtt_ms: float | None = None
+        self.last_heartbeat: float | None = None
+        self.gateway_time_ns = 0
+        self._status: Status | None = None
+        self._lost = asyncio.Event()
+        self._early: asyncio.Future[ConnectFailure] | None = None
+        self._sync_due: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._details: dict[str, tuple[float, ContractDetails]] = {}
+        self._closed = False
+        quiet_ib_async_codes()
+        self.ib.errorEvent += self._on_error
+        self.ib.disconnectedEvent += self._on_disconnected
+        self.ib.client.apiError += self._on_api_error
+        self.ib.pendingTickersEvent += self._on_tickers
+
+    # ------------------------------------------------------------------ state
+
+    def status(self) -> Status:
+        return self.conditions.status()
+
+    @property
+    def session_up(self) -> bool:
+        return self.conditions.phase is Phase.UP and not self._lost.is_set()
+
+    def count(self, name: str, n: float = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def _publish_status(self) -> None:
+        st = self.conditions.status()
+        if st == self._status:
+            return
+        before, self._status = self._status, st
+        event("gateway_state", state=st.state, reason=st.reason, orders_allowed=st.orders_allowed)
+        if st.state == "STALLED" and (before is None or before.state != "STALLED"):
+            self.listener.alert("WARNING", "gateway.stalled", st.reason, st.remedy)
+        self.listener.status_changed(st)
+
+    # ------------------------------------------------------------------ the reconnect owner
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, hold the session until its socket is gone, back off, again; until `stop`."""
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                failure = await self._connect(stop)
+                if stop.is_set():
+                    break
+                if failure is None:
+                    up_at = loop.time()
+                    await self._hold(stop)
+                    if stop.is_set():
+                        break
+                    failure = ConnectFailure(Failure.LOST, "socket closed")
+                    decision = self.policy.after_session_lost(loop.time() - up_at)
+                else:
+                    decision = self.policy.after_failure(failure.kind)
+                self._backing_off(failure, decision)
+                await _first(stop, timeout=decision.delay)
+        finally:
+            self.close()
+
+    def _backing_off(self, failure: ConnectFailure, decision: RetryDecision) -> None:
+        self.count(f"failures_{failure.kind.value}")
+        why = REASONS[failure.kind]
+        if decision.waiting:
+            reason = (
+                f"{decision.failures} connection attempts failed in a row (last: {why}); "
+                f"retrying every {self.settings.waiting_retry_seconds:g} s"
+            )
+            self.conditions.set_phase(Phase.WAITING_FOR_HUMAN, reason, REMEDIES[failure.kind])
+            if decision.alert:
+                self.listener.alert("CRITICAL", "gateway.waiting_for_human", reason, REMEDIES[failure.kind])
+        else:
+            reason = f"{why}; retry {decision.failures} in {decision.delay:.1f} s"
+            self.conditions.set_phase(Phase.DISCONNECTED, reason, REMEDIES[failure.kind])
+        self._publish_status()
+
+    async def _connect(self, stop: asyncio.Event) -> ConnectFailure | None:
+        s = self.settings
+        self.count("connect_attempts")
+        self.outbox.clear()
+        self._lost.clear()
+        self.conditions.new_session()
+        where = f"{s.ib_host}:{s.ib_port} as client {s.ib_client_id}"
+        self.conditions.set_phase(Phase.CONNECTING, f"connecting to {where} (attempt {self.policy.failures + 1})")
+        self._publish_status()
+        self._early = asyncio.get_running_loop().create_future()
+        attempt = asyncio.ensure_future(self._attempt())
+        try:
+            winner = await _first(attempt, self._early, stop)
+        finally:
+            early, self._early = self._early, None
+        if winner is attempt:
+            return attempt.result()
+        await _cancel(attempt)
+        if early.done() and not early.cancelled():
+            return early.result()
+        return None
+
+    async def _attempt(self) -> ConnectFailure | None:
+        s, client = self.settings, self.ib.client
+        try:
+            await client.connectAsync(s.ib_host, s.ib_port, s.ib_client_id, s.ib_connect_timeout)
+        except Exception as exc:  # every way a connect can fail is a reason to back off, never to crash
+            return _failure_of(exc)
+        self.generation += 1
+        self.ib.wrapper.clientId = s.ib_client_id
+        client.updateReqId(self.orders.highest_order_id + 1)  # raise-only: a rolled-back nextValidId cannot bite
+        self.server_version = client.serverVersion()
+        self.accounts = list(client.getAccounts())
+        self.conditions.set_phase(Phase.SYNCING, "API ready: loading positions, orders, executions, account")
+        self._publish_status()
+        problem, remedy = identity_problem(self.accounts, s.ib_account, s.trading_mode, s.ib_port)
+        errors = await startup_sync(self.ib, s, s.ib_connect_timeout, with_account=not problem)
+        if self._lost.is_set() or not client.isReady():
+            return ConnectFailure(Failure.CLOSED_DURING_CONNECT, "the socket closed during the startup sync")
+        self._became_ready(problem, remedy, errors)
+        return None
+
+    def _became_ready(self, problem: str, remedy: str, sync_errors: list[str]) -> None:
+        c = self.conditions
+        c.identity_problem, c.identity_remedy = problem, remedy
+        c.sync_problem = f"startup sync incomplete: {'; '.join(sync_errors)}" if sync_errors else ""
+        self._sync_due = time.monotonic() + SYNC_RETRY_SECONDS if sync_errors else None
+        lost = reconcile_orders(self.ib, self.orders, self.generation, complete=not sync_errors)
+        self.connected_since_ns = time.time_ns()
+        self.reconnects += 1 if self.generation > 1 else 0
+        c.set_phase(Phase.UP, "session up")
+        if self.policy.after_ready():
+            self.listener.alert("INFO", "gateway.recovered", "the Gateway session is up again")
+        self._publish_status()
+        self.listener.synced(self, lost)
+        if problem:
+            self.listener.alert("CRITICAL", "gateway.identity", problem, remedy)
+            return
+        self.spawn(self._issue_subscriptions())
+
+    async def _hold(self, stop: asyncio.Event) -> None:
+        """Heartbeat the live session until its socket is gone or we stop."""
+        loop = asyncio.get_running_loop()
+        while not stop.is_set() and not self._lost.is_set():
+            started = loop.time()
+            await self._heartbeat(stop)
+            if self._sync_due is not None and time.monotonic() >= self._sync_due:
+                await self._retry_sync()
+            rest = self.settings.bridge_heartbeat_seconds - (loop.time() - started)
+            if rest > 0:
+                await _first(stop, self._lost, timeout=rest)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        try:
+            probe = asyncio.ensure_future(self.ib.reqCurrentTimeAsync())
+        except ConnectionError:
+            return
+        winner = await _first(probe, stop, self._lost, timeout=self.settings.bridge_heartbeat_timeout)
+        if winner is probe and probe.exception() is None:
+            self.rtt_ms = round((loop.time() - t0) * 1000, 2)
+            self.last_heartbeat = time.monotonic()
+            self.gateway_time_ns = int(probe.result().timestamp()) * 10**9
+            self.count("heartbeats_ok")
+            self.conditions.stalled_reason = ""
+        elif winner is None:
+            self.count("heartbeats_missed")
+            self.conditions.stalled_reason = (
+                f"no answer to reqCurrentTime within {self.settings.bridge_heartbeat_timeout:g} s "
+                "while the socket is up"
+            )
+        if not probe.done():
+            probe.cancel()
+        self._publish_status()
+
+    async def _retry_sync(self) -> None:
+        errors = await startup_sync(self.ib, self.settings, REQUEST_TIMEOUT, with_account=not self.conditions.identity_problem)
+        if self._lost.is_set():
+            return
+        self.conditions.sync_problem = f"startup sync incomplete: {'; '.join(errors)}" if errors else ""
+        self._sync_due = time.monotonic() + SYNC_RETRY_SECONDS if errors else None
+        lost = reconcile_orders(self.ib, self.orders, self.generation, complete=not errors)
+        self.listener.synced(self, lost)
+        self._publish_status()
+
+    # ------------------------------------------------------------------ ib_async events
+
+    def _on_error(self, req_id: int, code: int, text: str, contract: Any) -> None:
+        self.count(f"code_{code}")
+        early = self._early
+        if code == 326 and early is not None and not early.done():
+            early.set_result(ConnectFailure(Failure.CLIENT_ID_IN_USE, text))
+            return
+        for action in self.conditions.on_gateway_code(code, text, req_id, time.monotonic()):
+            if isinstance(action, ReissueAll):
+                self._reissue(None, action.why, tell_gateway=False)
+                self._resubscribe_account()
+            elif isinstance(action, ReissueStale):
+                stale = self.subs.stale_since(action.since)
+                if stale:
+                    self._reissue(stale, action.why, tell_gateway=True)
+            elif isinstance(action, Warn):
+                log_every(action.key, action.every, "WARNING", action.message)
+        self._publish_status()
+
+    def _on_api_error(self, msg: str) -> None:
+        early = self._early
+        if early is not None and not early.done() and "closed" in msg:
+            early.set_result(ConnectFailure(Failure.CLOSED_DURING_CONNECT, msg))
+
+    def _on_disconnected(self) -> None:
+        self._lost.set()
+        self.outbox.clear()
+        self.subs.invalidate()
+
+    def _on_tickers(self, tickers: Any) -> None:
+        now = time.monotonic()
+        for ticker in tickers:
+            spec = SubscriptionSpec("quotes", ticker.contract.symbol)
+            self.subs.data_seen(spec, now)
+            self.listener.quote(ticker)
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def _issue_subscriptions(self) -> None:
+        gen = self.generation
+        specs = self.subs.to_issue(gen)
+        details = await asyncio.gather(*(self.contract_details(s) for s in {sp.symbol for sp in specs}), return_exceptions=True)
+        contracts = {d.contract.symbol: d.contract for d in details if isinstance(d, ContractDetails) and d.contract}
+        if gen != self.generation or not self.session_up:
+            return
+        for spec in specs:
+            contract = contracts.get(spec.symbol)
+            if contract is None:
+                log_every(f"unknown:{spec.symbol}", 300, "WARNING", f"no contract for {spec.symbol}: not subscribed")
+                continue
+            try:
+                handle = self._request(spec, contract)
+            except ConnectionError:
+                return
+            self.subs.issued(spec, gen, time.monotonic(), handle)
+            self.count("subscriptions_issued")
+
+    def _request(self, spec: SubscriptionSpec, contract: Any) -> Any:
+        if spec.kind == "quotes":
+            return self.ib.reqMktData(contract, "", False, False)
+        bars = self.ib.reqRealTimeBars(contract, spec.bar_seconds, spec.what_to_show, False)
+
+        def on_bar(bars_: Any, has_new: bool) -> None:
+            if not has_new or self.subs.get(spec).handle is not bars_:
+                return
+            self.subs.data_seen(spec, time.monotonic())
+            self.listener.bar(spec, bars_[-1])
+            if len(bars_) > 64:  # ib_async keeps every bar forever; we publish and forget
+                del bars_[:-1]
+
+        bars.updateEvent += on_bar
+        return bars
+
+    def _reissue(self, specs: list[SubscriptionSpec] | None, why: str, *, tell_gateway: bool) -> None:
+        """Re-request `specs` (all when None) with new request ids; after 1101 the Gateway forgot them already."""
+        subs = self.subs.invalidate(specs)
+        for sub in subs:
+            with contextlib.suppress(ConnectionError):
+                self._drop_handle(sub.spec, sub.handle, tell_gateway)
+            sub.handle = None
+        event("resubscribe", why=why, count=len(subs))
+        self.count("resubscribe_rounds")
+        self.spawn(self._issue_subscriptions())
+
+    def _drop_handle(self, spec: SubscriptionSpec, handle: Any, tell_gateway: bool) -> None:
+        if handle is None:
+            return
+        if spec.kind == "bars":
+            if tell_gateway:
+                self.ib.cancelRealTimeBars(handle)
+            else:
+                self.ib.wrapper.endSubscription(handle)
+        elif tell_gateway:
+            self.ib.cancelMktData(handle.contract)
+        else:
+            self.ib.wrapper.endTicker(handle, "mktData")
+
+    def _resubscribe_account(self) -> None:
+        if self.settings.ib_account in self.accounts:
+            with contextlib.suppress(ConnectionError):
+                self.ib.client.reqAccountUpdates(True, self.settings.ib_account)
+
+    # ------------------------------------------------------------------ requests for the API
+
+    async def once(self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = REQUEST_TIMEOUT) -> T:
+        """Run one Gateway request per `key` at a time; concurrent callers share its answer."""
+        fut = self._inflight.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(asyncio.wait_for(make(), timeout))
+            self._inflight[key] = fut
+            fut.add_done_callback(lambda _: self._inflight.pop(key, None))
+        result: T = await asyncio.shield(fut)
+        return result
+
+    async def contract_details(self, symbol: str) -> ContractDetails | None:
+        """The Gateway's details of a US stock, cached for an hour; None when it knows no such stock."""
+        cached = self._details.get(symbol)
+        if cached is not None and time.monotonic() - cached[0] < DETAILS_MAX_AGE:
+            return cached[1]
+        found = await self.once(("details", symbol), lambda: self.ib.reqContractDetailsAsync(stock(symbol)))
+        chosen = next((d for d in found if d.contract and d.contract.secType == "STK"), None)
+        if chosen is not None:
+            chosen.contract.exchange = "SMART"  # type: ignore[union-attr]
+            self._details[symbol] = (time.monotonic(), chosen)
+        return chosen
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log_every("bridge.task", 30, "WARNING", f"background task failed: {task.exception()!r}")
+
+    def close(self) -> None:
+        """Orderly shutdown: the one place the session's socket is closed."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        self.outbox.clear()
+        self.conditions.set_phase(Phase.STOPPED, "stopped")
+        self._publish_status()
+        if self.ib.client.isConnected():
+            self.ib.disconnect()
+        logger.info("Gateway session closed")

@@ -1,0 +1,141 @@
+"""Publishes what the Gateway session sees on the bridge's PUB socket: 5-second bars, quotes, order events,
+fills (re-sent once with the commission), positions, account values, gateway state and alerts.
+
+A thin adapter: ib_async events in, shared.messages out through `publish`. It must never block or raise into
+ib_async's event dispatch; subscribers dedupe fills by exec_id, so a re-publish is safe, a loss is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from procs.bridge import convert
+from procs.bridge.orders import OrderRecord
+from procs.bridge.session import GatewaySession
+from procs.bridge.states import Status
+from procs.bridge.subscriptions import SubscriptionSpec
+from shared.config import mask_account
+from shared.log import log_every
+from shared.messages import Alert, GatewayStatus, Message, OrderEvent
+
+Publish = Callable[[str, Message], None]
+STATUS_EVERY = 5.0
+
+
+class Streams:
+    """The session's Listener: turns its events into published messages."""
+
+    def __init__(self, session: GatewaySession, publish: Publish) -> None:
+        self.session = session
+        self._publish = publish
+        self.published = 0
+        self._order_seen: dict[tuple[int, int, str], tuple[str, str, Decimal]] = {}
+        self._fills: dict[str, bool] = {}  # exec_id -> published with its commission
+        ib = session.ib
+        ib.orderStatusEvent += self._on_trade
+        ib.openOrderEvent += self._on_trade
+        ib.execDetailsEvent += self._on_exec
+        ib.commissionReportEvent += self._on_commission
+        ib.positionEvent += self._on_position
+        ib.accountValueEvent += self._on_account_value
+        session.listener = self
+
+    def send(self, topic: str, msg: Message) -> None:
+        try:
+            self._publish(topic, msg)
+            self.published += 1
+        except Exception as exc:  # a publish failure must not break ib_async's event dispatch
+            log_every("stream.publish", 10, "WARNING", f"could not publish {topic}: {exc!r}")
+
+    # ---------------------------------------------------------------- session listener
+
+    def gateway_status(self, status: Status | None = None) -> GatewayStatus:
+        st = status or self.session.status()
+        s = self.session
+        return GatewayStatus(
+            state=st.state,
+            reason=st.reason,
+            remedy=st.remedy,
+            orders_allowed=st.orders_allowed,
+            data_degraded=st.data_degraded,
+            server_version=s.server_version,
+            client_id=s.settings.ib_client_id,
+            accounts=[mask_account(a) for a in s.accounts],
+            gateway_time_ns=s.gateway_time_ns,
+        )
+
+    def status_changed(self, status: Status) -> None:
+        self.send("gateway", self.gateway_status(status))
+
+    def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None:
+        self.send("alert", Alert(severity=severity, code=code, message=message, remedy=remedy))  # type: ignore[arg-type]
+
+    def bar(self, spec: SubscriptionSpec, bar: Any) -> None:
+        self.send(f"bar.{spec.symbol}", convert.realtime_bar(spec.symbol, bar, spec.bar_seconds))
+
+    def quote(self, ticker: Any) -> None:
+        q = convert.quote(ticker)
+        if q is not None:
+            self.send(f"quote.{q.symbol}", q)
+
+    def synced(self, session: GatewaySession, lost_orders: list[OrderRecord]) -> None:
+        """After a sync: publish what changed while we were away (fills, order states), and orders lost."""
+        for trade in session.ib.trades():
+            self._on_trade(trade)
+        for fill in session.ib.fills():
+            self._publish_fill(fill)
+        for record in lost_orders:
+            ev = OrderEvent(
+                client_order_id=record.client_order_id,
+                order_id=record.order_id,
+                symbol=record.symbol,
+                status="REJECTED",
+                reason="never reached the Gateway (the connection was lost); safe to retry with the same id",
+            )
+            self.send("order.rejected", ev)
+
+    # ---------------------------------------------------------------- ib_async events
+
+    def _on_trade(self, trade: Any) -> None:
+        ev = convert.order_event(trade)
+        self.session.orders.seen(ev.client_order_id, ev.symbol, ev.order_id, ev.perm_id, ev.status)
+        key = (ev.perm_id, ev.order_id, ev.client_order_id)
+        state = (ev.status, ev.ib_status, ev.filled)
+        if self._order_seen.get(key) == state:
+            return
+        self._order_seen[key] = state
+        self.send(f"order.{ev.status.lower()}", ev)
+
+    def _on_exec(self, trade: Any, fill: Any) -> None:
+        self._publish_fill(fill)
+
+    def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
+        self._publish_fill(fill)
+
+    def _publish_fill(self, fill: Any) -> None:
+        msg = convert.fill(fill)
+        with_commission = msg.commission is not None
+        sent = self._fills.get(msg.exec_id)
+        if sent is True or (sent is False and not with_commission):
+            return
+        self._fills[msg.exec_id] = with_commission
+        self.send("fill", msg)
+
+    def _on_position(self, position: Any) -> None:
+        if position.account == self.session.settings.ib_account:
+            self.send("position", convert.position(position))
+
+    def _on_account_value(self, value: Any) -> None:
+        if value.account == self.session.settings.ib_account:
+            self.send("account", convert.account_value(value))
+
+    async def repeat_status(self, stop: asyncio.Event, every: float = STATUS_EVERY) -> None:
+        """Re-send the gateway state every few seconds, for subscribers that joined late."""
+        while not stop.is_set():
+            self.send("gateway", self.gateway_status())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)

@@ -1,0 +1,432 @@
+"""The executor's ledger: orders, fills, positions, cash, daily P&L and the halt, in one SQLite file (WAL).
+
+Money and quantities are TEXT decimals, never REAL. A fill is applied in one transaction keyed by exec_id, so a
+SIGKILL at any instant leaves all of it or none of it, and a replayed fill changes nothing. A file that is not a
+healthy ledger stops start-up with one line and is never written to. Open positions and working orders are also
+kept in memory, updated only after their transaction commits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from procs.executor.migrations import SCHEMA_VERSION, LedgerError, check_healthy, migrate
+from procs.executor.orders import OrderRecord, apply_fill_quantity
+
+_ORDER_COLUMNS = (
+    "client_order_id, symbol, side, quantity, order_type, limit_price, status, filled, reported_filled, "
+    "avg_fill_price, broker_order_id, perm_id, reason, error_code, reduce_only, created_ns, updated_ns, sent_ns"
+)
+_ORDER_INSERT = f"INSERT INTO orders ({_ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 19)})"
+_AVG_PLACES = Decimal("1e-8")
+
+__all__ = ["SCHEMA_VERSION", "Ledger", "LedgerError", "open_ledger"]
+
+
+@dataclass(frozen=True, slots=True)
+class FillIn:
+    """A fill as the executor books it (from the bridge, reconciliation or local paper trading)."""
+
+    exec_id: str
+    client_order_id: str
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal | None
+    exec_ns: int
+
+
+@dataclass(slots=True)
+class PositionRecord:
+    symbol: str
+    quantity: Decimal = Decimal(0)
+    avg_cost: Decimal = Decimal(0)
+    realized: Decimal = Decimal(0)  # lifetime, average-cost method
+
+
+@dataclass(frozen=True, slots=True)
+class HaltState:
+    halted: bool
+    reason: str = ""
+    since_ns: int = 0
+    source: str = ""  # operator, daily_loss, reconcile, flatten
+
+
+@dataclass(frozen=True, slots=True)
+class DayRecord:
+    trading_day: str
+    start_cash: Decimal
+    realized: Decimal
+    commissions: Decimal
+    start: dict[str, tuple[Decimal, Decimal | None]]  # symbol -> (shares at the day's start, reference price)
+
+
+def book_fill(
+    quantity: Decimal, avg_cost: Decimal, signed_fill: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    """A position after a fill: (new quantity, new average cost, realized P&L of the shares it closed)."""
+    new_qty = quantity + signed_fill
+    if quantity == 0 or (quantity > 0) == (signed_fill > 0):
+        total_cost = abs(quantity) * avg_cost + abs(signed_fill) * price
+        return new_qty, (total_cost / abs(new_qty)).quantize(_AVG_PLACES), Decimal(0)
+    closed = min(abs(signed_fill), abs(quantity))
+    realized = closed * (price - avg_cost) * (1 if quantity > 0 else -1)
+    if new_qty == 0:
+        return new_qty, Decimal(0), realized
+    if (new_qty > 0) != (quantity > 0):  # flipped through zero: the rest opens at the fill price
+        return new_qty, price, realized
+    return new_qty, avg_cost, realized
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _order_from_row(row: sqlite3.Row) -> OrderRecord:
+    return OrderRecord(
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=row["side"],
+        quantity=Decimal(row["quantity"]),
+        order_type=row["order_type"],
+        limit_price=_dec(row["limit_price"]),
+        status=row["status"],
+        filled=Decimal(row["filled"]),
+        reported_filled=Decimal(row["reported_filled"]),
+        avg_fill_price=Decimal(row["avg_fill_price"]),
+        broker_order_id=row["broker_order_id"],
+        perm_id=row["perm_id"],
+        reason=row["reason"],
+        error_code=row["error_code"],
+        reduce_only=bool(row["reduce_only"]),
+        created_ns=row["created_ns"],
+        updated_ns=row["updated_ns"],
+        sent_ns=row["sent_ns"],
+    )
+
+
+def _order_values(o: OrderRecord) -> tuple[Any, ...]:
+    return (
+        o.client_order_id,
+        o.symbol,
+        o.side,
+        str(o.quantity),
+        o.order_type,
+        None if o.limit_price is None else str(o.limit_price),
+        o.status,
+        str(o.filled),
+        str(o.reported_filled),
+        str(o.avg_fill_price),
+        o.broker_order_id,
+        o.perm_id,
+        o.reason,
+        o.error_code,
+        int(o.reduce_only),
+        o.created_ns,
+        o.updated_ns,
+        o.sent_ns,
+        int(_settled(o)),
+    )
+
+
+def _settled(o: OrderRecord) -> bool:
+    """Done and fully booked: nothing more can change the position through this order."""
+    return not o.working and o.pending() == 0
+
+
+class Ledger:
+    """One open ledger file. Methods are synchronous and fast (one small transaction each)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.positions: dict[str, PositionRecord] = {}
+        self.working: dict[str, OrderRecord] = {}
+        self._load()
+
+    def _load(self) -> None:
+        self.positions = {
+            r["symbol"]: PositionRecord(
+                r["symbol"], Decimal(r["quantity"]), Decimal(r["avg_cost"]), Decimal(r["realized"])
+            )
+            for r in self.conn.execute("SELECT * FROM positions")
+        }
+        self.working = {o.client_order_id: o for o in self.orders(working_only=True, limit=1_000_000)}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------ orders
+
+    def insert_order(self, order: OrderRecord) -> None:
+        """Write a new order and commit: this happens before the order is sent anywhere."""
+        with self._tx():
+            self.conn.execute(_ORDER_INSERT, _order_values(order))
+        self._track(order)
+
+    def save_order(self, order: OrderRecord) -> None:
+        order.updated_ns = time.time_ns()
+        with self._tx():
+            self._update_order(order)
+        self._track(order)
+
+    def _update_order(self, o: OrderRecord) -> None:
+        self.conn.execute(
+            "UPDATE orders SET status=?, filled=?, reported_filled=?, avg_fill_price=?, broker_order_id=?, "
+            "perm_id=?, reason=?, error_code=?, updated_ns=?, sent_ns=?, settled=? WHERE client_order_id=?",
+            (
+                o.status,
+                str(o.filled),
+                str(o.reported_filled),
+                str(o.avg_fill_price),
+                o.broker_order_id,
+                o.perm_id,
+                o.reason,
+                o.error_code,
+                o.updated_ns,
+                o.sent_ns,
+                int(_settled(o)),
+                o.client_order_id,
+            ),
+        )
+
+    def _track(self, order: OrderRecord) -> None:
+        if not _settled(order):
+            self.working[order.client_order_id] = order
+        else:
+            self.working.pop(order.client_order_id, None)
+
+    def order(self, client_order_id: str) -> OrderRecord | None:
+        if client_order_id in self.working:
+            return self.working[client_order_id]
+        row = self.conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id=?", (client_order_id,)
+        ).fetchone()
+        return None if row is None else _order_from_row(row)
+
+    def orders(self, *, working_only: bool = False, limit: int = 200) -> list[OrderRecord]:
+        """Newest first; working_only = not settled (working, or finished with fills still in flight)."""
+        where = "WHERE settled = 0" if working_only else ""
+        rows = self.conn.execute(
+            f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY created_ns DESC LIMIT ?", (limit,)
+        )
+        return [_order_from_row(r) for r in rows]
+
+    def created_since(self, since_ns: int) -> list[int]:
+        rows = self.conn.execute("SELECT created_ns FROM orders WHERE created_ns >= ?", (since_ns,))
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ fills
+
+    def apply_fill(self, fill: FillIn, trading_day: str) -> OrderRecord | None:
+        """Book a fill exactly once (by exec_id): order totals, position, cash and the day's P&L in one
+        transaction. Returns the updated order, or None when this exec_id was already booked."""
+        order = self.order(fill.client_order_id)
+        if order is None:
+            raise LedgerError(f"fill {fill.exec_id} is for unknown order {fill.client_order_id}")
+        updated = dataclasses.replace(order)  # a copy: memory changes only after the commit
+        pos = self.positions.get(fill.symbol, PositionRecord(fill.symbol))
+        signed = fill.quantity if fill.side == "BUY" else -fill.quantity
+        qty, avg, realized = book_fill(pos.quantity, pos.avg_cost, signed, fill.price)
+        new_pos = PositionRecord(fill.symbol, qty, avg, pos.realized + realized)
+        commission = fill.commission or Decimal(0)
+        with self._tx():
+            self._ensure_day(trading_day)
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO fills (exec_id, client_order_id, symbol, side, quantity, price, "
+                "commission, exec_ns, applied_ns, trading_day) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    fill.exec_id,
+                    fill.client_order_id,
+                    fill.symbol,
+                    fill.side,
+                    str(fill.quantity),
+                    str(fill.price),
+                    None if fill.commission is None else str(fill.commission),
+                    fill.exec_ns,
+                    time.time_ns(),
+                    trading_day,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None  # already booked: the transaction commits nothing
+            apply_fill_quantity(updated, fill.quantity, fill.price)
+            updated.updated_ns = time.time_ns()
+            self._update_order(updated)
+            self._write_position(new_pos)
+            self._add_cash(-signed * fill.price - commission)
+            self._add_day(trading_day, realized, commission)
+            self._raise_meta_int("last_exec_ns", fill.exec_ns)
+        self.positions[fill.symbol] = new_pos
+        self._track(updated)
+        return updated
+
+    def set_commission(self, exec_id: str, commission: Decimal, trading_day: str) -> bool:
+        """Book a commission reported after its fill, once. False when unknown or already booked."""
+        with self._tx():
+            cur = self.conn.execute(
+                "UPDATE fills SET commission=? WHERE exec_id=? AND commission IS NULL", (str(commission), exec_id)
+            )
+            if cur.rowcount != 1:
+                return False
+            self._ensure_day(trading_day)
+            self._add_cash(-commission)
+            self._add_day(trading_day, Decimal(0), commission)
+        return True
+
+    def has_fill(self, exec_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM fills WHERE exec_id=?", (exec_id,)).fetchone() is not None
+
+    def fills(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM fills ORDER BY exec_ns, exec_id")]
+
+    def _write_position(self, p: PositionRecord) -> None:
+        self.conn.execute(
+            "INSERT INTO positions (symbol, quantity, avg_cost, realized) VALUES (?,?,?,?) "
+            "ON CONFLICT(symbol) DO UPDATE SET quantity=excluded.quantity, avg_cost=excluded.avg_cost, "
+            "realized=excluded.realized",
+            (p.symbol, str(p.quantity), str(p.avg_cost), str(p.realized)),
+        )
+
+    def _add_cash(self, amount: Decimal) -> None:
+        (cash,) = self.conn.execute("SELECT cash FROM account WHERE id=1").fetchone()
+        self.conn.execute("UPDATE account SET cash=? WHERE id=1", (str(Decimal(cash) + amount),))
+
+    # ------------------------------------------------------------------ cash and days
+
+    def cash(self) -> Decimal:
+        (cash,) = self.conn.execute("SELECT cash FROM account WHERE id=1").fetchone()
+        return Decimal(cash)
+
+    def open_day(self, trading_day: str, marks: dict[str, Decimal] | None = None) -> DayRecord:
+        """The day's record, created (with the cash and positions it starts from) the first time it is asked for."""
+        if self.day(trading_day) is None:
+            with self._tx():
+                self._ensure_day(trading_day, marks or {})
+        day = self.day(trading_day)
+        assert day is not None
+        return day
+
+    def _ensure_day(self, trading_day: str, marks: dict[str, Decimal] | None = None) -> None:
+        (cash,) = self.conn.execute("SELECT cash FROM account WHERE id=1").fetchone()
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO days (trading_day, start_cash, realized, commissions, opened_ns) "
+            "VALUES (?,?,?,?,?)",
+            (trading_day, cash, "0", "0", time.time_ns()),
+        )
+        if cur.rowcount != 1:
+            return
+        for pos in self.positions.values():
+            if pos.quantity != 0:
+                ref = (marks or {}).get(pos.symbol)
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO day_marks (trading_day, symbol, start_quantity, ref_price) "
+                    "VALUES (?,?,?,?)",
+                    (trading_day, pos.symbol, str(pos.quantity), None if ref is None else str(ref)),
+                )
+
+    def day(self, trading_day: str) -> DayRecord | None:
+        row = self.conn.execute("SELECT * FROM days WHERE trading_day=?", (trading_day,)).fetchone()
+        if row is None:
+            return None
+        start = {
+            r["symbol"]: (Decimal(r["start_quantity"]), _dec(r["ref_price"]))
+            for r in self.conn.execute("SELECT * FROM day_marks WHERE trading_day=?", (trading_day,))
+        }
+        return DayRecord(
+            trading_day, Decimal(row["start_cash"]), Decimal(row["realized"]), Decimal(row["commissions"]), start
+        )
+
+    def set_day_reference(self, trading_day: str, symbol: str, price: Decimal) -> None:
+        """The first price seen today for a position carried into the day (its P&L is measured from it)."""
+        with self._tx():
+            self.conn.execute(
+                "UPDATE day_marks SET ref_price=? WHERE trading_day=? AND symbol=? AND ref_price IS NULL",
+                (str(price), trading_day, symbol),
+            )
+
+    def _add_day(self, trading_day: str, realized: Decimal, commission: Decimal) -> None:
+        row = self.conn.execute(
+            "SELECT realized, commissions FROM days WHERE trading_day=?", (trading_day,)
+        ).fetchone()
+        self.conn.execute(
+            "UPDATE days SET realized=?, commissions=? WHERE trading_day=?",
+            (str(Decimal(row[0]) + realized), str(Decimal(row[1]) + commission), trading_day),
+        )
+
+    # ------------------------------------------------------------------ halt and meta
+
+    def halt_state(self) -> HaltState:
+        row = self.conn.execute("SELECT halted, reason, since_ns, source FROM halt WHERE id=1").fetchone()
+        return HaltState(bool(row[0]), row[1], row[2], row[3])
+
+    def set_halt(self, reason: str, source: str) -> HaltState:
+        with self._tx():
+            self.conn.execute(
+                "UPDATE halt SET halted=1, reason=?, since_ns=?, source=? WHERE id=1",
+                (reason, time.time_ns(), source),
+            )
+        return self.halt_state()
+
+    def clear_halt(self) -> HaltState:
+        with self._tx():
+            self.conn.execute("UPDATE halt SET halted=0, reason='', since_ns=?, source='' WHERE id=1", (time.time_ns(),))
+        return self.halt_state()
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    def _raise_meta_int(self, key: str, value: int) -> None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        if row is None or int(row[0]) < value:
+            self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, str(value)),
+            )
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (and on an early return inside it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+def open_ledger(path: Path) -> Ledger:
+    """Open (or create) the ledger at `path`, migrated to the current schema; LedgerError (one line) if unhealthy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = check_healthy(path)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # 0.2 ms per commit here; an order or fill is money
+        conn.execute("PRAGMA busy_timeout=5000")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise LedgerError(f"ledger {path} could not be opened ({exc}); move it aside to start a new one") from None
+    return Ledger(conn, path)

@@ -1,0 +1,191 @@
+"""The feature worker's adapter: bridge bars off the bus, warm-up through the bridge, vectors onto the bus.
+
+Everything from the bridge's PUB is read (so seq gaps are certain), bars go to the FeatureWorker, each vector
+goes out as `feat.<SYM>`. A warm-up task asks the bridge for history, one symbol at a time, at start, after
+a seq gap or new bridge epoch, and when the Gateway is READY again. It must never block the bar loop on a
+request, and never let a bad bar or a failed request stop the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import msgspec
+from loguru import logger
+
+from procs.features.bars import NS, history_bar_size
+from procs.features.worker import FeatureWorker
+from shared.bus import RequestClient, RequestFailed, RequestTimeout, Subscriber, pub_endpoint, req_endpoint
+from shared.log import event, log_every
+from shared.messages import Bar, GatewayStatus, HistoryRequest
+from shared.service import Service
+
+HISTORY_TIMEOUT = 60.0  # the bridge paces history requests; one may wait behind others
+RETRY_MAX = 30.0
+
+
+class WarmupQueue:
+    """Symbols waiting for a warm-up, and a wake-up for the task that serves them."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, str] = {}  # symbol -> why
+        self.wake = asyncio.Event()
+
+    def ask(self, symbols: Iterable[str], why: str) -> None:
+        for s in symbols:
+            self.pending.setdefault(s, why)
+        self.wake.set()
+
+    def take(self) -> dict[str, str]:
+        taken, self.pending = self.pending, {}
+        self.wake.clear()
+        return taken
+
+
+class FeatureService:
+    """Wires a FeatureWorker to the bridge's stream and request socket and to our own PUB."""
+
+    def __init__(self, svc: Service) -> None:
+        s = svc.settings
+        self.svc = svc
+        self.worker = FeatureWorker(s.symbols, s.bar_seconds, s.spike_sigmas, s.warmup_bars)
+        self.queue = WarmupQueue()
+        self.clock_ns: int | None = None  # the Gateway's clock: latest bar end or gateway_time_ns
+        self.gateway_state = ""
+        self.was_ready = False
+        self._reported = 0.0
+
+    async def run(self) -> None:
+        svc = self.svc
+        sub = Subscriber(svc.ctx, [pub_endpoint(svc.settings, "bridge")], [""])
+        bridge = RequestClient(
+            svc.ctx, req_endpoint(svc.settings, "bridge"), timeout=HISTORY_TIMEOUT, retries=0
+        )
+        self.queue.ask(self.worker.symbols, "start")
+        warmer = asyncio.create_task(self._warm_up_forever(bridge))
+        svc.set_state("WARMING")
+        try:
+            while not svc.stop.is_set():
+                got = await sub.recv(timeout=0.5)
+                if got is not None:
+                    if got.needs_resync:
+                        why = f"gap of {got.gap}" if got.gap else "new bridge epoch"
+                        event("features.resync", reason=why)
+                        self.queue.ask(self.worker.symbols, why)
+                    self._on_message(got.topic, got.msg)
+                self._report(sub)
+        finally:
+            warmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warmer
+            sub.close()
+            bridge.close()
+
+    def _on_message(self, topic: str, msg: object) -> None:
+        if isinstance(msg, Bar) and topic.startswith("bar."):
+            end = msg.start_ns + msg.bar_seconds * NS
+            self.clock_ns = max(self.clock_ns or 0, end)
+            for vector in self.worker.on_bar(msg):
+                self.svc.publish(f"feat.{vector.symbol}", vector)
+            if self.worker.intake.last_reject is not None:
+                bad = self.worker.intake.last_reject
+                log_every(
+                    f"features.reject.{bad.reason}",
+                    30.0,
+                    "WARNING",
+                    f"{msg.symbol} bar rejected ({bad.reason}): {bad.detail}",
+                )
+        elif isinstance(msg, GatewayStatus):
+            self._on_gateway(msg)
+
+    def _on_gateway(self, status: GatewayStatus) -> None:
+        if status.gateway_time_ns:
+            self.clock_ns = max(self.clock_ns or 0, status.gateway_time_ns)
+        ready = status.state == "READY"
+        if ready and self.gateway_state != "READY":
+            if self.was_ready:  # reconnected: bars were lost while the Gateway was away
+                self.queue.ask(self.worker.symbols, "gateway READY again")
+            elif self.queue.pending:
+                self.queue.wake.set()  # retry a warm-up that failed while the bridge was not ready
+            self.was_ready = True
+        self.gateway_state = status.state
+
+    async def _warm_up_forever(self, bridge: RequestClient) -> None:
+        retry = 1.0
+        while True:
+            await self.queue.wake.wait()
+            failed = await self._warm_up(bridge, self.queue.take())
+            if not failed:
+                retry = 1.0
+                self.svc.set_state("RUNNING")
+                continue
+            self.queue.ask(failed, "retry")
+            self.queue.wake.clear()
+            with contextlib.suppress(TimeoutError):  # a READY gateway wakes us early
+                await asyncio.wait_for(self.queue.wake.wait(), retry)
+            self.queue.wake.set()
+            retry = min(retry * 2, RETRY_MAX)
+
+    async def _warm_up(self, bridge: RequestClient, todo: dict[str, str]) -> list[str]:
+        failed = []
+        for i, (symbol, why) in enumerate(sorted(todo.items()), 1):
+            started = time.monotonic()
+            try:
+                history = await self._history(bridge, symbol)
+            except (RequestTimeout, RequestFailed, msgspec.ValidationError) as exc:
+                failed.append(symbol)
+                self.svc.count("warmup_failures")
+                log_every(
+                    f"features.warmup.{symbol}",
+                    30.0,
+                    "WARNING",
+                    f"warm-up {symbol} failed: {exc}; will retry",
+                )
+                continue
+            result = self.worker.warm_up(symbol, history, self.clock_ns)
+            self.svc.count("warmups")
+            logger.info(
+                "warm-up {}/{} {} ({}): {} history bars, {} used, {} rejected, {} unfinished left out, {} in {:.2f}s",
+                i, len(todo), symbol, why, result.history_bars, result.used_bars, result.rejected,
+                result.dropped_unfinished, "warm" if result.warm else "NOT warm yet", time.monotonic() - started,
+            )  # fmt: skip
+        return failed
+
+    async def _history(self, bridge: RequestClient, symbol: str) -> list[Bar]:
+        s = self.svc.settings
+        size = history_bar_size(s.bar_seconds)
+        request = HistoryRequest(
+            symbol=symbol, bar_seconds=size, duration_seconds=(s.warmup_bars + 1) * s.bar_seconds
+        )
+        result = await bridge.call(request, timeout=HISTORY_TIMEOUT)
+        return msgspec.convert(result, type=list[Bar])
+
+    def _report(self, sub: Subscriber) -> None:
+        if time.monotonic() - self._reported < 0.5:  # quotes arrive far more often than heartbeats go out
+            return
+        self._reported = time.monotonic()
+        svc, worker = self.svc, self.worker
+        svc.counters.update(worker.counters)
+        for reason, n in worker.rejects().items():
+            svc.counters[f"reject_{reason}"] = n
+        svc.counters["level_shifts"] = worker.intake.level_shifts()
+        svc.counters["stream_gaps"] = sub.stats.gaps
+        svc.counters["malformed"] = sub.stats.malformed
+        svc.detail["warmup_pending"] = sorted(self.queue.pending)
+        svc.detail["symbols"] = {
+            sym: {"warm": st.warm, "bars": st.n, "last_bar": _iso(st.last_start_ns)}
+            for sym, st in worker.states.items()
+        }
+
+
+def _iso(ns: int | None) -> str:
+    return "" if ns is None else datetime.fromtimestamp(ns / NS, tz=UTC).isoformat(timespec="seconds")
+
+
+async def main(svc: Service) -> None:
+    """The supervised program `features`."""
+    await FeatureService(svc).run()

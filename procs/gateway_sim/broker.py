@@ -1,0 +1,352 @@
+"""The simulated broker: a paper account's order book and matching against the simulated market. Pure: plain
+values in, a list of events out, which the server turns into wire messages.
+
+It must never read a clock or the network: times and prices come in as arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+from procs.gateway_sim.account import ZERO, SimAccount, ratio
+from procs.gateway_sim.contracts import DEFAULT_CONTRACTS, SimContract
+from procs.gateway_sim.orders import (
+    AccountChanged,
+    Executed,
+    OrderChanged,
+    OrderRejected,
+    PositionChanged,
+    SimEvent,
+    SimExecution,
+    SimOrder,
+)
+
+__all__ = [
+    "AccountChanged",
+    "Executed",
+    "OrderChanged",
+    "OrderRejected",
+    "PositionChanged",
+    "SimBroker",
+    "SimEvent",
+    "SimExecution",
+    "SimOrder",
+    "to_price",
+]
+
+ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
+
+
+def to_price(x: float | Decimal, tick: Decimal) -> Decimal:
+    """A price as an exact Decimal on the tick grid (floats via their shortest repr, so 190.01 stays 190.01)."""
+    d = x if isinstance(x, Decimal) else Decimal(repr(float(x)))
+    return ((d / tick).to_integral_value() * tick).quantize(tick)
+
+
+class SimBroker:
+    """Order book and matching for one paper account.
+
+    MKT fills at once (at the ask/bid when given, else the last price), in chunks of `fill_chunk` shares;
+    LMT fills when the price touches its limit, one chunk per price update, so large orders show partial
+    fills; STP turns into MKT (STP LMT into LMT) once the price touches the stop. IOC cancels what it could
+    not fill on arrival. DAY orders do not expire.
+    """
+
+    def __init__(
+        self,
+        account: str,
+        cash: Decimal = Decimal("1000000"),
+        commission_per_share: Decimal = Decimal("0.005"),
+        min_commission: Decimal = Decimal("1.00"),
+        max_commission_pct: Decimal = Decimal("0.01"),
+        fill_chunk: Decimal = Decimal(500),
+        contracts: Mapping[str, SimContract] | None = None,
+        session_id: int | None = None,
+    ) -> None:
+        self.account = account
+        self.books = SimAccount(account, cash)
+        self.commission_per_share = commission_per_share
+        self.min_commission = min_commission
+        self.max_commission_pct = max_commission_pct
+        self.fill_chunk = fill_chunk
+        self.contracts = DEFAULT_CONTRACTS if contracts is None else contracts
+        # exec ids and perm ids must not repeat across simulator restarts (the stack dedups fills by exec id)
+        session = int(time.time()) if session_id is None else session_id
+        self._exec_prefix = f"{session & 0xFFFFFFFF:08x}"
+        self._perm_base = (session % 100_000) * 10_000
+        self._orders: dict[int, SimOrder] = {}
+        self._used_ids: set[int] = set()
+        self._executions: list[SimExecution] = []
+        self._exec_count = 0
+        self._last_price: dict[str, float] = {}
+
+    # --- orders -------------------------------------------------------------------------------------------
+
+    def place(
+        self,
+        order: SimOrder,
+        price_now: float,
+        now_ns: int,
+        bid: float | None = None,
+        ask: float | None = None,
+    ) -> list[SimEvent]:
+        """A new order id is accepted (Submitted) and matched at once; a working order's id from the same
+        client modifies it; any other used id => 103."""
+        self._last_price[order.symbol] = price_now
+        existing = self._orders.get(order.order_id)
+        if existing is not None and existing.is_working and existing.client_id == order.client_id:
+            return self._modify(existing, order, price_now, now_ns, bid, ask)
+        if existing is not None or order.order_id in self._used_ids:
+            return [OrderRejected(order.order_id, 103, "Duplicate order id")]
+        self._used_ids.add(order.order_id)
+        problem = self._invalid(order)
+        if problem is not None:
+            return [problem]
+        working = dataclasses.replace(
+            order,
+            account=order.account or self.account,
+            perm_id=self._perm_base + len(self._used_ids),
+            status="Submitted",
+            filled=ZERO,
+            avg_fill_price=ZERO,
+            last_fill_price=ZERO,
+            filled_value=ZERO,
+            commission=ZERO,
+            triggered=False,
+            placed_ns=now_ns,
+        )
+        self._orders[working.order_id] = working
+        events: list[SimEvent] = [OrderChanged(_snapshot(working))]
+        events += self._match(working, price_now, now_ns, bid, ask, arriving=True)
+        return events
+
+    def _invalid(self, order: SimOrder) -> OrderRejected | None:
+        def reject(code: int, why: str) -> OrderRejected:
+            return OrderRejected(order.order_id, code, why)
+
+        if order.action not in ("BUY", "SELL"):
+            return reject(201, f"Order rejected - reason:Unknown action {order.action!r}, use BUY or SELL")
+        if order.total_qty <= 0:
+            return reject(201, "Order rejected - reason:The order size must be positive")
+        if order.order_type not in ORDER_TYPES:
+            return reject(387, "Unsupported order type for this exchange and security type.")
+        if order.account and order.account != self.account:
+            return reject(
+                201, f"Order rejected - reason:Account {order.account} is not managed by this session"
+            )
+        needs_limit = order.order_type in ("LMT", "STP LMT")
+        needs_stop = order.order_type in ("STP", "STP LMT")
+        for needed, price, name in (
+            (needs_limit, order.lmt_price, "limit"),
+            (needs_stop, order.aux_price, "stop"),
+        ):
+            if needed and (price is None or price <= 0):
+                return reject(201, f"Order rejected - reason:The {name} price is missing or not positive")
+            if needed and price is not None and price % self._tick(order.symbol):
+                return reject(
+                    110, "The price does not conform to the minimum price variation for this contract."
+                )
+        return None
+
+    def _modify(
+        self,
+        order: SimOrder,
+        new: SimOrder,
+        price_now: float,
+        now_ns: int,
+        bid: float | None,
+        ask: float | None,
+    ) -> list[SimEvent]:
+        # 105 and 321 are warnings to ib_async: the client keeps the order live, as it still is here
+        if (new.symbol, new.action) != (order.symbol, order.action):
+            return [OrderRejected(order.order_id, 105, "Order being modified does not match original order.")]
+        problem = self._invalid(dataclasses.replace(new, account=new.account or order.account))
+        if problem is not None:
+            return [
+                OrderRejected(
+                    order.order_id, 321, f"Error validating request:-'bN' : cause - {problem.message}"
+                )
+            ]
+        if new.total_qty < order.filled:
+            cause = f"the order size {new.total_qty} is below the quantity already filled ({order.filled})"
+            return [OrderRejected(order.order_id, 321, f"Error validating request:-'bN' : cause - {cause}")]
+        order.total_qty, order.order_type, order.tif = new.total_qty, new.order_type, new.tif
+        order.lmt_price, order.aux_price = new.lmt_price, new.aux_price
+        order.order_ref = new.order_ref or order.order_ref
+        if order.remaining == 0:
+            order.status = "Filled"
+        events: list[SimEvent] = [OrderChanged(_snapshot(order))]
+        if order.is_working:
+            events += self._match(order, price_now, now_ns, bid, ask, arriving=True)
+        return events
+
+    def cancel(self, order_id: int, now_ns: int, client_id: int | None = None) -> list[SimEvent]:
+        """Cancelled; an unknown order (or another client's) => 10147, a finished one => 10148."""
+        order = self._orders.get(order_id)
+        if order is None or (client_id is not None and order.client_id != client_id):
+            return [
+                OrderRejected(order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found.")
+            ]
+        if not order.is_working:
+            why = f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {order.status}."
+            return [OrderRejected(order_id, 10148, why)]
+        order.status = "Cancelled"
+        return [OrderChanged(_snapshot(order))]
+
+    def on_price(
+        self, symbol: str, price: float, now_ns: int, bid: float | None = None, ask: float | None = None
+    ) -> list[SimEvent]:
+        """A new price for `symbol`: working orders it reaches fill (limits one chunk per call)."""
+        self._last_price[symbol] = price
+        events: list[SimEvent] = []
+        for order in [o for o in self._orders.values() if o.symbol == symbol and o.is_working]:
+            events += self._match(order, price, now_ns, bid, ask, arriving=False)
+        return events
+
+    def fill_now(self, order_id: int, price: float, now_ns: int) -> list[SimEvent]:
+        """Fill all that remains of a working order at `price`, whatever its limit (fault injection)."""
+        order = self._orders.get(order_id)
+        if order is None or not order.is_working:
+            return []
+        events = self._fill(order, order.remaining, to_price(price, self._tick(order.symbol)), now_ns)
+        return [*events, AccountChanged(self.account)]
+
+    # --- matching -----------------------------------------------------------------------------------------
+
+    def _match(
+        self, order: SimOrder, price: float, now_ns: int, bid: float | None, ask: float | None, arriving: bool
+    ) -> list[SimEvent]:
+        tick = self._tick(order.symbol)
+        buying = order.action == "BUY"
+        last = to_price(price, tick)
+        touch = to_price(ask if buying and ask else bid if not buying and bid else price, tick)
+        events: list[SimEvent] = []
+        if order.order_type.startswith("STP") and not order.triggered:
+            stop = order.aux_price or ZERO
+            if not (last >= stop if buying else last <= stop):
+                return events
+            order.triggered = True
+            events.append(OrderChanged(_snapshot(order)))
+        if order.order_type in ("MKT", "STP"):
+            while order.is_working:
+                events += self._fill(order, min(order.remaining, self.fill_chunk), touch, now_ns)
+        else:
+            limit = order.lmt_price or ZERO
+            # arriving, it must cross the spread; resting, a trade at its limit is enough
+            if buying:
+                reached = touch <= limit or (not arriving and last <= limit)
+            else:
+                reached = touch >= limit or (not arriving and last >= limit)
+            if reached:
+                fill_price = (min(limit, touch) if buying else max(limit, touch)) if arriving else limit
+                events += self._fill(order, min(order.remaining, self.fill_chunk), fill_price, now_ns)
+        if arriving and order.tif == "IOC" and order.is_working:
+            order.status = "Cancelled"
+            events.append(OrderChanged(_snapshot(order)))
+        if any(isinstance(e, Executed) for e in events):
+            events.append(AccountChanged(self.account))
+        return events
+
+    def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, now_ns: int) -> list[SimEvent]:
+        order.filled += qty
+        order.filled_value += qty * price
+        order.avg_fill_price = ratio(order.filled_value, order.filled)
+        order.last_fill_price = price
+        total = min(
+            max(self.commission_per_share * order.filled, self.min_commission),
+            self.max_commission_pct * order.filled_value,
+        )
+        commission, order.commission = total - order.commission, total
+        if order.remaining == 0:
+            order.status = "Filled"
+        bought = order.action == "BUY"
+        realized = self.books.book_fill(order.symbol, order.con_id, bought, qty, price, commission)
+        self._exec_count += 1
+        contract = self.contracts.get(order.symbol)
+        execution = SimExecution(
+            exec_id=f"{self._exec_prefix}.{self._exec_count:08x}.01.01",
+            order_id=order.order_id,
+            client_id=order.client_id,
+            perm_id=order.perm_id,
+            account=order.account,
+            symbol=order.symbol,
+            con_id=order.con_id,
+            side="BOT" if bought else "SLD",
+            shares=qty,
+            price=price,
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            time_ns=now_ns,
+            order_ref=order.order_ref,
+            commission=commission,
+            exchange=contract.primary_exchange if contract else "SMART",
+            realized_pnl=realized,
+        )
+        self._executions.append(execution)
+        holding = self.books.holdings[order.symbol]
+        return [
+            OrderChanged(_snapshot(order)),
+            Executed(execution),
+            PositionChanged(self.account, order.symbol, order.con_id, holding.position, holding.avg_cost),
+        ]
+
+    def _tick(self, symbol: str) -> Decimal:
+        contract = self.contracts.get(symbol)
+        return contract.min_tick if contract else Decimal("0.01")
+
+    # --- queries ------------------------------------------------------------------------------------------
+
+    def order(self, order_id: int) -> SimOrder | None:
+        found = self._orders.get(order_id)
+        return None if found is None else _snapshot(found)
+
+    def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
+        return [
+            _snapshot(o)
+            for o in self._orders.values()
+            if o.is_working and (client_id is None or o.client_id == client_id)
+        ]
+
+    def completed_orders(self) -> list[SimOrder]:
+        return [_snapshot(o) for o in self._orders.values() if not o.is_working]
+
+    def executions(self, client_id: int | None = None, since_ns: int = 0) -> list[SimExecution]:
+        return [
+            e
+            for e in self._executions
+            if (client_id is None or e.client_id == client_id) and e.time_ns >= since_ns
+        ]
+
+    def positions(self) -> list[PositionChanged]:
+        """Every symbol traded, closed ones with position 0."""
+        return [
+            PositionChanged(self.account, h.symbol, h.con_id, h.position, h.avg_cost)
+            for h in self.books.holdings.values()
+        ]
+
+    def next_valid_id(self) -> int:
+        """One above the highest order id ever used (at least 1)."""
+        return max(self._used_ids, default=0) + 1
+
+    def last_price(self, symbol: str) -> float | None:
+        return self._last_price.get(symbol)
+
+    def account_values(self, mark: Callable[[str], float] | None = None) -> list[tuple[str, str, str]]:
+        """(tag, value, currency) rows; holdings valued by `mark`, else the last price the broker saw."""
+        return self.books.values(mark or self._mark_last)
+
+    def portfolio(
+        self, mark: Callable[[str], float] | None = None
+    ) -> list[tuple[str, int, Decimal, float, float, Decimal, float, float]]:
+        """(symbol, con_id, position, market_price, market_value, avg_cost, unrealized, realized)."""
+        return self.books.portfolio(mark or self._mark_last)
+
+    def _mark_last(self, symbol: str) -> float:
+        return self._last_price[symbol]
+
+
+def _snapshot(order: SimOrder) -> SimOrder:
+    return dataclasses.replace(order)

@@ -1,0 +1,115 @@
+"""When the simulated US stock market is open: XNYS regular sessions in UTC nanoseconds and in IB's hours strings.
+
+Sessions come from exchange_calendars (loaded once per process); this module must never carry a hand-written
+holiday list. Outside the calendar's range (1990-2040) a plain weekday 09:30-16:00 New York rule stands in.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+DAY_NS = 86_400 * 10**9
+HOUR_NS = 3_600 * 10**9
+NEW_YORK = ZoneInfo("America/New_York")
+PRE_MARKET_NS = 5 * HOUR_NS + HOUR_NS // 2  # extended hours open 04:00, 5.5 h before the 09:30 open
+AFTER_HOURS_NS = 4 * HOUR_NS  # extended hours end 4 h after the close (20:00, or 17:00 on a half day)
+_CAL_FIRST, _CAL_LAST = "1990-01-02", "2040-12-31"
+_EPOCH = date(1970, 1, 1)
+
+
+@functools.cache
+def _schedule() -> dict[int, tuple[int, int]]:
+    """UTC day index -> (open_ns, close_ns) of the XNYS session held that day."""
+    import exchange_calendars as xcals  # 0.3 s to import: only when a session is first asked for
+
+    with warnings.catch_warnings():  # exchange_calendars 4.13 trips a pandas 3.1 deprecation warning
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
+    opens = sched["open"].dt.as_unit("ns").astype("int64").to_numpy()
+    closes = sched["close"].dt.as_unit("ns").astype("int64").to_numpy()
+    return {int(o) // DAY_NS: (int(o), int(c)) for o, c in zip(opens, closes, strict=True)}
+
+
+@functools.cache
+def _calendar_days() -> tuple[int, int]:
+    first = (date.fromisoformat(_CAL_FIRST) - _EPOCH).days
+    last = (date.fromisoformat(_CAL_LAST) - _EPOCH).days
+    return first, last
+
+
+def _weekday_rule(day: int) -> tuple[int, int] | None:
+    d = _EPOCH + timedelta(days=day)
+    if d.weekday() >= 5:
+        return None
+    open_ = datetime(d.year, d.month, d.day, 9, 30, tzinfo=NEW_YORK)
+    close = datetime(d.year, d.month, d.day, 16, 0, tzinfo=NEW_YORK)
+    return int(open_.timestamp()) * 10**9, int(close.timestamp()) * 10**9
+
+
+def session_on(day: int) -> tuple[int, int] | None:
+    """(open_ns, close_ns) of the regular session on UTC day `day` (days since 1970-01-01), None if closed."""
+    first, last = _calendar_days()
+    if first <= day <= last:
+        return _schedule().get(day)
+    return _weekday_rule(day)
+
+
+def sessions_between(first_day: int, last_day: int) -> np.ndarray:
+    """Bool array: True for each UTC day in [first_day, last_day] that holds a regular session."""
+    return np.array([session_on(d) is not None for d in range(first_day, last_day + 1)], dtype=bool)
+
+
+def _as_utc_ns(now: datetime) -> int:
+    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1_000_000) * 1000
+
+
+def default_sim_start(now: datetime) -> datetime:
+    """The latest XNYS regular-session open at or before `now`, or `now` itself when inside a session.
+
+    So a demo started on a weekend or at night still trades in a live session.
+    """
+    now_ns = _as_utc_ns(now)
+    today = now_ns // DAY_NS
+    for day in range(today, today - 30, -1):  # longest US market closure since 1990 is 4 days
+        session = session_on(day)
+        if session is None or session[0] > now_ns:
+            continue
+        open_ns, close_ns = session
+        if now_ns < close_ns:
+            return now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        return datetime.fromtimestamp(open_ns / 1e9, tz=UTC)
+    raise ValueError(f"no XNYS session in the 30 days before {now.isoformat()}")
+
+
+def _hhmm(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=NEW_YORK).strftime("%Y%m%d:%H%M")
+
+
+@functools.lru_cache(maxsize=16)
+def _hours_from(first: date, days: int) -> tuple[str, str]:
+    trading: list[str] = []
+    liquid: list[str] = []
+    for i in range(days):
+        d = first + timedelta(days=i)
+        session = session_on((d - _EPOCH).days)
+        if session is None:
+            closed = f"{d:%Y%m%d}:CLOSED"
+            trading.append(closed)
+            liquid.append(closed)
+            continue
+        open_ns, close_ns = session
+        trading.append(f"{_hhmm(open_ns - PRE_MARKET_NS)}-{_hhmm(close_ns + AFTER_HOURS_NS)}")
+        liquid.append(f"{_hhmm(open_ns)}-{_hhmm(close_ns)}")
+    return ";".join(trading), ";".join(liquid)
+
+
+def hours_strings(now: datetime, days: int = 7) -> tuple[str, str]:
+    """IB's (tradingHours, liquidHours) for `days` New York dates from `now`'s, e.g. "20261123:0930-20261123:1600"."""
+    first = datetime.fromtimestamp(_as_utc_ns(now) / 1e9, tz=NEW_YORK).date()
+    return _hours_from(first, days)

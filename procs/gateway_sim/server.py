@@ -1,0 +1,300 @@
+"""The simulator's TCP server: the listening socket, the sessions, client ids, and the Gateway-wide fault actions.
+
+It owns the exchange (clock, market, broker) and hands requests to the handler tables. It listens on loopback
+only, and never on a real Gateway port (4001, 4002, 7496, 7497).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from loguru import logger
+
+from procs.gateway_sim import handlers_market, handlers_orders, streams, wire
+from procs.gateway_sim.broker import SimBroker
+from procs.gateway_sim.contracts import (
+    DEFAULT_CONTRACTS,
+    SimContract,
+    contract_by_con_id,
+    find_contract,
+    replay_contract,
+)
+from procs.gateway_sim.faults import FARM_OK_CODES, SILENT_MODES, Faults, error_text
+from procs.gateway_sim.market import Market, SimBar, SimClock, default_sim_start
+from procs.gateway_sim.session import Session
+from procs.gateway_sim.wire_requests import ContractQuery
+
+REAL_GATEWAY_PORTS = frozenset({4001, 4002, 7496, 7497})
+DEFAULT_PORT = 14002
+DEFAULT_ACCOUNT = "DU1234567"
+
+Handler = Callable[[Session, list[str]], None]
+HANDLERS: dict[int, Handler] = {**handlers_market.HANDLERS, **handlers_orders.HANDLERS}
+
+
+@dataclass
+class SimConfig:
+    """Everything the simulator is started with; `__main__` fills it from flags and settings."""
+
+    port: int = DEFAULT_PORT  # 0: any free port (in-process tests)
+    host: str = "127.0.0.1"
+    account: str = DEFAULT_ACCOUNT
+    speed: float = 1.0
+    seed: int = 42
+    cash: Decimal = Decimal("1000000")
+    start: datetime | None = None  # sim clock start; None: the latest session open (or now, inside one)
+    replay: Mapping[str, list[SimBar]] | None = None
+    tick_interval: float = 0.25  # real seconds between quote updates of each subscribed symbol
+    lazy_close: bool = False
+    readonly: bool = False
+    pacing: bool = True
+    contracts: dict[str, SimContract] = field(default_factory=lambda: dict(DEFAULT_CONTRACTS))
+
+
+class SimServer:
+    def __init__(self, config: SimConfig) -> None:
+        if config.port in REAL_GATEWAY_PORTS:
+            raise ValueError(
+                f"port {config.port} belongs to a real Gateway/TWS; the simulator must use another"
+            )
+        self.config = config
+        self.account = config.account
+        self.faults = Faults(lazy_close=config.lazy_close, readonly=config.readonly, pacing=config.pacing)
+        self.contracts = dict(config.contracts)
+        for symbol, bars in (config.replay or {}).items():
+            if symbol not in self.contracts and bars:
+                self.contracts[symbol] = replay_contract(symbol, bars[0].open)
+        start = config.start or default_sim_start(datetime.now(UTC))
+        self.clock = SimClock(start=start, speed=config.speed)
+        self.market = Market(self.contracts, seed=config.seed, replay=dict(config.replay or {}) or None)
+        self.broker = SimBroker(config.account, cash=config.cash, contracts=self.contracts)
+        self.sessions: set[Session] = set()
+        self.clients: dict[int, Session] = {}
+        self.port = config.port
+        self.next_order_id = 1
+        self.started_at = time.time()
+        self._listener: asyncio.Server | None = None
+        self._not_silent = asyncio.Event()
+        self._not_silent.set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._bad_input_count = 0
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        await self._listen()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(streams.run_market_loop(self), name="gateway-sim-market"))
+        self._tasks.append(loop.create_task(self._housekeeping(), name="gateway-sim-housekeeping"))
+        logger.info(
+            "gateway simulator listening on {}:{} (server version {}, account {}, speed {}x, sim time {})",
+            self.config.host,
+            self.port,
+            wire.SERVER_VERSION,
+            self.account,
+            self.config.speed,
+            self.clock.now().isoformat(timespec="seconds"),
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for session in list(self.sessions):
+            session.close()
+        await asyncio.sleep(0)
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: Session(self), self.config.host, self.port, reuse_address=True, backlog=64
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    async def set_listening(self, on: bool) -> None:
+        """listen off closes the listening socket (new connects are refused); sessions stay."""
+        if on and self._listener is None:
+            await self._listen()
+        elif not on and self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.faults.listening = on
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for session in list(self.sessions):
+                if now - session.last_data > 30 and session.pending_bytes and not session.zombie:
+                    session.reject("truncated frame: no more bytes for 30 s")
+
+    # ------------------------------------------------------------------------------------------- sessions
+
+    def on_connect(self, session: Session) -> None:
+        self.sessions.add(session)
+        logger.debug("connection from port {}", session.peer[1])
+
+    def claim_client_id(self, session: Session, client_id: int) -> bool:
+        holder = self.clients.get(client_id)
+        if holder is not None and holder is not session:
+            return False
+        self.clients[client_id] = session
+        return True
+
+    def on_api_start(self, session: Session) -> None:
+        order_id = self.next_order_id
+        if self.faults.next_id_rollback is not None:
+            order_id, self.faults.next_id_rollback = self.faults.next_id_rollback, None
+            logger.info("next-id-rollback: {} gets nextValidId {}", session.name, order_id)
+        session.send(wire.managed_accounts([self.account]) + wire.next_valid_id(order_id), 2)
+        for code in self.farm_codes():
+            session.error(-1, code)
+        logger.info("session {}: API started (server version {})", session.name, session.version)
+
+    def farm_codes(self) -> list[int]:
+        f = self.faults
+        return [
+            2103 if f.market_farm_down else FARM_OK_CODES[0],
+            2105 if f.hmds_farm_down else FARM_OK_CODES[1],
+        ] + [FARM_OK_CODES[2]]
+
+    def on_leave(self, session: Session) -> None:
+        """The client is gone (or lazy-closed): release its id, stop its streams, maybe fill its orders."""
+        if session.client_id is not None and self.clients.get(session.client_id) is session:
+            del self.clients[session.client_id]
+            if self.faults.fill_while_disconnected:
+                asyncio.get_running_loop().call_later(0.05, self._fill_orphans_if_armed)
+        session.subs.clear_market_data()
+
+    def on_disconnect(self, session: Session, exc: Exception | None) -> None:
+        self.sessions.discard(session)
+        how = f" ({type(exc).__name__})" if exc else ""
+        logger.info("session {}: closed{}", session.name, how)
+
+    def dispatch(self, session: Session, msg_id: int, fields: list[str]) -> None:
+        handler = HANDLERS.get(msg_id)
+        if handler is None:
+            self.log_bad_input(session, f"request id {msg_id} is not simulated; ignored", close=False)
+            return
+        handler(session, fields)
+
+    def log_bad_input(self, session: Session, problem: str, *, close: bool = True) -> None:
+        from shared.log import log_every
+
+        self._bad_input_count += 1
+        suffix = "; session closed" if close else ""
+        log_every(f"bad-input:{problem[:40]}", 10.0, "WARNING", f"session {session.name}: {problem}{suffix}")
+
+    def live_sessions(self) -> list[Session]:
+        return [s for s in self.sessions if s.live]
+
+    def sessions_of(self, client_id: int) -> list[Session]:
+        """Who hears about an order: its owner, and client 0 (the master client binds every order)."""
+        out = [s for s in self.sessions if s.live and s.client_id in (client_id, 0)]
+        return out
+
+    # ----------------------------------------------------------------------------------------------- helpers
+
+    def resolve(self, q: ContractQuery) -> SimContract | None:
+        now = self.clock.now()
+        if q.con_id:
+            c = contract_by_con_id(q.con_id, now=now, table=self.contracts)
+            if c is None or (q.symbol and q.symbol != c.symbol):
+                return None
+            return c
+        if not q.symbol:
+            return None
+        return find_contract(q.symbol, q.sec_type, q.currency, q.exchange, now=now, table=self.contracts)
+
+    def contract_of(self, symbol: str) -> SimContract:
+        return self.contracts[symbol]
+
+    def connection_time_text(self) -> str:
+        return datetime.now(UTC).strftime("%Y%m%d %H:%M:%S UTC")
+
+    async def wait_not_silent(self) -> None:
+        await self._not_silent.wait()
+
+    def allocate_order_id(self, order_id: int) -> None:
+        self.next_order_id = max(self.next_order_id, order_id + 1)
+
+    # ---------------------------------------------------------------------------------------- fault actions
+
+    def set_silent(self, mode: str) -> None:
+        if mode not in SILENT_MODES:
+            raise ValueError(f"silent mode must be one of {', '.join(SILENT_MODES)}")
+        self.faults.silent = mode
+        if mode == "on":
+            self._not_silent.clear()
+        else:
+            self._not_silent.set()
+
+    def drop_all(self) -> int:
+        """Close every session with FIN (zombies included)."""
+        victims = list(self.sessions)
+        for session in victims:
+            session.close()
+        return len(victims)
+
+    def reset_all(self) -> int:
+        victims = list(self.sessions)
+        for session in victims:
+            session.reset()
+        return len(victims)
+
+    def broadcast_error(self, code: int, req_id: int = -1, message: str | None = None) -> int:
+        text = message or error_text(code, port=self.port, req=req_id)
+        lost = self.faults.apply_code(code)
+        targets = self.live_sessions()
+        for session in targets:
+            session.error(req_id, code, text)
+            if lost:
+                session.subs.clear_market_data()
+        return len(targets)
+
+    def fill_while_disconnected(self) -> dict[str, Any]:
+        filled = handlers_orders.fill_orphan_orders(self)
+        if filled:
+            return {"filled_order_ids": filled}
+        self.faults.fill_while_disconnected = True
+        return {"armed": True}
+
+    def _fill_orphans_if_armed(self) -> None:
+        if self.faults.fill_while_disconnected and handlers_orders.fill_orphan_orders(self):
+            self.faults.fill_while_disconnected = False
+
+    def close_zombies(self) -> int:
+        zombies = [s for s in self.sessions if s.zombie]
+        for session in zombies:
+            session.close()
+        return len(zombies)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "account": self.account,
+            "server_version": wire.SERVER_VERSION,
+            "listening": self._listener is not None,
+            "sim_time": self.clock.now().isoformat(timespec="milliseconds"),
+            "speed": self.config.speed,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "sessions": [s.describe() for s in sorted(self.sessions, key=lambda s: s.connected_at)],
+            "open_orders": [handlers_orders.describe_order(o) for o in self.broker.open_orders()],
+            "faults": self.faults.describe(),
+            "bad_input": self._bad_input_count,
+            "next_order_id": self.next_order_id,
+        }

@@ -1,0 +1,109 @@
+"""The long order messages at server version 178: openOrder, orderStatus, completedOrder, execDetails.
+
+Pure encoders, field for field in the order of ib_async's decoder (and the official decoder); a missing or extra
+field makes ib_async drop the message silently, so each layout is pinned by a round-trip test. No sockets.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from procs.gateway_sim.wire import Field, contract_fields_11, frame
+
+if TYPE_CHECKING:
+    from procs.gateway_sim.contracts import SimContract
+    from procs.gateway_sim.orders import SimExecution, SimOrder
+
+
+def order_status(o: SimOrder) -> bytes:
+    remaining = max(o.total_qty - o.filled, Decimal(0)) if o.status not in ("Cancelled", "Inactive") else 0
+    return frame(
+        (3, o.order_id, o.status, o.filled, remaining, o.avg_fill_price, o.perm_id, 0)
+        + (o.last_fill_price, o.client_id, o.why_held, 0.0)
+    )
+
+
+def _order_head(o: SimOrder) -> list[Field]:
+    return [o.action, o.total_qty, o.order_type, o.lmt_price, o.aux_price, o.tif, "", o.account, "", 0]
+
+
+def open_order(o: SimOrder, c: SimContract) -> bytes:
+    """127 fields: every optional block empty (no legs, no scale, no hedge, no algo, no conditions)."""
+    f: list[Field] = [5, o.order_id, *contract_fields_11(c)]
+    f += _order_head(o)
+    f += [o.order_ref, o.client_id, o.perm_id, 0, 0, 0.0, "", "", "", "", ""]  # ..sharesAllocation, fa*
+    f += ["", "", "", "", "", 0, "", "", 0]  # modelCode .. auctionStrategy
+    f += [
+        "",
+        "",
+        "",
+        "",
+        "",
+        0,
+        0,
+        0,
+        0,
+        "",
+        3,
+        0,
+        0,
+        "",
+        0,
+        0,
+        "",
+        0,
+        "",
+        "",
+    ]  # .. volatilityType, DN type/aux
+    f += [0, 0, "", "", "", "", ""]  # continuousUpdate .. comboLegsDescrip
+    f += [0, 0, 0]  # numLegs, numOrderComboLegs, numSmartComboParams
+    f += ["", "", ""]  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement (empty: no scale block)
+    f += [""]  # hedgeType (empty: no hedgeParam)
+    f += [0, "", "", 0, 0]  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dncPresent
+    f += [""]  # algoStrategy (empty: no params)
+    f += [0, 0, o.status, "", "", "", "", "", "", "", "", ""]  # solicited, whatIf, status, 9 margin fields
+    f += ["", "", "", "", "", 0, 0]  # commission, min/max commission, currency, warning, randomize size/price
+    f += [0]  # numConditions
+    f += ["", "", "", "", "", "", "", 0]  # adjusted-order fields
+    f += [
+        "",
+        "",
+        "",
+        "",
+        0,
+        0,
+        "",
+        0,
+    ]  # softDollarTier x3, cashQty, dontUseAutoPrice.., isOms.., discr.., usePM
+    f += ["", 0, 0]  # duration, postToAts, autoCancelParent
+    f += ["", "", "", "", ""]  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAtWhole/Half
+    return frame(f)
+
+
+def completed_order(o: SimOrder, c: SimContract, completed_time: str) -> bytes:
+    """96 fields; no orderId or clientId in this message (IB identifies completed orders by permId)."""
+    f: list[Field] = [101, *contract_fields_11(c)]
+    f += _order_head(o)
+    f += [o.order_ref, o.perm_id, 0, 0, 0.0, "", "", "", ""]  # orderRef .. faPercentage
+    f += ["", "", "", "", "", 0, "", ""]  # modelCode .. exemptCode
+    f += ["", "", "", "", "", "", 0, 0, "", 0, 0, "", 0, "", ""]  # startingPrice .. DN type/aux
+    f += [0, 0, "", "", ""]  # continuousUpdate, referencePriceType, trailStop, trailingPct, comboLegsDescrip
+    f += [0, 0, 0, "", "", "", ""]  # legs/params counts, scale fields, hedgeType
+    f += ["", "", 0, 0]  # clearingAccount, clearingIntent, notHeld, dncPresent
+    f += [""]  # algoStrategy
+    f += [0, o.status, 0, 0]  # solicited, status, randomizeSize, randomizePrice
+    f += [0]  # numConditions
+    f += ["", "", "", 0, 0, "", o.filled, 0, 0, "", 0, 0, 0]  # trailStopPrice .. parentPermId
+    f += [completed_time, o.status]  # completedTime, completedStatus
+    f += ["", "", "", "", ""]  # minTradeQty .. midOffsetAtHalf
+    return frame(f)
+
+
+def exec_details(req_id: int, e: SimExecution, c: SimContract, time_text: str) -> bytes:
+    """req_id -1 for a live fill; the trailing pendingPriceRevision is required at 178."""
+    return frame(
+        [11, req_id, e.order_id, *contract_fields_11(c, exchange=e.exchange), e.exec_id, time_text]
+        + [e.account, e.exchange, e.side, e.shares, e.price, e.perm_id, e.client_id, 0]
+        + [e.cum_qty, e.avg_price, e.order_ref, "", "", "", 2, 0]
+    )

@@ -1,0 +1,202 @@
+"""The watchdog's run-forever loop: listen to heartbeats, scan, decide, act, report; every scan interval.
+
+superlance's shape: a Watchdog that is handed its supervisord adapter, scanner and clock, `scan()` and `act()`
+that a test can call one at a time, and `runforever()`. Blocking work (psutil, XML-RPC) runs in a thread so
+the heartbeat keeps flowing. It never connects to the Gateway port and never signals what decide() spared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from loguru import logger
+
+from procs.watchdog.act import Supervisor, restart
+from procs.watchdog.decide import decide
+from procs.watchdog.model import Decision, HeartbeatSeen, Memory, ProgramTable, Rules, Snapshot
+from procs.watchdog.snapshot import take_snapshot
+from shared.bus import PUB_SOCKETS, Received, Subscriber, pub_endpoint
+from shared.config import Settings
+from shared.log import event, log_every
+from shared.messages import Alert, Heartbeat
+from shared.service import Service
+from shared.supervisor import supervisor_socket
+
+Scanner = Callable[[int, Iterable[int]], Snapshot]
+
+
+def rules_from(settings: Settings) -> Rules:
+    return Rules(
+        gateway_port=settings.ib_port,
+        heartbeat_budget=settings.heartbeat_budget_seconds,
+        bridge_connect_budget=settings.bridge_connect_budget_seconds,
+        max_restarts=settings.watchdog_max_restarts,
+        restart_window=settings.watchdog_restart_window,
+    )
+
+
+class Watchdog:
+    """One watchdog's state between scans: heartbeats heard, the core's memory, what it did."""
+
+    def __init__(
+        self,
+        rules: Rules,
+        supervisor: Supervisor,
+        *,
+        dry_run: bool = False,
+        scanner: Scanner = take_snapshot,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rules = rules
+        self.supervisor = supervisor
+        self.dry_run = dry_run
+        self.scanner = scanner
+        self.clock = clock
+        self.started_at = clock()
+        self.memory = Memory()
+        self.heartbeats: dict[str, HeartbeatSeen] = {}
+        self.malformed_heartbeats = 0  # well-formed messages that are not a heartbeat of the topic's program
+        self.undecodable = 0  # frames the bus could not decode at all (counted by the Subscriber)
+        self.actions: deque[dict[str, Any]] = deque(maxlen=10)
+        self.alerts: Counter[str] = Counter()
+        self.last: dict[str, Any] = {}
+
+    def heard(self, got: Received) -> None:
+        """Record a heartbeat; anything else on a heartbeat topic is counted as malformed and ignored."""
+        msg, program = got.msg, got.topic.removeprefix("heartbeat.")
+        if not isinstance(msg, Heartbeat) or msg.program != program or msg.pid <= 0:
+            self.malformed_heartbeats += 1
+            log_every(
+                "watchdog.bad-heartbeat", 30.0, "WARNING", f"ignored a malformed heartbeat on {got.topic}"
+            )
+            return
+        self.heartbeats[program] = HeartbeatSeen(program, msg.pid, msg.state, self.clock())
+
+    def scan(self, heartbeats: dict[str, HeartbeatSeen]) -> list[Decision]:
+        """One pass: supervisord's table, the socket table, the core's decisions (blocking; no action yet)."""
+        t0 = time.perf_counter()
+        table = self.supervisor.table()
+        pids = [p.pid for p in table.programs if p.pid] if table else []
+        snap = self.scanner(self.rules.gateway_port, pids)
+        now = self.clock()
+        decisions, self.memory = decide(
+            snap, table, heartbeats, self.memory, self.rules, now, self.started_at
+        )
+        self._remember_scan(snap, table, now, time.perf_counter() - t0)
+        return decisions
+
+    def act(self, decision: Decision) -> str:
+        """Carry out a RESTART (blocking); other decisions are only reported."""
+        if decision.action != "RESTART":
+            return ""
+        return restart(self.supervisor, decision, dry_run=self.dry_run)
+
+    def _remember_scan(self, snap: Snapshot, table: ProgramTable | None, now: float, took: float) -> None:
+        self.last = {
+            "last_scan_ns": int(now * 1e9),
+            "scan_ms": round(took * 1000, 1),
+            "tcp_sockets": snap.tcp_sockets,
+            "listening": snap.listening,
+            "table_readable": snap.table_readable,
+            "close_wait_client": len(snap.by_side("client")),
+            "close_wait_gateway": len(snap.by_side("gateway")),
+            "close_wait_unknown_owner": sum(1 for cw in snap.close_waits if snap.owner(cw.pid) is None),
+            "supervisord": "up" if table is not None else "down",
+        }
+
+    def recorded(self, decision: Decision, outcome: str) -> Alert:
+        """Log one structured line for the decision, remember it, and return the alert to publish."""
+        fields = {k: v for k, v in decision.evidence.items() if k != "create_time"}
+        event(
+            f"watchdog.{decision.action.lower()}",
+            rule=decision.rule,
+            program=decision.program,
+            **fields,
+            outcome=outcome or "-",
+            message=decision.message,
+        )
+        self.alerts[decision.rule] += 1
+        if decision.action == "RESTART":
+            self.actions.append(
+                {"ts_ns": int(self.clock() * 1e9), "program": decision.program, "pid": decision.pid}
+                | {"rule": decision.rule, "outcome": outcome}
+            )
+        return Alert(
+            severity=decision.severity,
+            code=f"watchdog.{decision.rule}",
+            message=decision.message + (f": {outcome}" if outcome else ""),
+            remedy=decision.remedy,
+            evidence={**fields, "action": decision.action, "program": decision.program},
+        )
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            **self.last,
+            "dry_run": self.dry_run,
+            "restarts": sum(1 for a in self.actions if a["outcome"].startswith("restarted")),
+            "actions": list(self.actions),
+            "alerts": dict(self.alerts),
+            "handed_off": sorted(self.memory.handed_off),
+            "malformed_heartbeats": self.malformed_heartbeats + self.undecodable,
+            "heartbeats_heard": sorted(self.heartbeats),
+        }
+
+
+async def listen_for_heartbeats(sub: Subscriber, wd: Watchdog, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        got = await sub.recv(timeout=0.5)
+        wd.undecodable = sub.stats.malformed
+        if got is not None:
+            wd.heard(got)
+
+
+async def runforever(svc: Service, wd: Watchdog, scan_seconds: float) -> None:
+    """Scan every `scan_seconds` until svc.stop; an error in one scan is logged and the next one runs."""
+    while not svc.stop.is_set():
+        started = time.monotonic()
+        try:
+            for decision in await asyncio.to_thread(wd.scan, dict(wd.heartbeats)):
+                outcome = await asyncio.to_thread(wd.act, decision)
+                svc.publish("alert", wd.recorded(decision, outcome))
+            svc.count("scans")
+            degraded = wd.last.get("supervisord") == "down" or not wd.last.get("table_readable", True)
+            svc.set_state("DEGRADED" if degraded else "WATCHING")
+        except Exception as exc:  # one bad scan must not end the watchdog
+            svc.count("scan_errors")
+            log_every("watchdog.scan-error", 60.0, "ERROR", f"scan failed: {exc!r}")
+            logger.opt(exception=exc).debug("scan failed")
+        svc.detail = wd.detail()
+        left = scan_seconds - (time.monotonic() - started)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(svc.stop.wait(), max(0.05, left))
+
+
+async def main(svc: Service) -> None:
+    settings = svc.settings
+    wd = Watchdog(
+        rules_from(settings),
+        Supervisor(supervisor_socket(settings)),
+        dry_run=settings.watchdog_dry_run,
+    )
+    endpoints = [pub_endpoint(settings, p) for p in PUB_SOCKETS if p != "watchdog"]
+    sub = Subscriber(svc.ctx, endpoints, ["heartbeat."])
+    listener = asyncio.create_task(listen_for_heartbeats(sub, wd, svc.stop))
+    svc.set_state("WATCHING")
+    logger.info(
+        "watching port {} every {:g}s (dry run: {})",
+        settings.ib_port,
+        settings.watchdog_scan_seconds,
+        wd.dry_run,
+    )
+    try:
+        await runforever(svc, wd, settings.watchdog_scan_seconds)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        sub.close()

@@ -1,0 +1,353 @@
+"""The message bus: numbered PUB/SUB streams and Lazy-Pirate requests over ZeroMQ, msgspec on the wire.
+
+Endpoints are ipc:// sockets under var/run/ in production and inproc:// in unit tests (same classes, one
+shared Context). Sockets use LINGER 0 so a stopping process never hangs; a malformed frame is counted,
+logged (rate-limited) and dropped, never raised into the caller's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.asyncio
+from loguru import logger
+
+from shared.config import Settings
+from shared.log import log_every
+from shared.messages import Message, Published, Reply, Request
+
+HWM = 100_000  # bursts (warm-up, reconnect replays) must not hit the silent PUB drop at the default 1000
+
+# One name per socket; every program's stream endpoint is listed so the watchdog can hear every heartbeat.
+PUB_SOCKETS = {
+    "bridge": "bridge.pub",
+    "features": "features.pub",
+    "strategy": "strategy.pub",
+    "executor": "executor.pub",
+    "watchdog": "watchdog.pub",
+}
+REQ_SOCKETS = {"bridge": "bridge.req", "executor": "executor.req"}
+
+_ENCODER = msgspec.msgpack.Encoder()
+_PUBLISHED = msgspec.msgpack.Decoder(Published)
+_REPLY = msgspec.msgpack.Decoder(Reply)
+
+
+class RequestTimeout(Exception):
+    """No reply within the timeout after every allowed try; the server is down or stuck."""
+
+
+class RequestFailed(Exception):
+    """The server answered ok=False; str() is its error line."""
+
+
+def endpoint(settings: Settings, name: str) -> str:
+    """ipc:// endpoint of a named socket under var/run/ (the directory is created mode 0700)."""
+    run = settings.run_dir
+    run.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(run, 0o700)
+    return f"ipc://{run / name}"
+
+
+def pub_endpoint(settings: Settings, program: str) -> str:
+    return endpoint(settings, PUB_SOCKETS[program])
+
+
+def req_endpoint(settings: Settings, program: str) -> str:
+    return endpoint(settings, REQ_SOCKETS[program])
+
+
+def new_context() -> zmq.asyncio.Context:
+    """The process's one zmq context; every socket it makes defaults to LINGER 0."""
+    ctx = zmq.asyncio.Context()
+    ctx.setsockopt(zmq.LINGER, 0)
+    return ctx
+
+
+def _bind(sock: zmq.Socket[Any], ep: str) -> None:
+    if ep.startswith("ipc://"):
+        Path(ep.removeprefix("ipc://")).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sock.bind(ep)
+
+
+def topic_matches(topic: str, prefix: str) -> bool:
+    """`bar.AAPL` matches prefix `bar.` and `bar.AAPL`, never `bar.AAPLX` (zmq alone matches raw bytes)."""
+    if prefix == "" or prefix.endswith("."):
+        return topic.startswith(prefix)
+    return topic == prefix or topic.startswith(prefix + ".")
+
+
+class Publisher:
+    """Binds a PUB socket and stamps every message with source, epoch, seq (+1 each) and ts_ns."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, ep: str, source: str) -> None:
+        self.source = source
+        self.epoch = f"{source}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.seq = 0
+        # PUB never blocks, so a plain socket on the same context keeps publish() synchronous and cheap.
+        self._owner = ctx.socket(zmq.PUB)  # tracked by ctx, so ctx.destroy() closes it even if we never do
+        self._sock: zmq.Socket[bytes] = zmq.Socket.shadow(self._owner.underlying)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, HWM)
+        _bind(self._sock, ep)
+        self.endpoint = ep
+
+    def publish(self, topic: str, msg: Message) -> Message:
+        """Stamp and send; returns the stamped message."""
+        self.seq += 1
+        stamped = msgspec.structs.replace(
+            msg, source=self.source, epoch=self.epoch, seq=self.seq, ts_ns=time.time_ns()
+        )
+        self._sock.send_multipart((topic.encode(), _ENCODER.encode(stamped)), copy=False)
+        return stamped
+
+    def close(self) -> None:
+        self._owner.close(linger=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message off a stream; gap > 0 or new_epoch means messages were lost: resynchronise by request."""
+
+    topic: str
+    msg: Published
+    gap: int = 0
+    new_epoch: bool = False
+
+    @property
+    def needs_resync(self) -> bool:
+        return self.gap > 0 or self.new_epoch
+
+
+@dataclass(slots=True)
+class StreamStats:
+    received: int = 0
+    gaps: int = 0
+    lost: int = 0
+    new_epochs: int = 0
+    malformed: int = 0
+    last_seen: dict[str, tuple[str, int]] = field(default_factory=dict)  # source -> (epoch, seq)
+
+
+class Subscriber:
+    """Connects a SUB socket to one or more publishers and tracks each source's epoch and seq."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Sequence[str], prefixes: Sequence[str]) -> None:
+        self._sock: zmq.asyncio.Socket = ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.RCVHWM, HWM)
+        self.prefixes = tuple(prefixes)
+        for p in self.prefixes:
+            self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
+        for ep in endpoints:
+            self._sock.connect(ep)
+        self.stats = StreamStats()
+
+    async def recv(self, timeout: float | None = None) -> Received | None:
+        """The next well-formed message, or None when `timeout` seconds pass with nothing."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if wait is not None and not await self._sock.poll(int(wait * 1000)):
+                return None
+            frames = await self._sock.recv_multipart()
+            got = self._accept(frames)
+            if got is not None:
+                return got
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _accept(self, frames: list[bytes]) -> Received | None:
+        if len(frames) != 2:
+            self._malformed(f"{len(frames)} frames")
+            return None
+        topic = bytes(frames[0]).decode(errors="replace")
+        if not any(topic_matches(topic, p) for p in self.prefixes):
+            return None
+        try:
+            msg = _PUBLISHED.decode(frames[1])
+        except msgspec.DecodeError as exc:
+            self._malformed(f"{topic}: {exc}")
+            return None
+        return self._sequence(topic, msg)
+
+    def _sequence(self, topic: str, msg: Published) -> Received:
+        st = self.stats
+        st.received += 1
+        prev = st.last_seen.get(msg.source)
+        st.last_seen[msg.source] = (msg.epoch, msg.seq)
+        if prev is None:
+            return Received(topic, msg)
+        epoch, seq = prev
+        if epoch != msg.epoch:
+            st.new_epochs += 1
+            return Received(topic, msg, new_epoch=True)
+        # the prefix filter hides other topics' numbers, so a gap is only certain when we take everything from it
+        gap = msg.seq - seq - 1 if self._takes_everything() else 0
+        if gap > 0:
+            st.gaps += 1
+            st.lost += gap
+            return Received(topic, msg, gap=gap)
+        return Received(topic, msg)
+
+    def _takes_everything(self) -> bool:
+        return "" in self.prefixes
+
+    def _malformed(self, what: str) -> None:
+        self.stats.malformed += 1
+        log_every("bus.malformed", 10.0, "WARNING", f"dropped a malformed message ({what})")
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+class RequestClient:
+    """Lazy Pirate: REQ with a timeout, then close and reopen; only idempotent requests are retried."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, ep: str, *, timeout: float = 2.0, retries: int = 2) -> None:
+        self._ctx = ctx
+        self.endpoint = ep
+        self.timeout = timeout
+        self.retries = retries
+        self._lock = asyncio.Lock()
+        self._sock: zmq.asyncio.Socket | None = None
+
+    def _socket(self) -> zmq.asyncio.Socket:
+        if self._sock is None:
+            self._sock = self._ctx.socket(zmq.REQ)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.connect(self.endpoint)
+        return self._sock
+
+    def _reset(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    async def request(self, req: Request, *, timeout: float | None = None, idempotent: bool = True) -> Reply:
+        """Send and wait; RequestTimeout after every try. The same req_id is reused on every retry."""
+        req_id = req.req_id or uuid.uuid4().hex[:16]
+        body = _ENCODER.encode(msgspec.structs.replace(req, req_id=req_id))
+        wait = self.timeout if timeout is None else timeout
+        tries = 1 + (self.retries if idempotent else 0)
+        async with self._lock:  # REQ is lockstep: one request in flight per client
+            for _ in range(tries):
+                sock = self._socket()
+                await sock.send(body)
+                deadline = time.monotonic() + wait
+                while (left := deadline - time.monotonic()) > 0 and await sock.poll(int(left * 1000)):
+                    try:
+                        reply = _REPLY.decode(await sock.recv())
+                    except msgspec.DecodeError:
+                        break
+                    if reply.req_id == req_id:
+                        return reply
+                self._reset()
+        raise RequestTimeout(f"no reply from {self.endpoint} within {wait:g}s ({tries} tries)")
+
+    async def call(self, req: Request, *, timeout: float | None = None, idempotent: bool = True) -> Any:
+        """request() that returns the result or raises RequestFailed with the server's error line."""
+        reply = await self.request(req, timeout=timeout, idempotent=idempotent)
+        if not reply.ok:
+            raise RequestFailed(reply.error)
+        return reply.result
+
+    def close(self) -> None:
+        self._reset()
+
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+class RequestError(Exception):
+    """Raised by a handler to answer ok=False with this one-line message."""
+
+
+class RequestServer:
+    """ROUTER: every request runs in its own task, so a slow one (history) never blocks another (an order)."""
+
+    def __init__(self, ctx: zmq.asyncio.Context, ep: str, request_type: Any, handler: Handler) -> None:
+        self._sock: zmq.asyncio.Socket = ctx.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        _bind(self._sock, ep)
+        self.endpoint = ep
+        self._decoder = msgspec.msgpack.Decoder(request_type)
+        self._handler = handler
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.malformed = 0
+        self.served = 0
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Answer requests until `stop` is set."""
+        while not stop.is_set():
+            if not await self._sock.poll(200):
+                continue
+            frames = await self._sock.recv_multipart()
+            if len(frames) < 3:
+                self.malformed += 1
+                continue
+            task = asyncio.create_task(self._answer(frames[0], frames[-1]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _answer(self, ident: bytes, body: bytes) -> None:
+        reply = await self._reply_for(body)
+        try:
+            await self._sock.send_multipart((ident, b"", _ENCODER.encode(reply)))
+        except zmq.ZMQError as exc:  # the client gave up and closed; its retry carries the same req_id
+            log_every("bus.reply-lost", 10.0, "INFO", f"reply {reply.req_id} not delivered: {exc}")
+
+    async def _reply_for(self, body: bytes) -> Reply:
+        try:
+            req = self._decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            self.malformed += 1
+            log_every("bus.bad-request", 10.0, "WARNING", f"malformed request: {exc}")
+            return Reply(req_id=_guess_req_id(body), ok=False, error=f"malformed request: {exc}")
+        self.served += 1
+        try:
+            result = await self._handler(req)
+        except RequestError as exc:
+            return Reply(req_id=req.req_id, ok=False, error=str(exc))
+        except Exception as exc:  # a handler bug must cost one reply, never the server
+            logger.exception("request {} failed", type(req).__name__)
+            return Reply(req_id=req.req_id, ok=False, error=f"internal error: {type(exc).__name__}: {exc}")
+        return Reply(req_id=req.req_id, ok=True, result=result)
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+def _guess_req_id(body: bytes) -> str:
+    try:
+        raw = msgspec.msgpack.decode(body)
+    except msgspec.DecodeError:
+        return ""
+    return str(raw.get("req_id", "")) if isinstance(raw, dict) else ""
+
+
+def request_once(ep: str, req: Request, timeout: float = 2.0, retries: int = 0) -> Reply:
+    """Synchronous one-shot request for command-line tools; RequestTimeout when nobody answers."""
+
+    async def go() -> Reply:
+        ctx = new_context()
+        client = RequestClient(ctx, ep, timeout=timeout, retries=retries)
+        try:
+            return await client.request(req)
+        finally:
+            client.close()
+            ctx.destroy(linger=0)
+
+    return asyncio.run(go())

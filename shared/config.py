@@ -1,0 +1,252 @@
+"""The one settings schema of the stack, read from the environment and `.env`.
+
+Every program loads its settings here and nowhere else. A bad value raises ConfigError with one line
+naming the key and what to do; callers exit 78 (EX_CONFIG). Account ids never leave here unmasked.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Ports of a real Gateway/TWS: the simulator must never take one, and paper/live must match them.
+LIVE_PORTS = frozenset({4001, 7496})
+PAPER_PORTS = frozenset({4002, 7497})
+REAL_GATEWAY_PORTS = LIVE_PORTS | PAPER_PORTS
+PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
+
+_ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F|I)(\d{3,})(\d{3})\b")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; str() is one line naming the key and the remedy."""
+
+
+def stack_home() -> Path:
+    """The directory holding `.env` and `var/`: $STACK_HOME, else the repository root."""
+    return Path(os.environ.get("STACK_HOME") or REPO_ROOT)
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip().upper() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the stack; `.env.example` lists each one with its default."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, case_sensitive=False, env_file_encoding="utf-8"
+    )
+
+    # -- the Gateway and the API session
+    gateway: Literal["sim", "ib"] = "sim"
+    ib_host: str = "127.0.0.1"
+    ib_port: int = Field(14002, ge=1, le=65535)
+    ib_client_id: int = Field(1, ge=0, le=2**31 - 1)
+    ib_account: str = "DU1234567"
+    ib_connect_timeout: float = Field(30.0, gt=0)
+    ib_readonly: bool = False
+    trading_mode: Literal["paper", "live"] = "paper"
+    live_trading_confirmed: bool = False
+    execution: Literal["broker", "local"] = "broker"
+    symbols: Annotated[tuple[str, ...], NoDecode] = ("AAPL", "MSFT", "SPY", "QQQ", "NVDA")
+
+    # -- bridge
+    bridge_heartbeat_seconds: float = Field(5.0, gt=0)
+    bridge_heartbeat_timeout: float = Field(10.0, gt=0)
+    bridge_msgs_per_second: float = Field(40.0, gt=0, le=50)
+    reconnect_backoff_max: float = Field(30.0, gt=0)
+    reconnect_max_failures: int = Field(10, ge=1)
+    waiting_retry_seconds: float = Field(300.0, gt=0)
+
+    # -- features and strategy
+    bar_seconds: int = Field(60, ge=5)
+    warmup_bars: int = Field(300, ge=0)
+    spike_sigmas: float = Field(8.0, gt=0)
+    strategy: str = "trend"
+    strategy_params: str = ""
+
+    # -- executor: sizing and risk
+    position_notional: Decimal = Field(Decimal("10000"), gt=0)
+    max_position_shares: int = Field(1000, ge=0)
+    max_position_notional: Decimal = Field(Decimal("50000"), ge=0)
+    max_order_notional: Decimal = Field(Decimal("25000"), ge=0)
+    max_gross_exposure: Decimal = Field(Decimal("200000"), ge=0)
+    max_open_positions: int = Field(10, ge=0)
+    daily_loss_limit: Decimal = Field(Decimal("5000"), gt=0)
+    max_orders_per_minute: int = Field(30, ge=1)
+    price_collar_bps: Decimal = Field(Decimal("50"), gt=0)
+    market_hours: Literal["regular", "extended", "always"] = "regular"
+    order_type: Literal["LMT", "MKT"] = "LMT"
+    order_timeout_seconds: float = Field(120.0, gt=0)
+    allow_reduce_only_when_halted: bool = True
+    position_tolerance: Decimal = Field(Decimal("0"), ge=0)
+    local_slippage_bps: Decimal = Field(Decimal("2"), ge=0)
+    local_commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
+    circuit_breaker_max_errors: int = Field(5, ge=1)
+    reconcile_seconds: float = Field(60.0, gt=0)
+
+    # -- watchdog and heartbeats
+    heartbeat_seconds: float = Field(2.0, gt=0)
+    heartbeat_budget_seconds: float = Field(20.0, gt=0)
+    bridge_connect_budget_seconds: float = Field(120.0, gt=0)
+    watchdog_scan_seconds: float = Field(5.0, gt=0)
+    watchdog_dry_run: bool = False
+    watchdog_max_restarts: int = Field(3, ge=1)
+    watchdog_restart_window: float = Field(600.0, gt=0)
+
+    # -- gateway simulator (GATEWAY=sim)
+    sim_speed: float = Field(10.0, gt=0)
+    sim_seed: int = 42
+    sim_cash: Decimal = Field(Decimal("1000000"), gt=0)
+    sim_replay_file: str = ""
+    sim_start: str = ""
+
+    # -- logs and files
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    log_rotation: str = "10 MB"
+    log_retention: int = Field(10, ge=1)
+    var_dir: str = "var"
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        return _csv(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_look_like_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one symbol, e.g. SYMBOLS=AAPL,MSFT")
+        bad = [s for s in value if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,9}", s)]
+        if bad:
+            raise ValueError(f"not a ticker: {', '.join(bad)}")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _paper_live_consistent(self) -> Settings:
+        _check_identity(self)
+        return self
+
+    # -- derived paths
+    @property
+    def home(self) -> Path:
+        return stack_home()
+
+    @property
+    def var_path(self) -> Path:
+        path = Path(self.var_dir)
+        return path if path.is_absolute() else self.home / path
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var_path / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.var_path / "log"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.var_path / "data"
+
+    @property
+    def masked_account(self) -> str:
+        return mask_account(self.ib_account)
+
+
+def _check_identity(s: Settings) -> None:
+    """Paper/live, port and account prefix must tell the same story; raises ValueError naming the key."""
+    paper_account = s.ib_account.startswith(PAPER_ACCOUNT_PREFIXES)
+    if s.gateway == "sim":
+        if s.ib_port in REAL_GATEWAY_PORTS:
+            raise ValueError(
+                f"IB_PORT={s.ib_port} is a real Gateway/TWS port; the simulator must use another (default 14002)"
+            )
+        if s.trading_mode == "live":
+            raise ValueError("TRADING_MODE=live needs GATEWAY=ib; the simulator is paper only")
+    if s.trading_mode == "paper":
+        if s.gateway == "ib" and s.ib_port in LIVE_PORTS:
+            raise ValueError(
+                f"IB_PORT={s.ib_port} is a live port but TRADING_MODE=paper; use 4002 (Gateway) or 7497 (TWS)"
+            )
+        if not paper_account:
+            raise ValueError(
+                f"IB_ACCOUNT {mask_account(s.ib_account)} is not a paper account (DU...) but TRADING_MODE=paper"
+            )
+        return
+    if not s.live_trading_confirmed:
+        raise ValueError("TRADING_MODE=live trades real money: set LIVE_TRADING_CONFIRMED=true to confirm")
+    if s.ib_port in PAPER_PORTS:
+        raise ValueError(
+            f"IB_PORT={s.ib_port} is a paper port but TRADING_MODE=live; use 4001 (Gateway) or 7496 (TWS)"
+        )
+    if paper_account:
+        raise ValueError(f"IB_ACCOUNT {mask_account(s.ib_account)} is a paper account but TRADING_MODE=live")
+
+
+def mask_account(account: str) -> str:
+    """DU1234567 -> DU****567: enough to tell accounts apart, not enough to use one."""
+    if len(account) <= 5:
+        return "*" * len(account)
+    return account[:2] + "*" * (len(account) - 5) + account[-3:]
+
+
+def mask_secrets(text: str) -> str:
+    """Mask every IB account id that appears in free text (log lines, error messages, CLI output)."""
+    return _ACCOUNT_RE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+
+
+def env_file_path() -> Path:
+    return stack_home() / ".env"
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, then `.env`, then defaults; ConfigError (one line) when a value is wrong."""
+    path = env_file if env_file is not None else env_file_path()
+    try:
+        return Settings(_env_file=path if path.exists() else None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, path)) from None
+
+
+def _one_line(exc: ValidationError, path: Path) -> str:
+    err = exc.errors()[0]
+    key = "_".join(str(p) for p in err["loc"]).upper()
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    given = err.get("input")
+    shown = "" if not key or isinstance(given, dict) else f" (got {mask_secrets(str(given))!r})"
+    where = f"setting {key}: " if key else "settings: "
+    more = f" [+{len(exc.errors()) - 1} more]" if len(exc.errors()) > 1 else ""
+    return f"{where}{mask_secrets(msg)}{shown}{more}; fix it in {path} or the environment"
+
+
+def default_values() -> dict[str, str]:
+    """The schema's defaults as they would be written in `.env` (used by the .env.example test)."""
+    out: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        value = field.default
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
+        out[name.upper()] = text
+    return out

@@ -1,0 +1,149 @@
+"""The service harness every supervised program runs in: settings, logging, bus context, signals, heartbeats.
+
+Start-up and recovery are one path (crash-only): a program's main coroutine runs until SIGTERM/SIGINT sets
+`stop`, then every socket closes with LINGER 0 and the process exits 0. It must never swallow a config error:
+that exits 78 (EX_CONFIG), which supervisord is told not to restart.
+
+Exit codes: 0 stopped cleanly; 1 unexpected error (supervisord restarts it); 75 temporary failure
+(EX_TEMPFAIL, restarted); 78 configuration error (EX_CONFIG, not restarted: fix the setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq.asyncio
+from loguru import logger
+
+from shared.bus import PUB_SOCKETS, Publisher, new_context, pub_endpoint
+from shared.config import ConfigError, Settings, load_settings
+from shared.log import setup_logging
+from shared.messages import Heartbeat, Message
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_TEMPFAIL = 75
+EXIT_CONFIG = 78
+
+
+@dataclass
+class Service:
+    """What a program's main coroutine is given: its settings, bus context, stop event and health record."""
+
+    program: str
+    settings: Settings
+    ctx: zmq.asyncio.Context
+    stop: asyncio.Event
+    publisher: Publisher | None = None
+    state: str = "STARTING"
+    counters: dict[str, float] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    started_ns: int = field(default_factory=time.time_ns)
+
+    def count(self, name: str, n: float = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def set_state(self, state: str) -> None:
+        if state != self.state:
+            logger.info("state {} -> {}", self.state, state)
+            self.state = state
+
+    def publish(self, topic: str, msg: Message) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(topic, msg)
+
+    def heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            program=self.program,
+            pid=os.getpid(),
+            state=self.state,
+            started_ns=self.started_ns,
+            counters=dict(self.counters),
+            detail=dict(self.detail),
+        )
+
+
+Main = Callable[[Service], Awaitable[None]]
+
+
+def heartbeat_file(settings: Settings, program: str) -> Path:
+    """Where a program's last heartbeat is also written, so passive tools can read it without the bus."""
+    return settings.run_dir / f"heartbeat-{program}.json"
+
+
+def _write_heartbeat(path: Path, hb: Heartbeat) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.encode(msgspec.structs.replace(hb, ts_ns=time.time_ns())))
+    os.replace(tmp, path)
+
+
+async def _beat(svc: Service) -> None:
+    period = svc.settings.heartbeat_seconds
+    path = heartbeat_file(svc.settings, svc.program)
+    expected = time.monotonic()
+    while not svc.stop.is_set():
+        # lag of this loop's own wake-up: a starved asyncio loop (CPU work on it) shows here first
+        svc.counters["loop_lag_ms"] = round(max(0.0, time.monotonic() - expected) * 1000, 1)
+        hb = svc.heartbeat()
+        svc.publish(f"heartbeat.{svc.program}", hb)
+        with contextlib.suppress(OSError):
+            _write_heartbeat(path, hb)
+        expected = time.monotonic() + period
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(svc.stop.wait(), period)
+
+
+async def _run(program: str, settings: Settings, main: Main, handle_signals: bool) -> int:
+    ctx = new_context()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    publisher = Publisher(ctx, pub_endpoint(settings, program), program) if program in PUB_SOCKETS else None
+    svc = Service(program=program, settings=settings, ctx=ctx, stop=stop, publisher=publisher)
+    beat = asyncio.create_task(_beat(svc))
+    try:
+        await main(svc)
+        return EXIT_OK
+    finally:
+        stop.set()
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        if publisher is not None:
+            publisher.close()
+        ctx.destroy(linger=0)
+        logger.info("{} stopped", program)
+
+
+def run_service(program: str, main: Main, *, handle_signals: bool = True) -> int:
+    """Run `main` as the supervised program `program`; returns the process exit code."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"{program}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(program, settings)
+    logger.info("{} starting (pid {}, account {})", program, os.getpid(), settings.masked_account)
+    try:
+        return asyncio.run(_run(program, settings, main, handle_signals))
+    except ConfigError as exc:
+        logger.error("configuration error: {}", exc)
+        print(f"{program}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception:
+        logger.exception("{} failed", program)
+        return EXIT_ERROR
+    finally:
+        logger.complete()

@@ -1,0 +1,310 @@
+"""The simulated broker: fills (whole, partial, limit, stop), modify, cancel, 103, and exact account arithmetic."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from procs.gateway_sim.broker import (
+    AccountChanged,
+    Executed,
+    OrderChanged,
+    OrderRejected,
+    PositionChanged,
+    SimBroker,
+    SimEvent,
+    SimExecution,
+    SimOrder,
+)
+
+D = Decimal
+ACCOUNT = "DU1234567"
+
+
+def order(
+    order_id: int,
+    action: str = "BUY",
+    qty: str = "100",
+    order_type: str = "MKT",
+    lmt: str | None = None,
+    stop: str | None = None,
+    client_id: int = 1,
+    ref: str = "ref-1",
+    symbol: str = "AAPL",
+    tif: str = "DAY",
+) -> SimOrder:
+    return SimOrder(
+        order_id=order_id,
+        client_id=client_id,
+        perm_id=0,
+        account="",
+        symbol=symbol,
+        con_id=265598,
+        action=action,
+        total_qty=D(qty),
+        order_type=order_type,
+        lmt_price=None if lmt is None else D(lmt),
+        aux_price=None if stop is None else D(stop),
+        tif=tif,
+        order_ref=ref,
+        status="PendingSubmit",
+        filled=D(0),
+        avg_fill_price=D(0),
+        last_fill_price=D(0),
+    )
+
+
+def fills(events: list[SimEvent]) -> list[SimExecution]:
+    return [e.execution for e in events if isinstance(e, Executed)]
+
+
+def statuses(events: list[SimEvent]) -> list[tuple[str, Decimal]]:
+    return [(e.order.status, e.order.filled) for e in events if isinstance(e, OrderChanged)]
+
+
+def rejection(events: list[SimEvent]) -> tuple[int, str]:
+    assert len(events) == 1 and isinstance(events[0], OrderRejected), events
+    return events[0].code, events[0].message
+
+
+@pytest.fixture
+def broker() -> SimBroker:
+    return SimBroker(ACCOUNT, cash=D("100000"), session_id=0xE0D5)
+
+
+# --- fills ------------------------------------------------------------------------------------------------------
+
+
+def test_market_order_fills_at_once_at_the_ask_in_the_order_ib_reports(broker: SimBroker) -> None:
+    events = broker.place(order(1, qty="100", ref="my-ref"), 230.01, 1_000, bid=230.00, ask=230.02)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["OrderChanged", "OrderChanged", "Executed", "PositionChanged", "AccountChanged"]
+    assert statuses(events) == [("Submitted", D(0)), ("Filled", D(100))]
+    (fill,) = fills(events)
+    assert (fill.side, fill.shares, fill.price, fill.order_ref, fill.account) == (
+        "BOT",
+        D(100),
+        D("230.02"),
+        "my-ref",
+        ACCOUNT,
+    )
+    assert fill.time_ns == 1_000 and fill.cum_qty == D(100) and fill.avg_price == D("230.02")
+    sell = fills(broker.place(order(2, "SELL", "100"), 230.01, 2_000, bid=230.00, ask=230.02))
+    assert sell[0].price == D("230.00") and sell[0].side == "SLD"
+
+
+def test_a_large_order_fills_in_chunks_that_add_up_to_the_total(broker: SimBroker) -> None:
+    events = broker.place(order(1, qty="1200"), 100.0, 1)
+    chunks = fills(events)
+    assert [f.shares for f in chunks] == [D(500), D(500), D(200)]
+    assert [f.cum_qty for f in chunks] == [D(500), D(1000), D(1200)]
+    assert statuses(events)[-1] == ("Filled", D(1200))
+    assert len({f.exec_id for f in chunks}) == 3
+
+
+def test_limit_order_waits_then_fills_at_its_limit_in_visible_partial_fills(broker: SimBroker) -> None:
+    assert fills(broker.place(order(1, "BUY", "1200", "LMT", lmt="99.50"), 100.0, 1)) == []
+    assert fills(broker.on_price("AAPL", 99.60, 2)) == []
+    seen: list[SimExecution] = []
+    partial_states = []
+    for t in range(3, 10):
+        events = broker.on_price("AAPL", 99.40, t)
+        seen += fills(events)
+        partial_states += [s for s in statuses(events) if s[0] == "Submitted"]
+    assert [f.shares for f in seen] == [D(500), D(500), D(200)]
+    assert {f.price for f in seen} == {D("99.50")}  # a resting limit gets its own price
+    assert partial_states == [("Submitted", D(500)), ("Submitted", D(1000))]
+    assert broker.order(1) is not None and broker.order(1).status == "Filled"  # type: ignore[union-attr]
+    assert broker.open_orders() == []
+
+
+def test_marketable_limit_fills_at_the_better_price_on_arrival(broker: SimBroker) -> None:
+    (fill,) = fills(
+        broker.place(order(1, "BUY", "100", "LMT", lmt="101.00"), 100.0, 1, bid=99.99, ask=100.01)
+    )
+    assert fill.price == D("100.01")
+
+
+def test_stop_becomes_market_when_touched(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "300"), 100.0, 1)
+    assert fills(broker.place(order(2, "SELL", "300", "STP", stop="95.00"), 100.0, 2)) == []
+    assert fills(broker.on_price("AAPL", 95.01, 3)) == []
+    stopped = fills(broker.on_price("AAPL", 94.80, 4))
+    assert [(f.shares, f.price) for f in stopped] == [(D(300), D("94.80"))]
+    assert broker.positions()[0].position == 0
+
+
+def test_ioc_cancels_what_it_could_not_fill_on_arrival(broker: SimBroker) -> None:
+    events = broker.place(order(1, "BUY", "800", "LMT", lmt="100.00", tif="IOC"), 100.0, 1)
+    assert [f.shares for f in fills(events)] == [D(500)]
+    assert statuses(events)[-1] == ("Cancelled", D(500))
+
+
+def test_fill_now_fills_a_working_order_whatever_its_limit(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "700", "LMT", lmt="90.00"), 100.0, 1)
+    events = broker.fill_now(1, 100.0, 2)
+    assert sum(f.shares for f in fills(events)) == D(700) and isinstance(events[-1], AccountChanged)
+    assert broker.fill_now(1, 100.0, 3) == []
+
+
+# --- modify, cancel, rejections -----------------------------------------------------------------------------------
+
+
+def test_replacing_a_working_order_id_modifies_it_in_place(broker: SimBroker) -> None:
+    first = broker.place(order(7, "BUY", "100", "LMT", lmt="95.00", ref="a"), 100.0, 1)
+    perm_id = statuses_order(first).perm_id
+    events = broker.place(order(7, "BUY", "200", "LMT", lmt="99.00", ref="a"), 100.0, 2)
+    changed = statuses_order(events)
+    assert (changed.perm_id, changed.total_qty, changed.lmt_price) == (perm_id, D(200), D("99.00"))
+    assert fills(broker.on_price("AAPL", 98.90, 3))[0].price == D("99.00")
+    assert len(broker.open_orders()) == 0 and broker.completed_orders()[0].total_qty == D(200)
+
+
+def statuses_order(events: list[SimEvent]) -> SimOrder:
+    return next(e.order for e in events if isinstance(e, OrderChanged))
+
+
+def test_modify_below_the_filled_quantity_is_refused_and_the_order_stays(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "1000", "LMT", lmt="100.00"), 101.0, 1)
+    broker.on_price("AAPL", 100.0, 2)  # 500 filled
+    code, message = rejection(broker.place(order(1, "BUY", "400", "LMT", lmt="100.00"), 101.0, 3))
+    assert code == 321 and "already filled" in message
+    (still,) = broker.open_orders()
+    assert (still.total_qty, still.filled) == (D(1000), D(500))
+    code, _ = rejection(broker.place(order(1, "SELL", "1000", "LMT", lmt="100.00"), 101.0, 4))
+    assert code == 105
+
+
+def test_cancel_a_working_order_then_its_id_is_spent(broker: SimBroker) -> None:
+    broker.place(order(3, "BUY", "100", "LMT", lmt="90.00"), 100.0, 1)
+    assert statuses(broker.cancel(3, 2)) == [("Cancelled", D(0))]
+    assert broker.open_orders() == [] and broker.completed_orders()[0].status == "Cancelled"
+    assert rejection(broker.cancel(3, 3))[0] == 10148
+    assert rejection(broker.cancel(99, 3))[0] == 10147
+    assert rejection(broker.place(order(3, "BUY", "100", "LMT", lmt="90.00"), 100.0, 4)) == (
+        103,
+        "Duplicate order id",
+    )
+
+
+def test_reusing_a_filled_order_id_or_another_clients_id_gets_103(broker: SimBroker) -> None:
+    broker.place(order(1), 100.0, 1)
+    assert rejection(broker.place(order(1), 100.0, 2))[0] == 103
+    broker.place(order(2, "BUY", "100", "LMT", lmt="90.00", client_id=1), 100.0, 3)
+    assert (
+        rejection(broker.place(order(2, "BUY", "100", "LMT", lmt="91.00", client_id=2), 100.0, 4))[0] == 103
+    )
+    assert rejection(broker.cancel(2, 5, client_id=2))[0] == 10147
+    assert broker.open_orders(client_id=1)[0].lmt_price == D("90.00")
+    assert broker.open_orders(client_id=2) == []
+    assert broker.next_valid_id() == 3
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"),
+    [
+        (order(1, "BUY", "100", "LMT"), 201),  # no limit price
+        (order(1, "BUY", "100", "STP"), 201),  # no stop price
+        (order(1, "BUY", "0"), 201),
+        (order(1, "HOLD", "100"), 201),
+        (order(1, "BUY", "100", "TRAIL"), 387),
+        (order(1, "BUY", "100", "LMT", lmt="100.005"), 110),  # off the tick
+    ],
+)
+def test_invalid_orders_are_rejected_and_never_work(broker: SimBroker, bad: SimOrder, code: int) -> None:
+    assert rejection(broker.place(bad, 100.0, 1))[0] == code
+    assert broker.open_orders() == [] and broker.executions() == []
+
+
+# --- money ----------------------------------------------------------------------------------------------------
+
+
+def test_cash_positions_and_realized_pnl_are_exact_through_a_flip(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "300"), 10.00, 1)  # 1.50 commission
+    broker.place(order(2, "SELL", "500"), 12.00, 2)  # closes 300, opens 200 short; 2.50 commission
+    broker.place(order(3, "BUY", "200"), 11.00, 3)  # closes the short; 1.00 commission
+    books = broker.books
+    assert books.cash == D("100000") - D("3000") - D("1.5") + D("6000") - D("2.5") - D("2200") - D("1.0")
+    assert books.commissions == D("5.0")
+    # long: 300 x (12 - 10) - 1.50 - 300/500 of 2.50; short: 200 x (12 - 11) - 200/500 of 2.50 - 1.00
+    assert books.realized == D("600") - D("1.5") - D("1.5") + D("200") - D("1.0") - D("1.0")
+    assert books.realized == books.cash - D("100000")  # flat again: every dollar is realized
+    assert [(p.position, p.avg_cost) for p in broker.positions()] == [(D(0), D(0))]
+    position_events = [
+        e for e in broker.place(order(4, "BUY", "300"), 10.00, 4) if isinstance(e, PositionChanged)
+    ]
+    assert (position_events[-1].position, position_events[-1].avg_cost) == (
+        D(300),
+        D("10.005000"),
+    )  # incl. commission
+
+
+def test_commission_is_per_share_with_a_minimum_and_a_one_percent_cap() -> None:
+    def commission(qty: str, price: float) -> Decimal:
+        b = SimBroker(ACCOUNT, session_id=1)
+        return sum((f.commission for f in fills(b.place(order(1, "BUY", qty), price, 1))), D(0))
+
+    assert commission("1000", 100.0) == D("5.000")
+    assert commission("100", 50.0) == D("1.00")  # 0.50 per share is below the minimum
+    assert commission("1", 50.0) == D("0.50")  # but never above 1% of the trade value
+    assert commission("1200", 100.0) == D("6.000")  # chunks charge what the whole order costs
+
+
+def test_account_values_and_portfolio_mark_positions_to_market(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "100"), 50.00, 1)  # cash 100000 - 5000 - 1
+    values = {
+        tag: value for tag, value, currency in broker.account_values(lambda s: 55.0) if currency == "USD"
+    }
+    assert values["TotalCashValue"] == "94999.00"
+    assert values["NetLiquidation"] == "100499.00"
+    assert values["GrossPositionValue"] == "5500.00"
+    assert values["UnrealizedPnL"] == "499.00"
+    assert values["RealizedPnL"] == "0.00"
+    assert float(values["BuyingPower"]) > float(values["AvailableFunds"]) > 0
+    assert broker.portfolio(lambda s: 55.0) == [
+        ("AAPL", 265598, D(100), 55.0, 5500.0, D("50.010000"), 499.0, 0.0)
+    ]
+
+
+def test_exec_ids_are_unique_and_shaped_like_ibs(broker: SimBroker) -> None:
+    for i in range(1, 6):
+        broker.place(order(i, "BUY" if i % 2 else "SELL", "700"), 100.0, i)
+    ids = [e.exec_id for e in broker.executions()]
+    assert len(ids) == len(set(ids)) == 10
+    assert all(re.fullmatch(r"0000e0d5\.[0-9a-f]{8}\.01\.01", i) for i in ids)
+    assert SimBroker(ACCOUNT, session_id=0xE0D6).place(order(1), 1.0, 1)[2].execution.exec_id not in ids  # type: ignore[union-attr]
+
+
+def test_executions_filter_by_client_and_time(broker: SimBroker) -> None:
+    broker.place(order(1, client_id=1), 100.0, 10)
+    broker.place(order(2, client_id=2), 100.0, 20)
+    assert [e.order_id for e in broker.executions()] == [1, 2]
+    assert [e.order_id for e in broker.executions(client_id=2)] == [2]
+    assert [e.order_id for e in broker.executions(since_ns=15)] == [2]
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(1, 1500), st.integers(100, 50_000)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_net_liquidation_change_is_always_realized_plus_unrealized(
+    trades: list[tuple[bool, int, int]],
+) -> None:
+    broker = SimBroker(ACCOUNT, cash=D("1000000"), session_id=1)
+    for i, (buy, qty, cents) in enumerate(trades, start=1):
+        broker.place(order(i, "BUY" if buy else "SELL", str(qty)), cents / 100, i)
+    books = broker.books
+    holding = books.holdings["AAPL"]
+    mark = D("123.45")
+    unrealized = holding.position * mark - holding.basis
+    assert books.cash + holding.position * mark - D("1000000") == books.realized + unrealized
+    assert holding.position == sum((D(q) if b else -D(q)) for b, q, _ in trades)
+    assert books.commissions == sum((e.commission for e in broker.executions()), D(0))

@@ -1,0 +1,182 @@
+"""The bus over inproc (the same classes as production ipc): numbering, gaps, epochs, Lazy Pirate, ROUTER."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import msgspec
+import pytest
+import zmq
+import zmq.asyncio
+
+from shared.bus import (
+    Publisher,
+    RequestClient,
+    RequestError,
+    RequestServer,
+    RequestTimeout,
+    Subscriber,
+    topic_matches,
+)
+from shared.messages import Bar, BridgeRequest, ContractRequest, HealthRequest, PlaceOrder, Reply
+
+
+def bar(sym: str = "AAPL", close: float = 1.0) -> Bar:
+    return Bar(symbol=sym, start_ns=1, bar_seconds=5, open=1, high=1, low=1, close=close, volume=10)
+
+
+@pytest.fixture
+async def ctx() -> AsyncIterator[zmq.asyncio.Context]:
+    c = zmq.asyncio.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+async def _first(sub: Subscriber, pub: Publisher, msg: Bar, topic: str = "bar.AAPL") -> None:
+    """Publish until the subscription has propagated (the slow-joiner window), bounded."""
+    for _ in range(200):
+        pub.publish(topic, msg)
+        if await sub.recv(timeout=0.01):
+            return
+    raise AssertionError("subscriber never connected")
+
+
+async def test_publisher_stamps_envelope_and_numbers_messages(ctx: zmq.asyncio.Context) -> None:
+    pub = Publisher(ctx, "inproc://p1", "bridge")
+    sub = Subscriber(ctx, ["inproc://p1"], [""])
+    await _first(sub, pub, bar())
+    pub.publish("bar.AAPL", bar(close=2.0))
+    got = await sub.recv(timeout=1)
+    assert got is not None
+    assert got.msg.source == "bridge" and got.msg.epoch == pub.epoch
+    assert got.msg.seq == pub.seq and got.msg.ts_ns > 0 and got.gap == 0
+    assert isinstance(got.msg, Bar) and got.msg.close == 2.0
+    pub.close()
+    sub.close()
+
+
+async def test_subscriber_detects_a_seq_gap_and_a_new_epoch(ctx: zmq.asyncio.Context) -> None:
+    pub = Publisher(ctx, "inproc://p2", "bridge")
+    sub = Subscriber(ctx, ["inproc://p2"], [""])
+    await _first(sub, pub, bar())
+    pub.seq += 3  # three messages lost on the way
+    pub.publish("bar.AAPL", bar())
+    got = await sub.recv(timeout=1)
+    assert got is not None and got.gap == 3 and got.needs_resync
+    pub.close()
+    restarted = Publisher(ctx, "inproc://p2b", "bridge")  # same program, new process: new epoch
+    sub2 = Subscriber(ctx, ["inproc://p2b"], [""])
+    sub2.stats.last_seen["bridge"] = (pub.epoch, pub.seq)
+    await _first(sub2, restarted, bar())
+    assert sub2.stats.new_epochs == 1
+    restarted.close()
+    sub.close()
+    sub2.close()
+
+
+async def test_topic_prefix_never_matches_a_longer_symbol() -> None:
+    assert topic_matches("bar.AAPL", "bar.")
+    assert topic_matches("bar.AAPL", "bar.AAPL")
+    assert not topic_matches("bar.AAPLX", "bar.AAPL")
+
+
+async def test_malformed_frames_are_counted_and_dropped(ctx: zmq.asyncio.Context) -> None:
+    raw = ctx.socket(zmq.PUB)
+    raw.bind("inproc://p3")
+    pub_ok = Publisher(ctx, "inproc://p3ok", "bridge")
+    sub = Subscriber(ctx, ["inproc://p3", "inproc://p3ok"], ["bar."])
+    await _first(sub, pub_ok, bar())
+    good = None
+    for _ in range(200):  # until the raw publisher has our subscription too (slow joiner), bounded
+        await raw.send_multipart([b"bar.AAPL", b"\xc1garbage"])
+        pub_ok.publish("bar.AAPL", bar(close=5.0))
+        good = await sub.recv(timeout=0.01)
+        if sub.stats.malformed:
+            break
+    assert sub.stats.malformed >= 1
+    assert good is not None and isinstance(good.msg, Bar) and good.msg.close == 5.0
+    raw.close(linger=0)
+    pub_ok.close()
+    sub.close()
+
+
+async def test_request_client_times_out_then_reopens_and_succeeds(ctx: zmq.asyncio.Context) -> None:
+    client = RequestClient(ctx, "inproc://r1", timeout=0.1, retries=1)
+    with pytest.raises(RequestTimeout):
+        await client.request(HealthRequest())
+
+    async def handler(req: object) -> str:
+        return "pong"
+
+    server = RequestServer(ctx, "inproc://r1", BridgeRequest, handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.serve(stop))
+    reply = await client.request(HealthRequest(), timeout=1)
+    assert reply.ok and reply.result == "pong" and reply.req_id
+    stop.set()
+    await task
+    server.close()
+    client.close()
+
+
+async def test_a_slow_request_does_not_block_another(ctx: zmq.asyncio.Context) -> None:
+    release = asyncio.Event()
+
+    async def handler(req: object) -> str:
+        if isinstance(req, ContractRequest):
+            await release.wait()  # history-like: slow
+            return "slow"
+        return "fast"
+
+    server = RequestServer(ctx, "inproc://r2", BridgeRequest, handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.serve(stop))
+    slow_client = RequestClient(ctx, "inproc://r2", timeout=5)
+    fast_client = RequestClient(ctx, "inproc://r2", timeout=2)
+    slow = asyncio.create_task(slow_client.request(ContractRequest(symbol="AAPL")))
+    fast = await fast_client.request(HealthRequest())
+    assert fast.result == "fast" and not slow.done()
+    release.set()
+    assert (await slow).result == "slow"
+    stop.set()
+    await task
+    for c in (slow_client, fast_client):
+        c.close()
+    server.close()
+
+
+async def test_malformed_request_gets_an_error_naming_the_field(ctx: zmq.asyncio.Context) -> None:
+    async def handler(req: object) -> str:
+        if isinstance(req, PlaceOrder) and req.quantity <= 0:
+            raise RequestError("quantity must be positive")
+        return "ok"
+
+    server = RequestServer(ctx, "inproc://r3", BridgeRequest, handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.serve(stop))
+    raw = ctx.socket(zmq.REQ)
+    raw.connect("inproc://r3")
+    bad = {
+        "kind": "PlaceOrder",
+        "req_id": "x1",
+        "client_order_id": "c1",
+        "symbol": "AAPL",
+        "side": "BUY",
+        "quantity": "lots",
+    }
+    await raw.send(msgspec.msgpack.encode(bad))
+    reply = msgspec.msgpack.decode(await raw.recv(), type=Reply)
+    assert not reply.ok and reply.req_id == "x1" and "quantity" in reply.error
+    client = RequestClient(ctx, "inproc://r3", timeout=1)
+    refused = await client.request(
+        PlaceOrder(client_order_id="c2", symbol="AAPL", side="BUY", quantity=Decimal(-1))
+    )
+    assert not refused.ok and refused.error == "quantity must be positive"
+    assert server.malformed == 1
+    stop.set()
+    await task
+    raw.close(linger=0)
+    client.close()
+    server.close()

@@ -1,0 +1,108 @@
+"""The settings schema: one typed source of truth, one-line errors naming the key, accounts masked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.config import ConfigError, default_values, load_settings, mask_account, mask_secrets
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _example() -> dict[str, str]:
+    out = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key] = value
+    return out
+
+
+def test_env_example_lists_exactly_the_schema_with_its_defaults() -> None:
+    assert _example() == default_values()
+
+
+def test_every_setting_in_env_example_has_a_line_of_meaning() -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            assert lines[i - 1].startswith("# "), f"{line} has no comment above it"
+
+
+def test_defaults_load_as_a_paper_account_on_the_simulator(stack_env: Path) -> None:
+    s = load_settings()
+    assert s.gateway == "sim" and s.trading_mode == "paper"
+    assert s.ib_port not in (4001, 4002, 7496, 7497)
+    assert s.run_dir == stack_env / "var" / "run"
+
+
+def test_env_file_is_read_and_environment_wins(stack_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (stack_env / ".env").write_text("SYMBOLS=aapl, msft\nIB_CLIENT_ID=7\n")
+    monkeypatch.setenv("IB_CLIENT_ID", "9")
+    s = load_settings()
+    assert s.symbols == ("AAPL", "MSFT")
+    assert s.ib_client_id == 9
+
+
+@pytest.mark.parametrize(
+    ("env", "key"),
+    [
+        ({"IB_PORT": "forty"}, "IB_PORT"),
+        ({"GATEWAY": "tws"}, "GATEWAY"),
+        ({"SYMBOLS": "AAPL,$$$"}, "SYMBOLS"),
+        ({"BRIDGE_MSGS_PER_SECOND": "80"}, "BRIDGE_MSGS_PER_SECOND"),
+        ({"IB_PORT": "4002"}, "IB_PORT"),
+        ({"GATEWAY": "ib", "IB_PORT": "4001"}, "IB_PORT"),
+        ({"GATEWAY": "ib", "IB_PORT": "4002", "IB_ACCOUNT": "U1234567"}, "IB_ACCOUNT"),
+        (
+            {"GATEWAY": "ib", "IB_PORT": "4001", "TRADING_MODE": "live", "IB_ACCOUNT": "U1234567"},
+            "LIVE_TRADING_CONFIRMED",
+        ),
+        (
+            {
+                "GATEWAY": "ib",
+                "IB_PORT": "4002",
+                "TRADING_MODE": "live",
+                "LIVE_TRADING_CONFIRMED": "true",
+                "IB_ACCOUNT": "U1234567",
+            },
+            "IB_PORT",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_key(
+    stack_env: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], key: str
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "\n" not in text
+    assert key in text
+    assert "1234567" not in text  # account ids stay masked even in errors
+
+
+def test_live_with_confirmation_on_a_live_port_loads(
+    stack_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k, v in {
+        "GATEWAY": "ib",
+        "IB_PORT": "4001",
+        "TRADING_MODE": "live",
+        "LIVE_TRADING_CONFIRMED": "true",
+        "IB_ACCOUNT": "U7654321",
+    }.items():
+        monkeypatch.setenv(k, v)
+    assert load_settings().trading_mode == "live"
+
+
+def test_accounts_are_masked_in_free_text() -> None:
+    assert mask_account("DU1234567") == "DU****567"
+    text = mask_secrets("managed accounts DU1234567,U7654321; order 1234567 qty 100")
+    assert "DU1234567" not in text and "U7654321" not in text
+    assert "order 1234567" in text  # a bare number is not an account
+    assert re.search(r"DU\*+567", text)

@@ -1,0 +1,77 @@
+"""The service harness in a real process: heartbeats, SIGTERM stops cleanly (0), a bad setting exits 78."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.support.stack import wait_for
+
+PROGRAM = """
+import asyncio
+from shared.service import run_service
+async def main(svc):
+    svc.set_state("RUNNING")
+    svc.count("loops")
+    await svc.stop.wait()
+raise SystemExit(run_service("features", main))
+"""
+
+
+def _start(home: Path, **env: str) -> subprocess.Popen[str]:
+    full = {
+        **os.environ,
+        "STACK_HOME": str(home),
+        "VAR_DIR": str(home / "var"),
+        "HEARTBEAT_SECONDS": "0.2",
+        **env,
+    }
+    return subprocess.Popen([sys.executable, "-c", PROGRAM], env=full, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_stops_cleanly_with_exit_0_after_heartbeats(short_tmp: Path) -> None:
+    proc = _start(short_tmp)
+    try:
+        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
+        hb = wait_for("a heartbeat file", lambda: hb_file.exists() and json.loads(hb_file.read_text()), 10)
+        assert hb["program"] == "features" and hb["pid"] == proc.pid and hb["state"] == "RUNNING"
+        assert hb["counters"]["loops"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        log = (short_tmp / "var" / "log" / "features.log").read_text()
+        assert "features stopped" in log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_bad_setting_exits_78_with_one_line_naming_the_key(short_tmp: Path) -> None:
+    proc = _start(short_tmp, IB_CLIENT_ID="minus one")
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 78
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "IB_CLIENT_ID" in lines[0] and "Traceback" not in err
+
+
+def test_heartbeats_keep_coming_while_the_program_is_idle(short_tmp: Path) -> None:
+    proc = _start(short_tmp)
+    try:
+        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
+        first = wait_for(
+            "a heartbeat", lambda: hb_file.exists() and json.loads(hb_file.read_text())["ts_ns"], 10
+        )
+        time.sleep(0.6)
+        assert json.loads(hb_file.read_text())["ts_ns"] > first
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

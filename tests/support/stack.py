@@ -1,0 +1,194 @@
+"""A real supervisord running the real supervisord.conf in a temporary stack home, for integration tests.
+
+The home gets a symlink to the repo's .venv, a copy of supervisord.conf (programs not asked for are set to
+autostart=false), and a .env with the test's settings. Everything it starts is stopped by pid at exit, even when
+the test fails; it never signals anything it did not start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from shared.config import Settings, load_settings
+from shared.supervisor import supervisor_rpc
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog")
+
+# Fast settings for tests: quick heartbeats, short budgets, a sped-up simulated clock.
+TEST_DEFAULTS = {
+    "GATEWAY": "sim",
+    "SIM_SPEED": "60",
+    "HEARTBEAT_SECONDS": "0.5",
+    "BRIDGE_HEARTBEAT_SECONDS": "1",
+    "BRIDGE_HEARTBEAT_TIMEOUT": "3",
+    "RECONNECT_BACKOFF_MAX": "2",
+    "WATCHDOG_SCAN_SECONDS": "1",
+    "MARKET_HOURS": "always",
+    "LOG_LEVEL": "DEBUG",
+}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (bind to 0, read it, close: no connection is made)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except Exception as exc:  # the thing may not be up yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last error: {last_exc!r})")
+
+
+@dataclass
+class Stack:
+    home: Path
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    seen_pids: set[int] = field(default_factory=set)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.settings.run_dir / "supervisor.sock"
+
+    def rpc(self, timeout: float = 5.0) -> Any:
+        return supervisor_rpc(self.socket_path, timeout)
+
+    def info(self, program: str) -> dict[str, Any]:
+        info: dict[str, Any] = self.rpc().supervisor.getProcessInfo(program)
+        if info.get("pid"):
+            self.seen_pids.add(int(info["pid"]))
+        return info
+
+    def wait_state(self, program: str, state: str, timeout: float = 30.0) -> dict[str, Any]:
+        return dict(
+            wait_for(
+                f"{program} {state}", lambda: (i := self.info(program))["statename"] == state and i, timeout
+            )
+        )
+
+    def log(self, program: str) -> str:
+        path = self.settings.log_dir / f"{program}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def env(self) -> dict[str, str]:
+        """Environment for a test's own subprocess (a CLI) that should see this stack."""
+        return {**os.environ, "STACK_HOME": str(self.home)}
+
+
+def _config_text(programs: Sequence[str]) -> str:
+    out, section = [], ""
+    for line in (REPO / "supervisord.conf").read_text().splitlines():
+        if line.startswith("["):
+            section = line.strip("[] ").removeprefix("program:")
+        if line.replace(" ", "").startswith("autostart=") and section not in programs:
+            line = "autostart = false"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _reap(pids: set[int]) -> None:
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            procs.append(psutil.Process(pid))
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=5)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+
+
+def _stop(stack: Stack) -> None:
+    with contextlib.suppress(Exception):
+        for info in stack.rpc().supervisor.getAllProcessInfo():
+            if info.get("pid"):
+                stack.seen_pids.add(int(info["pid"]))
+    if stack.process.poll() is None:
+        stack.process.terminate()  # supervisord stops its children in reverse priority order
+    try:
+        stack.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+        stack.process.wait()
+    _reap({p for p in stack.seen_pids if psutil.pid_exists(p)})
+
+
+@contextlib.contextmanager
+def running_stack(
+    env: Mapping[str, str] | None = None,
+    programs: Sequence[str] = ("gateway_sim", "bridge"),
+    timeout: float = 30.0,
+) -> Iterator[Stack]:
+    """supervisord with `programs` started (each waited for RUNNING); yields the Stack, stops it all at exit."""
+    home = Path(tempfile.mkdtemp(prefix="ibs", dir="/tmp"))
+    values = {**TEST_DEFAULTS, "IB_PORT": str(free_port()), **(env or {})}
+    (home / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    (home / ".venv").symlink_to(REPO / ".venv")
+    (home / "supervisord.conf").write_text(_config_text(programs))
+    for sub in ("run", "log", "data"):
+        (home / "var" / sub).mkdir(parents=True, mode=0o700)
+    clean_env = {
+        k: v for k, v in os.environ.items() if k not in values and k not in ("STACK_HOME", "VAR_DIR")
+    }
+    settings = _settings_for(home)
+    out = open(home / "var" / "log" / "supervisord.stdout", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "supervisord"), "-n", "-c", str(home / "supervisord.conf")],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**clean_env, "STACK_HOME": str(home)},
+        cwd=home,
+    )
+    stack = Stack(home=home, settings=settings, process=proc)
+    try:
+        wait_for(
+            "supervisord up", lambda: stack.rpc().supervisor.getState()["statename"] == "RUNNING", timeout
+        )
+        for program in programs:
+            stack.wait_state(program, "RUNNING", timeout)
+        yield stack
+    finally:
+        _stop(stack)
+        out.close()
+        if os.environ.get("KEEP_STACK_HOME"):
+            print(f"stack home kept: {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _settings_for(home: Path) -> Settings:
+    old = os.environ.get("STACK_HOME")
+    os.environ["STACK_HOME"] = str(home)
+    try:
+        return load_settings(home / ".env")
+    finally:
+        if old is None:
+            os.environ.pop("STACK_HOME", None)
+        else:
+            os.environ["STACK_HOME"] = old
