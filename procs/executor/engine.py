@@ -115,6 +115,7 @@ class Executor:
         self.last_rejection = ""
         self.halt: HaltState = ledger.halt_state()
         self._day: DayRecord | None = None
+        self.synced = False
 
     # ------------------------------------------------------------------ inputs
 
@@ -125,7 +126,18 @@ class Executor:
         if not math.isfinite(t.weight) or abs(t.weight) > 1:
             return self._reject(t.symbol, Rejection("weight", f"target weight {t.weight} is outside [-1, 1]"))
         self.targets[t.symbol] = t
+        if not self.synced:  # the first reconciliation decides what is working; until then only remember
+            self.count("targets_before_sync")
+            return []
         return self.evaluate(t.symbol)
+
+    def mark_synced(self) -> list[Action]:
+        """The first reconciliation is done: act on the targets that arrived meanwhile."""
+        if self.synced:
+            return []
+        self.synced = True
+        event("synced", working_orders=len(self.ledger.working), positions=len(self.ledger.positions))
+        return [a for symbol in sorted(self.targets) for a in self.evaluate(symbol)]
 
     def on_quote(self, q: Quote) -> list[Action]:
         try:

@@ -110,31 +110,47 @@ def _u_shape(n: int) -> np.ndarray:
     return np.asarray(u / u.sum())
 
 
+@dataclass(frozen=True, slots=True)
+class DayProfile:
+    """Where a session day's trading happens: buckets [first, stop) (04:00-20:00 New York) and each one's share
+    of the day's price variance and volume (each summing to 1 over the window)."""
+
+    first: int
+    stop: int
+    variance: np.ndarray
+    volume: np.ndarray
+
+
 @functools.lru_cache(maxsize=64)
-def day_profile(day: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(variance share, volume share) of each 5-second bucket of `day`, each summing to 1; None when closed."""
+def day_profile(day: int) -> DayProfile | None:
+    """The trading profile of UTC day `day`; None when the market is closed all day."""
     session = session_on(day)
     if session is None:
         return None
     day_start = day * DAY_NS
     open_k = (session[0] - day_start) // BUCKET_NS
     close_k = (session[1] - day_start) // BUCKET_NS
-    pre_k = max(0, (session[0] - PRE_MARKET_NS - day_start) // BUCKET_NS)
-    post_k = min(BUCKETS_PER_DAY, (session[1] + AFTER_HOURS_NS - day_start) // BUCKET_NS)
+    first = max(0, (session[0] - PRE_MARKET_NS - day_start) // BUCKET_NS)
+    stop = min(BUCKETS_PER_DAY, (session[1] + AFTER_HOURS_NS - day_start) // BUCKET_NS)
+    pre, rth, post = (
+        slice(0, open_k - first),
+        slice(open_k - first, close_k - first),
+        slice(close_k - first, None),
+    )
     u = _u_shape(close_k - open_k)
-    var = np.zeros(BUCKETS_PER_DAY)
-    var[pre_k:open_k] = _VAR_PRE / max(open_k - pre_k, 1)
-    var[open_k:close_k] = _VAR_RTH * u
-    var[open_k] += _VAR_GAP
-    var[close_k:post_k] = _VAR_POST / max(post_k - close_k, 1)
-    rth = u * (1.0 - _VOL_OPEN_AUCTION - _VOL_CLOSE_AUCTION)
-    rth[0] += _VOL_OPEN_AUCTION
-    rth[-1] += _VOL_CLOSE_AUCTION
-    vol = np.zeros(BUCKETS_PER_DAY)
-    vol[pre_k:open_k] = _VOL_PRE / max(open_k - pre_k, 1)
-    vol[open_k:close_k] = _VOL_RTH * rth
-    vol[close_k:post_k] = _VOL_POST / max(post_k - close_k, 1)
-    return var / var.sum(), vol / vol.sum()
+    var = np.zeros(stop - first)
+    var[pre] = _VAR_PRE / max(open_k - first, 1)
+    var[rth] = _VAR_RTH * u
+    var[open_k - first] += _VAR_GAP
+    var[post] = _VAR_POST / max(stop - close_k, 1)
+    in_session = u * (1.0 - _VOL_OPEN_AUCTION - _VOL_CLOSE_AUCTION)
+    in_session[0] += _VOL_OPEN_AUCTION
+    in_session[-1] += _VOL_CLOSE_AUCTION
+    vol = np.zeros(stop - first)
+    vol[pre] = _VOL_PRE / max(open_k - first, 1)
+    vol[rth] = _VOL_RTH * in_session
+    vol[post] = _VOL_POST / max(stop - close_k, 1)
+    return DayProfile(first, stop, var / var.sum(), vol / vol.sum())
 
 
 def flat_block(day: int, price: float) -> DayBlock:
@@ -144,26 +160,32 @@ def flat_block(day: int, price: float) -> DayBlock:
 
 
 def walk_block(p: WalkParams, day: int) -> DayBlock:
-    """One day of the random walk: a bridge from this day's anchor to the next one, in business time."""
+    """One day of the random walk: a bridge from this day's anchor to the next one in business time; random
+    numbers are drawn only for the buckets that trade."""
     a0, a1 = day_anchor(p, day), day_anchor(p, day + 1)
     profile = day_profile(day)
     if profile is None:
         return flat_block(day, float(round_to_tick(np.array(math.exp(a0)), p.tick, p.tick_digits)))
-    var_share, vol_share = profile
-    z = _rng(p, _KIND_INTRADAY, day).standard_normal((4, BUCKETS_PER_DAY))
-    step_sd = p.daily_vol * np.sqrt(var_share)
+    first, stop = profile.first, profile.stop
+    z = _rng(p, _KIND_INTRADAY, day).standard_normal((4, stop - first))
+    step_sd = p.daily_vol * np.sqrt(profile.variance)
     walk = np.concatenate(([0.0], np.cumsum(step_sd * z[0])))
-    tau = np.concatenate(([0.0], np.cumsum(var_share)))
+    tau = np.concatenate(([0.0], np.cumsum(profile.variance)))
     tau[-1] = 1.0
-    price = np.exp(a0 + tau * (a1 - a0) + walk - tau * walk[-1])
     tick, digits = p.tick, p.tick_digits
-    rounded = round_to_tick(price, tick, digits)
-    open_, close = rounded[:-1], rounded[1:]
-    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    active = round_to_tick(np.exp(a0 + tau * (a1 - a0) + walk - tau * walk[-1]), tick, digits)
+    path = np.empty(BUCKETS_PER_DAY + 1)  # price at each bucket boundary; still outside the window
+    path[: first + 1] = active[0]
+    path[first : stop + 1] = active
+    path[stop:] = active[-1]
+    open_, close = path[:-1], path[1:]
+    high, low = np.maximum(open_, close), np.minimum(open_, close)
+    top, bottom = high[first:stop], low[first:stop]
     wiggle = 0.5 * np.minimum(step_sd, np.roll(step_sd, -1))  # the opening gap jumps; it does not wiggle
-    high = np.maximum(round_to_tick(top * np.exp(wiggle * np.abs(z[1])), tick, digits), top)
-    low = np.minimum(round_to_tick(bottom * np.exp(-wiggle * np.abs(z[2])), tick, digits), bottom)
-    volume = np.rint(p.avg_daily_volume * vol_share * np.exp(0.6 * z[3] - 0.18)).astype(np.int64)
+    high[first:stop] = np.maximum(round_to_tick(top * np.exp(wiggle * np.abs(z[1])), tick, digits), top)
+    low[first:stop] = np.minimum(round_to_tick(bottom * np.exp(-wiggle * np.abs(z[2])), tick, digits), bottom)
+    volume = np.zeros(BUCKETS_PER_DAY, dtype=np.int64)
+    volume[first:stop] = np.rint(p.avg_daily_volume * profile.volume * np.exp(0.6 * z[3] - 0.18))
     wap = np.round((open_ + high + low + close) / 4.0, 4)
     return DayBlock(day, open_, high, low, close, volume, wap)
 

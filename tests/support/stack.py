@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ import psutil
 
 from shared.config import Settings, load_settings
 from shared.supervisor import supervisor_rpc
+from tests.support.sim import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog")
@@ -39,13 +39,6 @@ TEST_DEFAULTS = {
     "MARKET_HOURS": "always",
     "LOG_LEVEL": "DEBUG",
 }
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (bind to 0, read it, close: no connection is made)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:

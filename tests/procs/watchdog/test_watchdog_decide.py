@@ -280,9 +280,14 @@ NAMES = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog"
 PIDS = st.sampled_from([SUPERVISORD, ME, 10, 11, 12, 13, 14, 15, 16])
 
 
+World_ = tuple[Snapshot, ProgramTable | None, dict[str, HeartbeatSeen]]
+
+
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[Snapshot, ProgramTable | None, dict[str, HeartbeatSeen]]:
-    kinds = st.sampled_from(["python", "python-other-user", "java", "ibc-python", "node", "unreadable"])
+def worlds(draw: st.DrawFn) -> World_:
+    kinds = st.sampled_from(
+        ["python"] * 3 + ["python-other-user", "java", "ibc-python", "node", "unreadable"]
+    )
     pids = draw(st.sets(PIDS, min_size=1, max_size=8))
     owners, unreadable = [], []
     for pid in pids:
@@ -362,10 +367,12 @@ def test_no_random_world_ever_gets_an_action_against_java_the_listen_owner_stran
     acted: list[Decision] = []
 
     @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.lists(worlds(), min_size=1, max_size=4))
-    def check(scans: list[tuple[Snapshot, ProgramTable | None, dict[str, HeartbeatSeen]]]) -> None:
+    @given(worlds(), st.lists(worlds(), max_size=2), st.lists(st.integers(0, 2), min_size=1, max_size=5))
+    def check(base: World_, others: list[World_], order: list[int]) -> None:
+        # the same world seen several times (debounce), now and then another one in between
+        choices = [base, *others]
         world = World()
-        for snap, table, heartbeats in scans:
+        for snap, table, heartbeats in (choices[min(i, len(others))] for i in order):
             for d in world.scan(snap, table, heartbeats, step=30):
                 assert d.action in ("RESTART", "REPORT", "UNKNOWN")
                 if d.action == "RESTART":

@@ -1,0 +1,277 @@
+"""The bridge's request API (BridgeRequest over ROUTER): health, contract, history, place/cancel order, open
+orders, executions, positions, account. Each handler checks its fields first and answers one clear line.
+
+An adapter over the session. It must never place an order unless the Gateway is READY and not read-only, never
+place two orders for one client order id, and never let a bad request raise anything but RequestError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from procs.bridge import convert
+from procs.bridge.orders import DONE, OrderConflict, OrderInvalid, check_place_order
+from procs.bridge.pacing import HistoryPacer
+from procs.bridge.session import GatewaySession
+from shared.bus import RequestError
+from shared.config import mask_account
+from shared.messages import (
+    AccountRequest,
+    Bar,
+    CancelOrder,
+    ContractInfo,
+    ContractRequest,
+    ExecutionsRequest,
+    Fill,
+    HealthReport,
+    HealthRequest,
+    HistoryRequest,
+    OpenOrdersRequest,
+    OrderAck,
+    OrderEvent,
+    PlaceOrder,
+    Position,
+    PositionsRequest,
+    AccountValue,
+)
+
+T = TypeVar("T")
+_SYMBOL_RE = re.compile(r"[A-Z][A-Z0-9.]{0,9}")
+BACKLOG_LIMIT = 20  # queued Gateway messages beyond which a request waits its turn here
+GATEWAY_TIMEOUT = 10.0
+HISTORY_TIMEOUT = 30.0
+HISTORY_MAX_WAIT = 5.0  # longer pacing waits are refused with the time to retry
+MAX_DURATION_SECONDS = 10 * 365 * 86_400
+
+
+class BridgeApi:
+    """`await api.handle(request)` -> the reply's result, or RequestError with one line."""
+
+    def __init__(self, session: GatewaySession) -> None:
+        self.session = session
+        self.history_pacer = HistoryPacer()
+        self._history_cache: dict[Hashable, tuple[float, list[Bar]]] = {}
+        self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
+            HealthRequest: self.health,
+            ContractRequest: self.contract,
+            HistoryRequest: self.history,
+            PlaceOrder: self.place_order,
+            CancelOrder: self.cancel_order,
+            OpenOrdersRequest: self.open_orders,
+            ExecutionsRequest: self.executions,
+            PositionsRequest: self.positions,
+            AccountRequest: self.account,
+        }
+
+    async def handle(self, req: Any) -> Any:
+        handler = self._handlers.get(type(req))
+        if handler is None:
+            raise RequestError(f"the bridge does not answer {type(req).__name__}")
+        self.session.count(f"requests_{type(req).__name__}")
+        return await handler(req)
+
+    # ---------------------------------------------------------------- guards
+
+    def _require_session(self) -> None:
+        if not self.session.session_up:
+            st = self.session.status()
+            raise RequestError(f"not connected to the Gateway ({st.state}: {st.reason}); retry later")
+
+    def _require_orders(self) -> None:
+        if self.session.settings.ib_readonly:
+            raise RequestError("orders refused: IB_READONLY=true (set it to false to trade)")
+        st = self.session.status()
+        if st.state != "READY" or not st.orders_allowed:
+            raise RequestError(f"orders refused while the Gateway is {st.state}: {st.reason}")
+
+    async def _gateway(self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = GATEWAY_TIMEOUT) -> T:
+        """One paced Gateway request (shared with concurrent identical callers), errors as one line."""
+        self._require_session()
+        if not await self.session.outbox.room(BACKLOG_LIMIT, timeout):
+            raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
+        try:
+            return await self.session.once(key, make, timeout)
+        except TimeoutError:
+            raise RequestError(f"the Gateway did not answer within {timeout:g} s") from None
+        except ConnectionError:
+            raise RequestError("the Gateway connection dropped during the request; retry") from None
+
+    async def _details(self, symbol: str, field: str = "symbol") -> Any:
+        if not _SYMBOL_RE.fullmatch(symbol):
+            raise RequestError(f"{field} {symbol!r} is not a ticker (e.g. AAPL)")
+        self._require_session()
+        try:
+            details = await self.session.contract_details(symbol)
+        except TimeoutError:
+            raise RequestError(f"the Gateway did not answer the contract request for {symbol}") from None
+        except ConnectionError:
+            raise RequestError("the Gateway connection dropped during the request; retry") from None
+        if details is None:
+            raise RequestError(f"{field} {symbol!r}: the Gateway knows no US stock by that name")
+        return details
+
+    # ---------------------------------------------------------------- handlers
+
+    async def health(self, req: HealthRequest) -> HealthReport:
+        s = self.session
+        st = s.status()
+        now = time.monotonic()
+        bar_at = s.subs.last_data("bars")
+        counters = dict(s.counters)
+        counters.update(
+            outbox_sent=s.outbox.sent,
+            outbox_backlog=s.outbox.backlog,
+            outbox_max_backlog=s.outbox.max_backlog,
+            outbox_dropped=s.outbox.dropped,
+            history_requests_10min=self.history_pacer.used(now),
+            order_duplicates=s.orders.duplicates,
+            resubscriptions=s.subs.reissues,
+        )
+        return HealthReport(
+            program="bridge",
+            state=st.state,
+            reason=st.reason,
+            remedy=st.remedy,
+            server_version=s.server_version,
+            client_id=s.settings.ib_client_id,
+            accounts=[mask_account(a) for a in s.accounts],
+            heartbeat_rtt_ms=s.rtt_ms,
+            last_heartbeat_age_s=None if s.last_heartbeat is None else round(now - s.last_heartbeat, 3),
+            last_bar_age_s=None if bar_at is None else round(now - bar_at, 3),
+            subscriptions=s.subs.live_count(s.generation) if s.session_up else 0,
+            connected_since_ns=s.connected_since_ns if s.session_up else 0,
+            reconnects=s.reconnects,
+            gateway_time_ns=s.gateway_time_ns,
+            counters=counters,
+        )
+
+    async def contract(self, req: ContractRequest) -> ContractInfo:
+        return convert.contract_info(await self._details(req.symbol))
+
+    async def history(self, req: HistoryRequest) -> list[Bar]:
+        size = convert.BAR_SIZES.get(req.bar_seconds)
+        if size is None:
+            sizes = ", ".join(str(k) for k in convert.BAR_SIZES)
+            raise RequestError(f"bar_seconds {req.bar_seconds} is not a bar size IB serves; use one of {sizes}")
+        if not 0 < req.duration_seconds <= MAX_DURATION_SECONDS:
+            raise RequestError(f"duration_seconds must be between 1 and {MAX_DURATION_SECONDS} (got {req.duration_seconds})")
+        if req.end_ns < 0:
+            raise RequestError(f"end_ns must be 0 (now) or a UTC time in ns (got {req.end_ns})")
+        details = await self._details(req.symbol)
+        key = (req.symbol, req.bar_seconds, req.duration_seconds, req.end_ns, req.use_rth)
+        cached = self._history_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.history_pacer.identical_gap:
+            return cached[1]  # IB forbids identical requests within 15 s: the answer cannot have changed much
+        await self._history_turn(key, req.symbol)
+        end = datetime.fromtimestamp(req.end_ns / 1e9, tz=UTC) if req.end_ns else ""
+
+        def fetch() -> Awaitable[Any]:
+            return self.session.ib.reqHistoricalDataAsync(
+                details.contract, end, convert.duration_string(req.duration_seconds), size, "TRADES",
+                req.use_rth, formatDate=2, timeout=HISTORY_TIMEOUT,
+            )
+
+        raw = await self._gateway(("history", key), fetch, HISTORY_TIMEOUT + 1)
+        bars = [convert.history_bar(req.symbol, b, req.bar_seconds) for b in raw or []]
+        self._history_cache[key] = (time.monotonic(), bars)
+        for k in [k for k, (t, _) in self._history_cache.items() if time.monotonic() - t > 60]:
+            del self._history_cache[k]
+        return bars
+
+    async def _history_turn(self, key: Hashable, symbol: str) -> None:
+        """Wait for the historical pacer's go (briefly), or refuse with the time to retry."""
+        for _ in range(20):
+            verdict = self.history_pacer.check(key, symbol, time.monotonic())
+            if verdict.wait <= 0:
+                self.history_pacer.record(key, symbol, time.monotonic())
+                return
+            if verdict.wait > HISTORY_MAX_WAIT:
+                self.session.count("history_refused")
+                raise RequestError(f"historical pacing ({verdict.rule}): retry in {verdict.wait:.0f} s")
+            await asyncio.sleep(verdict.wait)
+        raise RequestError("historical pacing: too many waiting requests; retry later")
+
+    async def place_order(self, req: PlaceOrder) -> OrderAck:
+        try:
+            check_place_order(req)
+        except OrderInvalid as exc:
+            raise RequestError(str(exc)) from None
+        self._require_orders()
+        orders = self.session.orders
+        try:
+            claim = orders.claim(req)  # before any await: a concurrent retry must see this id taken
+        except OrderConflict as exc:
+            raise RequestError(str(exc)) from None
+        if not claim.new:
+            rec = claim.record
+            return OrderAck(client_order_id=rec.client_order_id, order_id=rec.order_id, status=rec.status, duplicate=True)
+        try:
+            return await self._send_order(req)
+        except BaseException:
+            orders.release(req.client_order_id)
+            raise
+
+    async def _send_order(self, req: PlaceOrder) -> OrderAck:
+        details = await self._details(req.symbol)
+        try:
+            check_place_order(req, convert.dec(details.minTick) or None)
+        except OrderInvalid as exc:
+            raise RequestError(str(exc)) from None
+        if not await self.session.outbox.room(BACKLOG_LIMIT, GATEWAY_TIMEOUT):
+            raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
+        self._require_orders()  # the state may have changed while we waited
+        s = self.session
+        try:
+            trade = s.ib.placeOrder(details.contract, convert.ib_order(req, s.settings.ib_account))
+        except ConnectionError:
+            raise RequestError("the Gateway connection dropped; retry with the same client_order_id") from None
+        s.orders.sent(req.client_order_id, trade.order.orderId, s.generation)
+        s.count("orders_placed")
+        return OrderAck(client_order_id=req.client_order_id, order_id=trade.order.orderId, status="NEW")
+
+    async def cancel_order(self, req: CancelOrder) -> OrderAck:
+        if self.session.settings.ib_readonly:
+            raise RequestError("cancels refused: IB_READONLY=true")
+        self._require_session()
+        record = self.session.orders.get(req.client_order_id)
+        trade = next((t for t in self.session.ib.trades() if t.order.orderRef == req.client_order_id), None)
+        if record is None or trade is None:
+            raise RequestError(f"client_order_id {req.client_order_id!r} is not an order the Gateway holds")
+        ev = convert.order_event(trade)
+        if ev.status in DONE:
+            return OrderAck(client_order_id=ev.client_order_id, order_id=ev.order_id, status=ev.status, duplicate=True)
+        try:
+            self.session.ib.cancelOrder(trade.order)
+        except ConnectionError:
+            raise RequestError("the Gateway connection dropped; retry the cancel") from None
+        return OrderAck(client_order_id=ev.client_order_id, order_id=ev.order_id, status="PENDING_CANCEL")
+
+    async def open_orders(self, req: OpenOrdersRequest) -> list[OrderEvent]:
+        trades = await self._gateway("open_orders", self.session.ib.reqAllOpenOrdersAsync)
+        return [convert.order_event(t) for t in trades]
+
+    async def executions(self, req: ExecutionsRequest) -> list[Fill]:
+        fills = await self._gateway("executions", self.session.ib.reqExecutionsAsync)
+        reports = {f.execution.execId: f for f in self.session.ib.fills() if f.commissionReport.execId}
+        out = []
+        for f in fills:
+            msg = convert.fill(reports.get(f.execution.execId, f))
+            if msg.exec_ns >= req.since_ns:
+                out.append(msg)
+        return out
+
+    async def positions(self, req: PositionsRequest) -> list[Position]:
+        positions = await self._gateway("positions", self.session.ib.reqPositionsAsync)
+        account = self.session.settings.ib_account
+        return [convert.position(p) for p in positions if p.account == account]
+
+    async def account(self, req: AccountRequest) -> list[AccountValue]:
+        values = self.session.ib.accountValues(self.session.settings.ib_account)
+        if not values:
+            self._require_session()
+        return [convert.account_value(v) for v in values]

@@ -1,0 +1,154 @@
+"""The operator's commands on `executor.req` (bin/trader): status, positions, orders, halt, resume, flatten, health.
+
+Answers are plain maps with decimals as strings, so any client can print them. Halt and flatten act at once
+(the halt is persisted before the answer); resume is refused while the daily loss is still beyond its limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from procs.executor import pnl
+from procs.executor.engine import Action, Executor, Send
+from procs.executor.hours import session_at
+from shared.bus import RequestError
+from shared.messages import (
+    FlattenRequest,
+    HaltRequest,
+    HealthReport,
+    HealthRequest,
+    OrdersRequest,
+    PositionsRequest,
+    ResumeRequest,
+    StatusRequest,
+)
+
+Execute = Callable[[list[Action]], Awaitable[None]]
+
+
+def iso(ns: int | None) -> str:
+    if not ns:
+        return ""
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="seconds")
+
+
+def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, Any]:
+    book, marks = ex.book(), ex.marks()
+    day = ex.day_record()
+    market_now = ex.market_now()
+    g = ex.gateway
+    return {
+        "state": state,
+        "execution": ex.settings.execution,
+        "gateway": g.state if g else "UNKNOWN",
+        "orders_allowed": bool(g and g.orders_allowed),
+        "market_time": iso(market_now),
+        "market_session": session_at(market_now) if market_now else "unknown",
+        "market_hours": ex.settings.market_hours,
+        "halted": ex.halt.halted,
+        "halt_reason": ex.halt.reason,
+        "halt_source": ex.halt.source,
+        "halted_since": iso(ex.halt.since_ns) if ex.halt.halted else "",
+        "circuit_breaker": ex.breaker.state,
+        "trading_day": day.trading_day,
+        "daily_pnl": str(ex.daily_pnl().quantize(Decimal("0.01"))),
+        "daily_loss_limit": str(ex.settings.daily_loss_limit),
+        "realized_today": str(day.realized.quantize(Decimal("0.01"))),
+        "commissions_today": str(day.commissions),
+        "unrealized": str(pnl.unrealized(book, marks).quantize(Decimal("0.01"))),
+        "gross_exposure": str(pnl.gross_exposure(book, marks).quantize(Decimal("0.01"))),
+        "cash_flow": str(ex.ledger.cash()),
+        "positions": sum(1 for q, _ in book.values() if q != 0),
+        "working_orders": sum(1 for o in ex.ledger.working.values() if o.working),
+        "last_rejection": ex.last_rejection,
+        "counters": dict(ex.counters),
+        **extra,
+    }
+
+
+def positions_view(ex: Executor) -> list[dict[str, str]]:
+    marks = ex.marks()
+    rows = []
+    for symbol in sorted(set(ex.ledger.positions) | set(ex.broker_positions)):
+        pos = ex.ledger.positions.get(symbol)
+        qty = pos.quantity if pos else Decimal(0)
+        cost = pos.avg_cost if pos else Decimal(0)
+        broker = ex.broker_positions.get(symbol)
+        if qty == 0 and not broker:
+            continue
+        mark = pnl.mark_of(symbol, marks, cost)
+        rows.append(
+            {
+                "symbol": symbol,
+                "quantity": str(qty),
+                "avg_cost": str(cost.quantize(Decimal("0.0001"))),
+                "mark": str(mark),
+                "market_value": str((qty * mark).quantize(Decimal("0.01"))),
+                "unrealized": str((qty * (mark - cost)).quantize(Decimal("0.01"))),
+                "realized": str((pos.realized if pos else Decimal(0)).quantize(Decimal("0.01"))),
+                "broker_quantity": "" if broker is None else str(broker),
+            }
+        )
+    return rows
+
+
+def orders_view(ex: Executor, include_done: bool) -> list[dict[str, str]]:
+    orders = ex.ledger.orders(limit=50) if include_done else ex.ledger.orders(working_only=True, limit=500)
+    return [
+        {
+            "client_order_id": o.client_order_id,
+            "symbol": o.symbol,
+            "side": o.side,
+            "quantity": str(o.quantity),
+            "type": o.order_type,
+            "limit": "" if o.limit_price is None else str(o.limit_price),
+            "status": o.status,
+            "filled": str(o.filled),
+            "avg_price": str(o.avg_fill_price.normalize()) if o.filled else "",
+            "reason": o.reason,
+            "created": iso(o.created_ns),
+        }
+        for o in orders
+    ]
+
+
+class Commands:
+    """The handler behind the executor's RequestServer."""
+
+    def __init__(self, ex: Executor, execute: Execute, state: Callable[[], str], extra: Callable[[], dict[str, Any]]):
+        self.ex = ex
+        self.execute = execute
+        self.state = state
+        self.extra = extra
+
+    async def handle(self, req: Any) -> Any:
+        ex = self.ex
+        if isinstance(req, StatusRequest):
+            return status_view(ex, self.state(), self.extra())
+        if isinstance(req, PositionsRequest):
+            return positions_view(ex)
+        if isinstance(req, OrdersRequest):
+            return orders_view(ex, req.include_done)
+        if isinstance(req, HaltRequest):
+            if not ex.halt.halted:
+                await self.execute(ex.trip_halt(req.reason.strip() or "halted by operator", "operator"))
+            return status_view(ex, self.state(), self.extra())
+        if isinstance(req, ResumeRequest):
+            refused = ex.resume()
+            if refused:
+                raise RequestError(refused)
+            await self.execute([ex.publish_risk()])
+            return status_view(ex, self.state(), self.extra())
+        if isinstance(req, FlattenRequest):
+            actions = ex.flatten()
+            await self.execute(actions)
+            placed = [a.order.client_order_id for a in actions if isinstance(a, Send)]
+            return {"halted": ex.halt.halted, "orders": placed, "last_rejection": ex.last_rejection}
+        if isinstance(req, HealthRequest):
+            return HealthReport(
+                program="executor", state=self.state(), reason=ex.halt.reason, counters=dict(ex.counters)
+            )
+        raise RequestError(f"unsupported request {type(req).__name__}")

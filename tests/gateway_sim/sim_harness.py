@@ -1,0 +1,79 @@
+"""The harness of the simulator's end-to-end tests: an unmodified ib_async IB over real loopback TCP, what it
+was told (errors, disconnects), bounded waits, and a look at the simulator's sockets through psutil.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psutil
+from ib_async import IB
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+    """Run one test scenario on a fresh event loop, bounded in time."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@dataclass
+class Client:
+    """An ib_async IB plus everything it was told: errors (reqId, code, text) and disconnects."""
+
+    ib: IB
+    errors: list[tuple[int, int, str]] = field(default_factory=list)
+    disconnects: int = 0
+
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.errors]
+
+    async def wait_for(self, condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+        await wait_until(condition, timeout, what)
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+async def connect(port: int, client_id: int, *, readonly: bool = False, timeout: float = 5.0) -> Client:
+    ib = IB()
+    client = Client(ib)
+    ib.errorEvent += lambda req_id, code, text, contract: client.errors.append((req_id, code, text))
+
+    def on_disconnect() -> None:
+        client.disconnects += 1
+
+    ib.disconnectedEvent += on_disconnect
+    # raiseSyncErrors: any startup request left without its end marker fails the connect
+    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=timeout, readonly=readonly, raiseSyncErrors=True)
+    return client
+
+
+def closing(client: Client) -> Callable[[], None]:
+    return client.ib.disconnect
+
+
+async def with_client(port: int, client_id: int, body: Callable[[Client], Awaitable[T]], **kw: Any) -> T:
+    client = await connect(port, client_id, **kw)
+    try:
+        return await body(client)
+    finally:
+        client.ib.disconnect()
+
+
+def sim_side_states(port: int) -> list[str]:
+    """TCP states of the sockets whose local port is the simulator's (its listener and its session ends)."""
+    return [c.status for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port]
+
+
+def sim_side_sockets(port: int, status: str) -> list[Any]:
+    return [c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.status == status]
