@@ -22,6 +22,7 @@ from shared.bus import RequestError
 from shared.config import mask_account
 from shared.messages import (
     AccountRequest,
+    AccountValue,
     Bar,
     CancelOrder,
     ContractInfo,
@@ -37,13 +38,12 @@ from shared.messages import (
     PlaceOrder,
     Position,
     PositionsRequest,
-    AccountValue,
 )
 
 T = TypeVar("T")
 _SYMBOL_RE = re.compile(r"[A-Z][A-Z0-9.]{0,9}")
-BACKLOG_LIMIT = 20  # queued Gateway messages beyond which a request waits its turn here
 GATEWAY_TIMEOUT = 10.0
+QUEUE_TIMEOUT = 30.0  # longest a request waits for its turn in the paced outbox (a burst of 500 takes ~12 s)
 HISTORY_TIMEOUT = 30.0
 HISTORY_MAX_WAIT = 5.0  # longer pacing waits are refused with the time to retry
 MAX_DURATION_SECONDS = 10 * 365 * 86_400
@@ -89,10 +89,12 @@ class BridgeApi:
         if st.state != "READY" or not st.orders_allowed:
             raise RequestError(f"orders refused while the Gateway is {st.state}: {st.reason}")
 
-    async def _gateway(self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = GATEWAY_TIMEOUT) -> T:
+    async def _gateway(
+        self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = GATEWAY_TIMEOUT
+    ) -> T:
         """One paced Gateway request (shared with concurrent identical callers), errors as one line."""
         self._require_session()
-        if not await self.session.outbox.room(BACKLOG_LIMIT, timeout):
+        if not await self.session.outbox.room(QUEUE_TIMEOUT):
             raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
         try:
             return await self.session.once(key, make, timeout)
@@ -157,9 +159,13 @@ class BridgeApi:
         size = convert.BAR_SIZES.get(req.bar_seconds)
         if size is None:
             sizes = ", ".join(str(k) for k in convert.BAR_SIZES)
-            raise RequestError(f"bar_seconds {req.bar_seconds} is not a bar size IB serves; use one of {sizes}")
+            raise RequestError(
+                f"bar_seconds {req.bar_seconds} is not a bar size IB serves; use one of {sizes}"
+            )
         if not 0 < req.duration_seconds <= MAX_DURATION_SECONDS:
-            raise RequestError(f"duration_seconds must be between 1 and {MAX_DURATION_SECONDS} (got {req.duration_seconds})")
+            raise RequestError(
+                f"duration_seconds must be between 1 and {MAX_DURATION_SECONDS} (got {req.duration_seconds})"
+            )
         if req.end_ns < 0:
             raise RequestError(f"end_ns must be 0 (now) or a UTC time in ns (got {req.end_ns})")
         details = await self._details(req.symbol)
@@ -172,8 +178,14 @@ class BridgeApi:
 
         def fetch() -> Awaitable[Any]:
             return self.session.ib.reqHistoricalDataAsync(
-                details.contract, end, convert.duration_string(req.duration_seconds), size, "TRADES",
-                req.use_rth, formatDate=2, timeout=HISTORY_TIMEOUT,
+                details.contract,
+                end,
+                convert.duration_string(req.duration_seconds),
+                size,
+                "TRADES",
+                req.use_rth,
+                formatDate=2,
+                timeout=HISTORY_TIMEOUT,
             )
 
         raw = await self._gateway(("history", key), fetch, HISTORY_TIMEOUT + 1)
@@ -209,7 +221,9 @@ class BridgeApi:
             raise RequestError(str(exc)) from None
         if not claim.new:
             rec = claim.record
-            return OrderAck(client_order_id=rec.client_order_id, order_id=rec.order_id, status=rec.status, duplicate=True)
+            return OrderAck(
+                client_order_id=rec.client_order_id, order_id=rec.order_id, status=rec.status, duplicate=True
+            )
         try:
             return await self._send_order(req)
         except BaseException:
@@ -222,14 +236,16 @@ class BridgeApi:
             check_place_order(req, convert.dec(details.minTick) or None)
         except OrderInvalid as exc:
             raise RequestError(str(exc)) from None
-        if not await self.session.outbox.room(BACKLOG_LIMIT, GATEWAY_TIMEOUT):
+        if not await self.session.outbox.room(QUEUE_TIMEOUT):
             raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
         self._require_orders()  # the state may have changed while we waited
         s = self.session
         try:
             trade = s.ib.placeOrder(details.contract, convert.ib_order(req, s.settings.ib_account))
         except ConnectionError:
-            raise RequestError("the Gateway connection dropped; retry with the same client_order_id") from None
+            raise RequestError(
+                "the Gateway connection dropped; retry with the same client_order_id"
+            ) from None
         s.orders.sent(req.client_order_id, trade.order.orderId, s.generation)
         s.count("orders_placed")
         return OrderAck(client_order_id=req.client_order_id, order_id=trade.order.orderId, status="NEW")
@@ -244,7 +260,9 @@ class BridgeApi:
             raise RequestError(f"client_order_id {req.client_order_id!r} is not an order the Gateway holds")
         ev = convert.order_event(trade)
         if ev.status in DONE:
-            return OrderAck(client_order_id=ev.client_order_id, order_id=ev.order_id, status=ev.status, duplicate=True)
+            return OrderAck(
+                client_order_id=ev.client_order_id, order_id=ev.order_id, status=ev.status, duplicate=True
+            )
         try:
             self.session.ib.cancelOrder(trade.order)
         except ConnectionError:

@@ -14,7 +14,7 @@ from typing import Any
 from ib_async import Contract, ExecutionFilter, Order, Stock
 
 from procs.bridge.orders import order_status
-from shared.config import mask_account
+from shared.config import mask_account, mask_secrets
 from shared.messages import AccountValue, Bar, ContractInfo, Fill, OrderEvent, PlaceOrder, Position, Quote
 
 # IB's barSizeSetting for each bar length it serves, in seconds.
@@ -181,7 +181,10 @@ def position(p: Any) -> Position:
 
 
 def account_value(v: Any) -> AccountValue:
-    return AccountValue(account=mask_account(v.account), tag=v.tag, value=str(v.value), currency=v.currency)
+    # some values (AccountCode, ...) are the account id itself
+    return AccountValue(
+        account=mask_account(v.account), tag=v.tag, value=mask_secrets(str(v.value)), currency=v.currency
+    )
 
 
 def contract_info(details: Any) -> ContractInfo:

@@ -18,7 +18,9 @@ class Failure(Enum):
     REFUSED = "refused"  # nothing listens on the port: Gateway down or restarting
     TIMEOUT = "timeout"  # TCP open but no API handshake: not logged in, 2FA pending, dialog open, hung
     CLIENT_ID_IN_USE = "client_id_in_use"  # 326: the Gateway still holds our previous session
-    CLOSED_DURING_CONNECT = "closed"  # accepted, then closed before the API was ready (socat up, Gateway down)
+    CLOSED_DURING_CONNECT = (
+        "closed"  # accepted, then closed before the API was ready (socat up, Gateway down)
+    )
     LOST = "lost"  # a ready session's socket was closed
     ERROR = "error"  # anything else while connecting (OS error, protocol error)
 

@@ -27,14 +27,18 @@ _QUIET_CODES = re.compile(r"^(Error|Warning) (1100|1101|1102|2103|2104|2105|2106
 class PacedOutbox:
     """A FIFO drained by a token bucket; installed as the Client's sendMsg."""
 
-    def __init__(self, ib: IB, bucket: TokenBucket, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, ib: IB, bucket: TokenBucket, *, room_limit: int = 20, clock: Callable[[], float] | None = None
+    ) -> None:
         self._client = ib.client
+        self.room_limit = room_limit
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._bucket = bucket
         self._clock = clock
         self._queue: deque[str] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self.sent = 0
-        self.delayed = 0  # messages that had to wait for a token
+        self.waits = 0  # times the bucket held messages back
         self.dropped = 0  # messages discarded because their session ended before they could go
         self.max_backlog = 0
         self._client.MaxRequests = 0  # ib_async's own throttle is replaced, not stacked
@@ -56,19 +60,31 @@ class PacedOutbox:
                 self._queue.append(msg)
         self._drain()
 
-    def _drain(self) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
+        self._drain()
+
+    def _drain(self) -> None:
         now = self._now()
         while self._queue and self._bucket.try_take(now):
             msg = self._queue.popleft()
-            self._client.conn.sendMsg(self._client._prefix(msg.encode()))
+            self._client.conn.sendMsg(self._client._prefix(msg.encode()))  # type: ignore[no-untyped-call]
             self.sent += 1
         if self._queue:
-            self.delayed += 1
+            self.waits += 1
             self.max_backlog = max(self.max_backlog, len(self._queue))
             if self._timer is None:
                 loop = asyncio.get_running_loop()
-                self._timer = loop.call_at(loop.time() + self._bucket.wait_time(now), self._drain)
+                self._timer = loop.call_at(loop.time() + self._bucket.wait_time(now), self._on_timer)
+        self._wake()
+
+    async def flush(self, timeout: float) -> bool:
+        """Let what is queued go out (an order must not be lost to an orderly stop); False if time ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._queue and loop.time() < deadline:
+            await asyncio.sleep(max(0.01, self._bucket.wait_time(self._now())))
+        return not self._queue
 
     def clear(self) -> None:
         """The session ended: what it queued must not reach the next one."""
@@ -78,24 +94,41 @@ class PacedOutbox:
             self._timer.cancel()
             self._timer = None
 
-    async def room(self, limit: int, timeout: float) -> bool:
-        """Wait (bounded) until fewer than `limit` messages are queued; False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self._queue) >= limit:
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(max(0.02, self._bucket.wait_time(self._now())))
+    async def room(self, timeout: float) -> bool:
+        """Wait (bounded, first come first served) until fewer than `room_limit` messages are queued, so a burst
+        of requests waits here instead of piling up behind the bucket; False on timeout."""
+        if len(self._queue) < self.room_limit and not self._waiters:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake()
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
         return True
+
+    def _wake(self) -> None:
+        free = self.room_limit - len(self._queue)
+        while self._waiters and free > 0:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                free -= 1
+        if self._waiters and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(0.05, self._on_timer)
 
 
 class _QuietCodes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _QUIET_CODES.match(record.getMessage())
+        text = record.getMessage()
+        # our own cancel of a connect attempt (after 326 or an early close) is not an error worth a line
+        return not (_QUIET_CODES.match(text) or text == "API connection failed: CancelledError()")
 
 
 def quiet_ib_async_codes() -> None:
     """Drop ib_async's per-message lines for the codes the bridge reports per transition (1100 storms...)."""
-    wrapper_log = logging.getLogger("ib_async.wrapper")
-    if not any(isinstance(f, _QuietCodes) for f in wrapper_log.filters):
-        wrapper_log.addFilter(_QuietCodes())
+    for name in ("ib_async.wrapper", "ib_async.client"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _QuietCodes) for f in log.filters):
+            log.addFilter(_QuietCodes())

@@ -20,10 +20,19 @@ from loguru import logger
 
 from procs.bridge.convert import stock
 from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
+from procs.bridge.feeds import Feeds
 from procs.bridge.orders import OrderRegistry
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
 from procs.bridge.pacing import gateway_bucket
-from procs.bridge.states import GatewayConditions, Phase, ReissueAll, ReissueStale, Status, Warn, identity_problem
+from procs.bridge.states import (
+    GatewayConditions,
+    Phase,
+    ReissueAll,
+    ReissueStale,
+    Status,
+    Warn,
+    identity_problem,
+)
 from procs.bridge.subscriptions import SubscriptionRegistry, SubscriptionSpec
 from procs.bridge.sync import reconcile_orders, startup_sync
 from shared.config import Settings
@@ -32,6 +41,7 @@ from shared.log import event, log_every
 T = TypeVar("T")
 REQUEST_TIMEOUT = 10.0  # one Gateway request (contract details, positions, ...) that must not hang a caller
 SYNC_RETRY_SECONDS = 15.0
+FLUSH_SECONDS = 2.0  # at an orderly stop, queued messages (orders, cancels) still go out first
 DETAILS_MAX_AGE = 3600.0  # trading hours change daily; con ids never do
 
 
@@ -69,7 +79,9 @@ def _failure_of(exc: BaseException) -> ConnectFailure:
     return ConnectFailure(Failure.ERROR, f"{type(exc).__name__}: {exc}")
 
 
-async def _first(*aws: Awaitable[Any], timeout: float | None = None) -> asyncio.Future[Any] | None:
+async def _first(
+    *aws: Awaitable[Any] | asyncio.Event, timeout: float | None = None
+) -> asyncio.Future[Any] | None:
     """Wait for the first of `aws` (Events become their wait()); the winner, or None on timeout. Helpers
     created here are cancelled; futures passed in are left alone."""
     futs: list[asyncio.Future[Any]] = []
@@ -98,7 +110,9 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
 class GatewaySession:
     """Owns the ib_async IB object for the life of the process; `run()` is the one reconnect loop."""
 
-    def __init__(self, settings: Settings, *, stable_seconds: float = 10.0, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, stable_seconds: float = 10.0, rng: random.Random | None = None
+    ) -> None:
         s = self.settings = settings
         self.ib = IB()
         self.outbox = PacedOutbox(self.ib, gateway_bucket(s.bridge_msgs_per_second))
@@ -137,7 +151,7 @@ class GatewaySession:
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.client.apiError += self._on_api_error
-        self.ib.pendingTickersEvent += self._on_tickers
+        self.feeds = Feeds(self)
 
     # ------------------------------------------------------------------ state
 
@@ -183,6 +197,8 @@ class GatewaySession:
                 self._backing_off(failure, decision)
                 await _first(stop, timeout=decision.delay)
         finally:
+            if self.session_up:
+                await self.outbox.flush(timeout=FLUSH_SECONDS)
             self.close()
 
     def _backing_off(self, failure: ConnectFailure, decision: RetryDecision) -> None:
@@ -208,7 +224,9 @@ class GatewaySession:
         self._lost.clear()
         self.conditions.new_session()
         where = f"{s.ib_host}:{s.ib_port} as client {s.ib_client_id}"
-        self.conditions.set_phase(Phase.CONNECTING, f"connecting to {where} (attempt {self.policy.failures + 1})")
+        self.conditions.set_phase(
+            Phase.CONNECTING, f"connecting to {where} (attempt {self.policy.failures + 1})"
+        )
         self._publish_status()
         self._early = asyncio.get_running_loop().create_future()
         attempt = asyncio.ensure_future(self._attempt())
@@ -226,12 +244,13 @@ class GatewaySession:
     async def _attempt(self) -> ConnectFailure | None:
         s, client = self.settings, self.ib.client
         try:
-            await client.connectAsync(s.ib_host, s.ib_port, s.ib_client_id, s.ib_connect_timeout)
+            await client.connectAsync(s.ib_host, s.ib_port, s.ib_client_id, s.ib_connect_timeout)  # type: ignore[no-untyped-call]
         except Exception as exc:  # every way a connect can fail is a reason to back off, never to crash
             return _failure_of(exc)
         self.generation += 1
         self.ib.wrapper.clientId = s.ib_client_id
-        client.updateReqId(self.orders.highest_order_id + 1)  # raise-only: a rolled-back nextValidId cannot bite
+        # raise-only: a rolled-back nextValidId cannot reuse an order id we already used
+        client.updateReqId(self.orders.highest_order_id + 1)  # type: ignore[no-untyped-call]
         self.server_version = client.serverVersion()
         self.accounts = list(client.getAccounts())
         self.conditions.set_phase(Phase.SYNCING, "API ready: loading positions, orders, executions, account")
@@ -259,7 +278,7 @@ class GatewaySession:
         if problem:
             self.listener.alert("CRITICAL", "gateway.identity", problem, remedy)
             return
-        self.spawn(self._issue_subscriptions())
+        self.spawn(self.feeds.issue())
 
     async def _hold(self, stop: asyncio.Event) -> None:
         """Heartbeat the live session until its socket is gone or we stop."""
@@ -298,7 +317,9 @@ class GatewaySession:
         self._publish_status()
 
     async def _retry_sync(self) -> None:
-        errors = await startup_sync(self.ib, self.settings, REQUEST_TIMEOUT, with_account=not self.conditions.identity_problem)
+        errors = await startup_sync(
+            self.ib, self.settings, REQUEST_TIMEOUT, with_account=not self.conditions.identity_problem
+        )
         if self._lost.is_set():
             return
         self.conditions.sync_problem = f"startup sync incomplete: {'; '.join(errors)}" if errors else ""
@@ -317,12 +338,12 @@ class GatewaySession:
             return
         for action in self.conditions.on_gateway_code(code, text, req_id, time.monotonic()):
             if isinstance(action, ReissueAll):
-                self._reissue(None, action.why, tell_gateway=False)
-                self._resubscribe_account()
+                self.feeds.reissue(None, action.why, tell_gateway=False)
+                self.feeds.resubscribe_account()
             elif isinstance(action, ReissueStale):
                 stale = self.subs.stale_since(action.since)
                 if stale:
-                    self._reissue(stale, action.why, tell_gateway=True)
+                    self.feeds.reissue(stale, action.why, tell_gateway=True)
             elif isinstance(action, Warn):
                 log_every(action.key, action.every, "WARNING", action.message)
         self._publish_status()
@@ -337,82 +358,11 @@ class GatewaySession:
         self.outbox.clear()
         self.subs.invalidate()
 
-    def _on_tickers(self, tickers: Any) -> None:
-        now = time.monotonic()
-        for ticker in tickers:
-            spec = SubscriptionSpec("quotes", ticker.contract.symbol)
-            self.subs.data_seen(spec, now)
-            self.listener.quote(ticker)
-
-    # ------------------------------------------------------------------ subscriptions
-
-    async def _issue_subscriptions(self) -> None:
-        gen = self.generation
-        specs = self.subs.to_issue(gen)
-        details = await asyncio.gather(*(self.contract_details(s) for s in {sp.symbol for sp in specs}), return_exceptions=True)
-        contracts = {d.contract.symbol: d.contract for d in details if isinstance(d, ContractDetails) and d.contract}
-        if gen != self.generation or not self.session_up:
-            return
-        for spec in specs:
-            contract = contracts.get(spec.symbol)
-            if contract is None:
-                log_every(f"unknown:{spec.symbol}", 300, "WARNING", f"no contract for {spec.symbol}: not subscribed")
-                continue
-            try:
-                handle = self._request(spec, contract)
-            except ConnectionError:
-                return
-            self.subs.issued(spec, gen, time.monotonic(), handle)
-            self.count("subscriptions_issued")
-
-    def _request(self, spec: SubscriptionSpec, contract: Any) -> Any:
-        if spec.kind == "quotes":
-            return self.ib.reqMktData(contract, "", False, False)
-        bars = self.ib.reqRealTimeBars(contract, spec.bar_seconds, spec.what_to_show, False)
-
-        def on_bar(bars_: Any, has_new: bool) -> None:
-            if not has_new or self.subs.get(spec).handle is not bars_:
-                return
-            self.subs.data_seen(spec, time.monotonic())
-            self.listener.bar(spec, bars_[-1])
-            if len(bars_) > 64:  # ib_async keeps every bar forever; we publish and forget
-                del bars_[:-1]
-
-        bars.updateEvent += on_bar
-        return bars
-
-    def _reissue(self, specs: list[SubscriptionSpec] | None, why: str, *, tell_gateway: bool) -> None:
-        """Re-request `specs` (all when None) with new request ids; after 1101 the Gateway forgot them already."""
-        subs = self.subs.invalidate(specs)
-        for sub in subs:
-            with contextlib.suppress(ConnectionError):
-                self._drop_handle(sub.spec, sub.handle, tell_gateway)
-            sub.handle = None
-        event("resubscribe", why=why, count=len(subs))
-        self.count("resubscribe_rounds")
-        self.spawn(self._issue_subscriptions())
-
-    def _drop_handle(self, spec: SubscriptionSpec, handle: Any, tell_gateway: bool) -> None:
-        if handle is None:
-            return
-        if spec.kind == "bars":
-            if tell_gateway:
-                self.ib.cancelRealTimeBars(handle)
-            else:
-                self.ib.wrapper.endSubscription(handle)
-        elif tell_gateway:
-            self.ib.cancelMktData(handle.contract)
-        else:
-            self.ib.wrapper.endTicker(handle, "mktData")
-
-    def _resubscribe_account(self) -> None:
-        if self.settings.ib_account in self.accounts:
-            with contextlib.suppress(ConnectionError):
-                self.ib.client.reqAccountUpdates(True, self.settings.ib_account)
-
     # ------------------------------------------------------------------ requests for the API
 
-    async def once(self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = REQUEST_TIMEOUT) -> T:
+    async def once(
+        self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = REQUEST_TIMEOUT
+    ) -> T:
         """Run one Gateway request per `key` at a time; concurrent callers share its answer."""
         fut = self._inflight.get(key)
         if fut is None:
@@ -454,6 +404,6 @@ class GatewaySession:
         self.outbox.clear()
         self.conditions.set_phase(Phase.STOPPED, "stopped")
         self._publish_status()
-        if self.ib.client.isConnected():
+        if self.ib.client.isConnected():  # type: ignore[no-untyped-call]
             self.ib.disconnect()
         logger.info("Gateway session closed")

@@ -14,10 +14,10 @@ from shared.config import PAPER_ACCOUNT_PREFIXES, mask_account
 from shared.messages import GatewayStateName
 
 STALLED_REMEDY = "Gateway API not answering: restart the Gateway and log in with 2FA"
-LINK_REMEDY = (
-    "usually clears by itself within minutes (IB's nightly reset); if it lasts, check the Gateway machine's network"
+LINK_REMEDY = "usually clears by itself within minutes (IB's nightly reset); if it lasts, check the Gateway machine's network"
+FARM_REMEDY = (
+    "IB data-farm maintenance usually clears by itself; market data is re-requested when the farm is OK"
 )
-FARM_REMEDY = "IB data-farm maintenance usually clears by itself; market data is re-requested when the farm is OK"
 
 
 class Phase(Enum):
@@ -141,12 +141,16 @@ class GatewayConditions:
     def status(self) -> Status:
         """The one state: socket phase first, then identity, heartbeat, IB link, data farms."""
         if self.phase is not Phase.UP:
-            return Status(self.phase.value, self.phase_reason, self.phase_remedy)  # type: ignore[arg-type]
+            return Status(self.phase.value, self.phase_reason, self.phase_remedy)
         degraded = bool(self.farms_down)
         if self.identity_problem:
-            return Status("WAITING_FOR_HUMAN", self.identity_problem, self.identity_remedy, data_degraded=degraded)
+            return Status(
+                "WAITING_FOR_HUMAN", self.identity_problem, self.identity_remedy, data_degraded=degraded
+            )
         if self.sync_problem:
-            return Status("SYNCING", self.sync_problem, "none needed: the sync is retried", data_degraded=degraded)
+            return Status(
+                "SYNCING", self.sync_problem, "none needed: the sync is retried", data_degraded=degraded
+            )
         if self.stalled_reason:
             return Status("STALLED", self.stalled_reason, STALLED_REMEDY, data_degraded=degraded)
         if self.link_lost:

@@ -29,6 +29,12 @@ from shared.messages import (
 Execute = Callable[[list[Action]], Awaitable[None]]
 
 
+def plain(d: Decimal) -> str:
+    """A decimal as people write it: 18.0 -> 18, 1E+2 -> 100, 0.50 -> 0.5."""
+    text = f"{d.normalize():f}"
+    return "0" if text in ("-0", "") else text
+
+
 def iso(ns: int | None) -> str:
     if not ns:
         return ""
@@ -57,12 +63,13 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "daily_pnl": str(ex.daily_pnl().quantize(Decimal("0.01"))),
         "daily_loss_limit": str(ex.settings.daily_loss_limit),
         "realized_today": str(day.realized.quantize(Decimal("0.01"))),
-        "commissions_today": str(day.commissions),
+        "commissions_today": str(day.commissions.quantize(Decimal("0.01"))),
         "unrealized": str(pnl.unrealized(book, marks).quantize(Decimal("0.01"))),
         "gross_exposure": str(pnl.gross_exposure(book, marks).quantize(Decimal("0.01"))),
-        "cash_flow": str(ex.ledger.cash()),
+        "cash_flow": str(ex.ledger.cash().quantize(Decimal("0.01"))),
         "positions": sum(1 for q, _ in book.values() if q != 0),
         "working_orders": sum(1 for o in ex.ledger.working.values() if o.working),
+        "quote_age_s": {s: round((ex.wall() - q.received_ns) / 1e9, 1) for s, q in sorted(ex.quotes.items())},
         "last_rejection": ex.last_rejection,
         "counters": dict(ex.counters),
         **extra,
@@ -83,13 +90,13 @@ def positions_view(ex: Executor) -> list[dict[str, str]]:
         rows.append(
             {
                 "symbol": symbol,
-                "quantity": str(qty),
+                "quantity": plain(qty),
                 "avg_cost": str(cost.quantize(Decimal("0.0001"))),
-                "mark": str(mark),
+                "mark": plain(mark),
                 "market_value": str((qty * mark).quantize(Decimal("0.01"))),
                 "unrealized": str((qty * (mark - cost)).quantize(Decimal("0.01"))),
                 "realized": str((pos.realized if pos else Decimal(0)).quantize(Decimal("0.01"))),
-                "broker_quantity": "" if broker is None else str(broker),
+                "broker_quantity": "" if broker is None else plain(broker),
             }
         )
     return rows
@@ -102,12 +109,12 @@ def orders_view(ex: Executor, include_done: bool) -> list[dict[str, str]]:
             "client_order_id": o.client_order_id,
             "symbol": o.symbol,
             "side": o.side,
-            "quantity": str(o.quantity),
+            "quantity": plain(o.quantity),
             "type": o.order_type,
             "limit": "" if o.limit_price is None else str(o.limit_price),
             "status": o.status,
-            "filled": str(o.filled),
-            "avg_price": str(o.avg_fill_price.normalize()) if o.filled else "",
+            "filled": plain(o.filled),
+            "avg_price": plain(o.avg_fill_price) if o.filled else "",
             "reason": o.reason,
             "created": iso(o.created_ns),
         }
@@ -118,7 +125,9 @@ def orders_view(ex: Executor, include_done: bool) -> list[dict[str, str]]:
 class Commands:
     """The handler behind the executor's RequestServer."""
 
-    def __init__(self, ex: Executor, execute: Execute, state: Callable[[], str], extra: Callable[[], dict[str, Any]]):
+    def __init__(
+        self, ex: Executor, execute: Execute, state: Callable[[], str], extra: Callable[[], dict[str, Any]]
+    ):
         self.ex = ex
         self.execute = execute
         self.state = state

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+import msgspec
+
 from procs.executor import pnl
 from procs.executor.breaker import CircuitBreaker
 from procs.executor.hours import MarketClock, session_at, trading_day
@@ -28,8 +30,22 @@ from procs.executor.orders import (
     new_client_order_id,
     next_state,
 )
-from procs.executor.risk import OrderIntent, Rejection, RiskContext, RiskLimits, first_rejection, is_reduce_only
-from procs.executor.sizing import QuoteSnapshot, marketable_limit, order_delta, target_shares, to_decimal
+from procs.executor.risk import (
+    OrderIntent,
+    Rejection,
+    RiskContext,
+    RiskLimits,
+    first_rejection,
+    is_reduce_only,
+)
+from procs.executor.sizing import (
+    QuoteSnapshot,
+    marketable_limit,
+    order_delta,
+    target_shares,
+    to_decimal,
+    worth_trading,
+)
 from shared.config import Settings
 from shared.log import event, log_every
 from shared.messages import (
@@ -70,6 +86,20 @@ class Reconcile:
 
 
 Action = Send | Cancel | Publish | Reconcile
+
+
+def _price(x: float) -> Decimal:
+    """A quote's price, or 0 (unknown) when the wire says NaN, infinity or a non-positive number."""
+    return to_decimal(x) if math.isfinite(x) and x > 0 else Decimal(0)
+
+
+def _as_rejection(e: OrderEvent, order: OrderRecord) -> OrderEvent:
+    """IB error 321 (e.g. the read-only API) arrives as a validation *warning* (ib_status ValidationError);
+    on an order the Gateway never acknowledged (no permId) it means the order was refused, not that it is live."""
+    never_acknowledged = e.perm_id == 0 and order.perm_id == 0 and order.status in ("NEW", "SUBMITTED")
+    if e.ib_status == "ValidationError" and e.error_code == 321 and never_acknowledged and order.filled == 0:
+        return msgspec.structs.replace(e, status="REJECTED")
+    return e
 
 
 def order_event(o: OrderRecord) -> OrderEvent:
@@ -122,7 +152,9 @@ class Executor:
     def on_target(self, t: TargetPosition) -> list[Action]:
         self.count("targets")
         if t.symbol not in self.limits.symbols:
-            return self._reject(t.symbol, Rejection("symbol", f"target for {t.symbol!r}, which is not in SYMBOLS"))
+            return self._reject(
+                t.symbol, Rejection("symbol", f"target for {t.symbol!r}, which is not in SYMBOLS")
+            )
         if not math.isfinite(t.weight) or abs(t.weight) > 1:
             return self._reject(t.symbol, Rejection("weight", f"target weight {t.weight} is outside [-1, 1]"))
         self.targets[t.symbol] = t
@@ -140,12 +172,11 @@ class Executor:
         return [a for symbol in sorted(self.targets) for a in self.evaluate(symbol)]
 
     def on_quote(self, q: Quote) -> list[Action]:
-        try:
-            snap = QuoteSnapshot(to_decimal(q.bid), to_decimal(q.ask), to_decimal(q.last), self.wall())
-        except ValueError:
-            log_every(f"quote.bad.{q.symbol}", 30, "WARNING", f"dropped a quote of {q.symbol} with a non-finite price")
-            return []
-        if snap.bid < 0 or snap.ask < 0 or snap.last < 0:
+        snap = QuoteSnapshot(_price(q.bid), _price(q.ask), _price(q.last), self.wall())
+        if snap.reference <= 0:
+            log_every(
+                f"quote.bad.{q.symbol}", 30, "WARNING", f"ignored a quote of {q.symbol} with no usable price"
+            )
             return []
         self.quotes[q.symbol] = snap
         if self.market_now() is None:
@@ -171,8 +202,11 @@ class Executor:
         if current is None:
             self.count("order_events_unknown")
             if is_ours(e.client_order_id):
-                log_every("order.unknown", 30, "WARNING", f"status {e.status} for unknown order {e.client_order_id}")
+                log_every(
+                    "order.unknown", 30, "WARNING", f"status {e.status} for unknown order {e.client_order_id}"
+                )
             return []
+        e = _as_rejection(e, current)
         order = dataclasses.replace(current)
         order.broker_order_id = e.order_id or order.broker_order_id
         order.perm_id = e.perm_id or order.perm_id
@@ -191,6 +225,7 @@ class Executor:
                 order.error_code = e.error_code or order.error_code
         if order == current:
             return []
+        order.updated_ns = self.wall()
         self.ledger.save_order(order)
         if not step.changed:
             return []
@@ -207,7 +242,9 @@ class Executor:
         if order.status in TERMINAL:
             self.cancel_sent.pop(order.client_order_id, None)
         if order.status == "CANCELLED":
-            actions += self.evaluate(order.symbol)  # e.g. cancelled to change direction, or timed out: re-price
+            actions += self.evaluate(
+                order.symbol
+            )  # e.g. cancelled to change direction, or timed out: re-price
         return actions
 
     def on_fill(self, f: Fill) -> list[Action]:
@@ -215,7 +252,9 @@ class Executor:
         order = self.ledger.order(f.client_order_id)
         if order is None:
             self.count("fills_unknown_order")
-            log_every("fill.unknown", 30, "WARNING", f"fill {f.exec_id} for unknown order {f.client_order_id!r}")
+            log_every(
+                "fill.unknown", 30, "WARNING", f"fill {f.exec_id} for unknown order {f.client_order_id!r}"
+            )
             return []
         day = self.trading_day()
         if self.ledger.has_fill(f.exec_id):
@@ -225,10 +264,14 @@ class Executor:
             return []
         if f.quantity <= 0 or f.price <= 0 or f.symbol != order.symbol or f.side != order.side:
             self.count("fills_malformed")
-            log_every("fill.bad", 30, "ERROR", f"fill {f.exec_id} does not match order {order.client_order_id}: {f}")
+            log_every(
+                "fill.bad", 30, "ERROR", f"fill {f.exec_id} does not match order {order.client_order_id}: {f}"
+            )
             return []
-        booked = FillIn(f.exec_id, f.client_order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.exec_ns)
-        updated = self.ledger.apply_fill(booked, day)
+        booked = FillIn(
+            f.exec_id, f.client_order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.exec_ns
+        )
+        updated = self.ledger.apply_fill(booked, day, self.wall())
         if updated is None:
             return []
         self._day = None
@@ -252,7 +295,9 @@ class Executor:
 
     def on_send_refused(self, client_order_id: str, error: str) -> list[Action]:
         """The bridge answered no: the order certainly did not reach the Gateway."""
-        return self.on_order_event(OrderEvent(client_order_id=client_order_id, status="REJECTED", reason=error))
+        return self.on_order_event(
+            OrderEvent(client_order_id=client_order_id, status="REJECTED", reason=error)
+        )
 
     def on_send_lost(self, client_order_id: str, error: str) -> list[Action]:
         """No answer at all: the order may or may not be at the Gateway; reconciliation finds out by orderRef."""
@@ -273,9 +318,10 @@ class Executor:
         target = target_shares(t.weight, self.settings.position_notional, quote.reference)
         position = self.position(symbol)
         mine = [o for o in self.ledger.working.values() if o.symbol == symbol]
-        delta = order_delta(target, position, sum((o.signed_pending() for o in mine), start=Decimal(0)))
-        if delta == 0:
+        working = sum((o.signed_pending() for o in mine), start=Decimal(0))
+        if not worth_trading(target, position + working):
             return []
+        delta = order_delta(target, position, working)
         opposite = [o for o in mine if o.working and (o.sign > 0) != (delta > 0)]
         if opposite:  # never trade against our own working order: cancel it, re-decide when it is gone
             return self.cancel_orders(opposite, "target changed direction")
@@ -311,7 +357,9 @@ class Executor:
               order_type=order.order_type, limit=order.limit_price, reduce_only=order.reduce_only)  # fmt: skip
         return [Send(order), Publish("order.new", order_event(order))]
 
-    def _intent(self, symbol: str, side: Literal["BUY", "SELL"], quantity: Decimal) -> OrderIntent | Rejection:
+    def _intent(
+        self, symbol: str, side: Literal["BUY", "SELL"], quantity: Decimal
+    ) -> OrderIntent | Rejection:
         exposure = self.position(symbol) + self.working_shares(symbol)
         reduce = is_reduce_only(side, quantity, exposure)
         if self.settings.order_type == "MKT":
@@ -321,7 +369,9 @@ class Executor:
             return Rejection("quote", f"no quote for {symbol}: cannot price the order")
         tick = self.ticks.get(symbol)
         if tick is None:
-            return Rejection("contract", f"minimum tick of {symbol} unknown (no contract details from the bridge)")
+            return Rejection(
+                "contract", f"minimum tick of {symbol} unknown (no contract details from the bridge)"
+            )
         limit = marketable_limit(side, quote, self.limits.price_collar_bps, tick)
         return OrderIntent(symbol, side, quantity, "LMT", limit, reduce)
 
@@ -345,7 +395,9 @@ class Executor:
     def _reject(self, symbol: str, rejection: Rejection) -> list[Action]:
         self.count(f"rejected_{rejection.rule}")
         self.last_rejection = f"{symbol} {rejection}"
-        log_every(f"reject.{rejection.rule}.{symbol}", 30, "WARNING", f"order for {symbol} rejected by {rejection}")
+        log_every(
+            f"reject.{rejection.rule}.{symbol}", 30, "WARNING", f"order for {symbol} rejected by {rejection}"
+        )
         return []
 
     # ------------------------------------------------------------------ kill switch
@@ -372,7 +424,11 @@ class Executor:
             remedy="look at `bin/trader status`, then `bin/trader resume` when it is safe",
             evidence={"daily_pnl": str(self.daily_pnl())},
         )
-        return [*self.cancel_orders(working, f"halted: {reason}"), Publish("alert", alert), self.publish_risk()]
+        return [
+            *self.cancel_orders(working, f"halted: {reason}"),
+            Publish("alert", alert),
+            self.publish_risk(),
+        ]
 
     def resume(self) -> str | None:
         """Lift the halt; refused (the reason returned) while today's loss is still beyond the limit."""
@@ -409,7 +465,9 @@ class Executor:
         return pos.quantity if pos is not None else Decimal(0)
 
     def working_shares(self, symbol: str) -> Decimal:
-        return sum((o.signed_pending() for o in self.ledger.working.values() if o.symbol == symbol), Decimal(0))
+        return sum(
+            (o.signed_pending() for o in self.ledger.working.values() if o.symbol == symbol), Decimal(0)
+        )
 
     def marks(self) -> dict[str, Decimal]:
         return {s: q.reference for s, q in self.quotes.items() if q.reference > 0}
@@ -422,6 +480,8 @@ class Executor:
 
     def day_record(self) -> DayRecord:
         day = self.trading_day()
+        if self.market_now() is None:  # the simulator's date is unknown yet: record nothing on a guessed day
+            return self.ledger.day(day) or DayRecord(day, self.ledger.cash(), Decimal(0), Decimal(0), {})
         if self._day is None or self._day.trading_day != day:
             self._day = self.ledger.open_day(day, self.marks())
         return self._day

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -29,7 +30,9 @@ def _schedule() -> dict[int, tuple[int, int]]:
     """UTC day index -> (open_ns, close_ns) of the XNYS regular session held that day."""
     import exchange_calendars as xcals  # slow to import: load once, at start-up (see warm_up)
 
-    sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
+    with warnings.catch_warnings():  # the library's own pandas deprecation noise, not ours to fix
+        warnings.simplefilter("ignore")
+        sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
     opens = sched["open"].dt.as_unit("ns").astype("int64").to_numpy()
     closes = sched["close"].dt.as_unit("ns").astype("int64").to_numpy()
     return {int(o) // DAY_NS: (int(o), int(c)) for o, c in zip(opens, closes, strict=True)}

@@ -172,7 +172,6 @@ class Ledger:
         self._track(order)
 
     def save_order(self, order: OrderRecord) -> None:
-        order.updated_ns = time.time_ns()
         with self._tx():
             self._update_order(order)
         self._track(order)
@@ -225,7 +224,7 @@ class Ledger:
 
     # ------------------------------------------------------------------ fills
 
-    def apply_fill(self, fill: FillIn, trading_day: str) -> OrderRecord | None:
+    def apply_fill(self, fill: FillIn, trading_day: str, now_ns: int | None = None) -> OrderRecord | None:
         """Book a fill exactly once (by exec_id): order totals, position, cash and the day's P&L in one
         transaction. Returns the updated order, or None when this exec_id was already booked."""
         order = self.order(fill.client_order_id)
@@ -258,7 +257,7 @@ class Ledger:
             if cur.rowcount != 1:
                 return None  # already booked: the transaction commits nothing
             apply_fill_quantity(updated, fill.quantity, fill.price)
-            updated.updated_ns = time.time_ns()
+            updated.updated_ns = time.time_ns() if now_ns is None else now_ns
             self._update_order(updated)
             self._write_position(new_pos)
             self._add_cash(-signed * fill.price - commission)
@@ -272,7 +271,8 @@ class Ledger:
         """Book a commission reported after its fill, once. False when unknown or already booked."""
         with self._tx():
             cur = self.conn.execute(
-                "UPDATE fills SET commission=? WHERE exec_id=? AND commission IS NULL", (str(commission), exec_id)
+                "UPDATE fills SET commission=? WHERE exec_id=? AND commission IS NULL",
+                (str(commission), exec_id),
             )
             if cur.rowcount != 1:
                 return False
@@ -341,7 +341,11 @@ class Ledger:
             for r in self.conn.execute("SELECT * FROM day_marks WHERE trading_day=?", (trading_day,))
         }
         return DayRecord(
-            trading_day, Decimal(row["start_cash"]), Decimal(row["realized"]), Decimal(row["commissions"]), start
+            trading_day,
+            Decimal(row["start_cash"]),
+            Decimal(row["realized"]),
+            Decimal(row["commissions"]),
+            start,
         )
 
     def set_day_reference(self, trading_day: str, symbol: str, price: Decimal) -> None:
@@ -377,7 +381,9 @@ class Ledger:
 
     def clear_halt(self) -> HaltState:
         with self._tx():
-            self.conn.execute("UPDATE halt SET halted=0, reason='', since_ns=?, source='' WHERE id=1", (time.time_ns(),))
+            self.conn.execute(
+                "UPDATE halt SET halted=0, reason='', since_ns=?, source='' WHERE id=1", (time.time_ns(),)
+            )
         return self.halt_state()
 
     def meta(self, key: str, default: str = "") -> str:
@@ -428,5 +434,7 @@ def open_ledger(path: Path) -> Ledger:
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise LedgerError(f"ledger {path} could not be opened ({exc}); move it aside to start a new one") from None
+        raise LedgerError(
+            f"ledger {path} could not be opened ({exc}); move it aside to start a new one"
+        ) from None
     return Ledger(conn, path)

@@ -37,7 +37,9 @@ def slipped_price(side: str, quote: QuoteSnapshot, slippage_bps: Decimal, tick: 
 
 
 class LocalBroker:
-    def __init__(self, slippage_bps: Decimal, commission_per_share: Decimal, ticks: Mapping[str, Decimal]) -> None:
+    def __init__(
+        self, slippage_bps: Decimal, commission_per_share: Decimal, ticks: Mapping[str, Decimal]
+    ) -> None:
         self.slippage_bps = slippage_bps
         self.commission_per_share = commission_per_share
         self.ticks = ticks
@@ -50,7 +52,9 @@ class LocalBroker:
             if o.working and o.filled < o.quantity:
                 self.resting[o.client_order_id] = o
 
-    def place(self, order: OrderRecord, quote: QuoteSnapshot | None, now_ns: int | None = None) -> list[LocalEvent]:
+    def place(
+        self, order: OrderRecord, quote: QuoteSnapshot | None, now_ns: int | None = None
+    ) -> list[LocalEvent]:
         events: list[LocalEvent] = [self._status(order, "SUBMITTED")]
         self.resting[order.client_order_id] = order
         if quote is not None:

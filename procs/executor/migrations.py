@@ -95,7 +95,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)"
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_ns INTEGER NOT NULL)"
+)
 
 
 def check_healthy(path: Path) -> sqlite3.Connection:
@@ -155,7 +157,9 @@ def _apply(conn: sqlite3.Connection, number: int, sql: str) -> None:
     try:
         for statement in statements:
             conn.execute(statement)
-        conn.execute("INSERT INTO schema_version (version, applied_ns) VALUES (?, ?)", (number, time.time_ns()))
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_ns) VALUES (?, ?)", (number, time.time_ns())
+        )
     except BaseException:
         conn.execute("ROLLBACK")
         raise

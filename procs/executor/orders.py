@@ -120,7 +120,9 @@ def apply_fill_quantity(order: OrderRecord, quantity: Decimal, price: Decimal) -
     """Add one fill to the order's own totals; the status follows the booked quantity."""
     total = order.filled + quantity
     # an average is derived, not money moved: 8 places keep it readable and stable in the ledger
-    order.avg_fill_price = ((order.avg_fill_price * order.filled + price * quantity) / total).quantize(AVG_PLACES)
+    order.avg_fill_price = ((order.avg_fill_price * order.filled + price * quantity) / total).quantize(
+        AVG_PLACES
+    )
     order.filled = total
     order.reported_filled = max(order.reported_filled, total)
     if total >= order.quantity:

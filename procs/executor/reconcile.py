@@ -119,7 +119,9 @@ class Reconciler:
             why = "never reached the broker" if o.status == "NEW" else "no longer open at the broker"
             report.closed.append(o.client_order_id)
             actions += self.ex.on_order_event(
-                OrderEvent(client_order_id=o.client_order_id, status="CANCELLED", reason=f"{why} (reconciliation)")
+                OrderEvent(
+                    client_order_id=o.client_order_id, status="CANCELLED", reason=f"{why} (reconciliation)"
+                )
             )
         return actions
 

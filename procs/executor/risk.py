@@ -142,7 +142,9 @@ def check_quote(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Reject
         return Rejection("quote", f"no quote for {order.symbol}: cannot price the order")
     age = (ctx.now_ns - q.received_ns) / 1e9
     if age > MAX_QUOTE_AGE_SECONDS:
-        return Rejection("quote", f"last quote of {order.symbol} is {age:.0f}s old (max {MAX_QUOTE_AGE_SECONDS:g}s)")
+        return Rejection(
+            "quote", f"last quote of {order.symbol} is {age:.0f}s old (max {MAX_QUOTE_AGE_SECONDS:g}s)"
+        )
     return None
 
 
@@ -156,7 +158,9 @@ def check_halted(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Rejec
 
 def check_circuit(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Rejection | None:
     if ctx.circuit_open and not order.reduce_only:
-        return Rejection("circuit_breaker", "open after repeated rejects or errors; it retries after a cool-down")
+        return Rejection(
+            "circuit_breaker", "open after repeated rejects or errors; it retries after a cool-down"
+        )
     return None
 
 
@@ -226,7 +230,8 @@ def check_position_notional(order: OrderIntent, ctx: RiskContext, lim: RiskLimit
     if order.reduce_only or after <= lim.max_position_notional:
         return None
     return Rejection(
-        "position_notional", f"{order.symbol} would be {_money(after)} (max {_money(lim.max_position_notional)})"
+        "position_notional",
+        f"{order.symbol} would be {_money(after)} (max {_money(lim.max_position_notional)})",
     )
 
 
@@ -249,7 +254,9 @@ def check_open_positions(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) 
     held = sum(1 for s in set(ctx.positions) | set(ctx.working) if ctx.exposure(s) != 0)
     if held + 1 <= lim.max_open_positions:
         return None
-    return Rejection("open_positions", f"{held} symbols held, a new one would exceed {lim.max_open_positions}")
+    return Rejection(
+        "open_positions", f"{held} symbols held, a new one would exceed {lim.max_open_positions}"
+    )
 
 
 # Sanity first, then the state of the world, then price, then exposure: the first failure is reported.

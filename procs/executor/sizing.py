@@ -81,6 +81,23 @@ def order_delta(target: Decimal, position: Decimal, working: Decimal) -> Decimal
     return target - (position + working)
 
 
+REBALANCE_BAND = Decimal("0.05")  # a same-side position within 5% of its target is left alone
+
+
+def worth_trading(target: Decimal, exposure: Decimal) -> bool:
+    """Is the gap between the target and position + working orders worth an order?
+
+    The same target re-sized at a moving price would otherwise send a stream of one-share top-ups, each paying
+    a full commission. Going flat, changing side or a gap beyond the band always trades.
+    """
+    gap = abs(target - exposure)
+    if gap == 0:
+        return False
+    if target == 0 or exposure == 0 or (target > 0) != (exposure > 0):
+        return True
+    return gap > abs(target) * REBALANCE_BAND
+
+
 def collar_distance_bps(price: Decimal, reference: Decimal) -> Decimal:
     """How far a price is from the reference, in basis points (always >= 0)."""
     return abs(price - reference) / reference * BPS

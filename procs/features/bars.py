@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import warnings
 from collections.abc import Iterable
 
 from procs.features.featureset import EXCHANGE_TZ
@@ -24,7 +25,9 @@ def session_boundaries() -> list[int]:
     """Every XNYS regular-session open and close, 1990-2040, as sorted UTC nanoseconds."""
     import exchange_calendars as xcals  # 0.3 s import: only when the first bar needs it
 
-    sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
+    with warnings.catch_warnings():  # exchange_calendars 4.13 trips a pandas 3.1 deprecation inside itself
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
     opens = sched["open"].dt.as_unit("ns").astype("int64").tolist()
     closes = sched["close"].dt.as_unit("ns").astype("int64").tolist()
     return sorted(opens + closes)
@@ -119,26 +122,7 @@ def merge_bars(symbol: str, start_ns: int, bar_seconds: int, parts: list[Bar]) -
 
 
 # Bar sizes the Gateway's historical data offers (reqHistoricalData barSizeSetting), in seconds.
-HISTORY_BAR_SIZES = (
-    1,
-    5,
-    10,
-    15,
-    30,
-    60,
-    120,
-    180,
-    300,
-    600,
-    900,
-    1200,
-    1800,
-    3600,
-    7200,
-    10800,
-    14400,
-    28800,
-)
+HISTORY_BAR_SIZES = (1, 5, 10, 15, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 28800, 86400)  # fmt: skip
 
 
 def history_bar_size(bar_seconds: int) -> int:

@@ -25,6 +25,8 @@ from shared.messages import Bar, GatewayStatus, HistoryRequest
 from shared.service import Service
 
 HISTORY_TIMEOUT = 60.0  # the bridge paces history requests; one may wait behind others
+CLOCK_WAIT = 6.0  # the bridge re-sends its status (with the Gateway's clock) every ~5 s
+SERVES_HISTORY = frozenset({"READY", "DEGRADED"})  # DEGRADED: a farm is down, history may still come
 RETRY_MAX = 30.0
 
 
@@ -49,22 +51,24 @@ class WarmupQueue:
 class FeatureService:
     """Wires a FeatureWorker to the bridge's stream and request socket and to our own PUB."""
 
-    def __init__(self, svc: Service) -> None:
+    def __init__(self, svc: Service, bridge_pub: str | None = None, bridge_req: str | None = None) -> None:
         s = svc.settings
         self.svc = svc
+        self.bridge_pub = bridge_pub or pub_endpoint(s, "bridge")
+        self.bridge_req = bridge_req or req_endpoint(s, "bridge")
         self.worker = FeatureWorker(s.symbols, s.bar_seconds, s.spike_sigmas, s.warmup_bars)
         self.queue = WarmupQueue()
         self.clock_ns: int | None = None  # the Gateway's clock: latest bar end or gateway_time_ns
+        self.clock_known = asyncio.Event()
         self.gateway_state = ""
-        self.was_ready = False
+        self.gateway_up = asyncio.Event()  # the bridge says its session can serve history
+        self.was_up = False
         self._reported = 0.0
 
     async def run(self) -> None:
         svc = self.svc
-        sub = Subscriber(svc.ctx, [pub_endpoint(svc.settings, "bridge")], [""])
-        bridge = RequestClient(
-            svc.ctx, req_endpoint(svc.settings, "bridge"), timeout=HISTORY_TIMEOUT, retries=0
-        )
+        sub = Subscriber(svc.ctx, [self.bridge_pub], [""])
+        bridge = RequestClient(svc.ctx, self.bridge_req, timeout=HISTORY_TIMEOUT, retries=0)
         self.queue.ask(self.worker.symbols, "start")
         warmer = asyncio.create_task(self._warm_up_forever(bridge))
         svc.set_state("WARMING")
@@ -87,12 +91,13 @@ class FeatureService:
 
     def _on_message(self, topic: str, msg: object) -> None:
         if isinstance(msg, Bar) and topic.startswith("bar."):
-            end = msg.start_ns + msg.bar_seconds * NS
-            self.clock_ns = max(self.clock_ns or 0, end)
             for vector in self.worker.on_bar(msg):
                 self.svc.publish(f"feat.{vector.symbol}", vector)
-            if self.worker.intake.last_reject is not None:
-                bad = self.worker.intake.last_reject
+            bad = self.worker.intake.last_reject
+            if bad is None:  # a good bar's end is the Gateway's clock (a bad one's time is not trusted)
+                self.clock_ns = max(self.clock_ns or 0, msg.start_ns + msg.bar_seconds * NS)
+                self.clock_known.set()
+            else:
                 log_every(
                     f"features.reject.{bad.reason}",
                     30.0,
@@ -105,19 +110,25 @@ class FeatureService:
     def _on_gateway(self, status: GatewayStatus) -> None:
         if status.gateway_time_ns:
             self.clock_ns = max(self.clock_ns or 0, status.gateway_time_ns)
-        ready = status.state == "READY"
-        if ready and self.gateway_state != "READY":
-            if self.was_ready:  # reconnected: bars were lost while the Gateway was away
-                self.queue.ask(self.worker.symbols, "gateway READY again")
-            elif self.queue.pending:
-                self.queue.wake.set()  # retry a warm-up that failed while the bridge was not ready
-            self.was_ready = True
+            self.clock_known.set()
+        up = status.state in SERVES_HISTORY
+        if up and not self.gateway_up.is_set():
+            if self.was_up:  # the session came back: bars were lost while it was away
+                self.queue.ask(self.worker.symbols, f"gateway {status.state} again")
+            self.was_up = True
+            self.gateway_up.set()
+        elif not up:
+            self.gateway_up.clear()
         self.gateway_state = status.state
 
     async def _warm_up_forever(self, bridge: RequestClient) -> None:
         retry = 1.0
         while True:
             await self.queue.wake.wait()
+            await self.gateway_up.wait()  # asking a bridge without a session would only time out
+            # without the Gateway's clock the newest history bar may be unfinished: wait a little for one
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.clock_known.wait(), CLOCK_WAIT)
             failed = await self._warm_up(bridge, self.queue.take())
             if not failed:
                 retry = 1.0
@@ -125,7 +136,7 @@ class FeatureService:
                 continue
             self.queue.ask(failed, "retry")
             self.queue.wake.clear()
-            with contextlib.suppress(TimeoutError):  # a READY gateway wakes us early
+            with contextlib.suppress(TimeoutError):  # a new ask (gap, session back) wakes us early
                 await asyncio.wait_for(self.queue.wake.wait(), retry)
             self.queue.wake.set()
             retry = min(retry * 2, RETRY_MAX)

@@ -18,7 +18,10 @@ from procs.features.intake import BarIntake
 from procs.features.validate import BarValidator, RejectCounts
 from shared.messages import Bar, FeatureVector
 
-TAPE_EXTRA = 64  # bars kept beyond WARMUP_BARS, so a warm-up can always splice history and live
+# Closed bars kept per symbol, so a warm-up can splice the live bars history does not hold yet (4 hours of
+# 1-minute bars). Not WARMUP_BARS: the warm-up brings those, and 20 symbols x 5,000 bars would cost 35 MB.
+TAPE_BARS = 240
+SEED_ROWS = 64  # batch rows an incremental state is seeded from (the longest window is 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,12 @@ class FeatureWorker:
         self.intake = BarIntake(bar_seconds, spike_sigmas)
         self.history_rejects = RejectCounts()
         self.states = {s: FeatureState() for s in self.symbols}
-        self.tapes: dict[str, deque[Bar]] = {s: deque(maxlen=warmup_bars + TAPE_EXTRA) for s in self.symbols}
+        self.tapes: dict[str, deque[Bar]] = {s: deque(maxlen=TAPE_BARS) for s in self.symbols}
         self.counters = {"bars_in": 0, "bars": 0, "vectors": 0, "ignored": 0, "covered_by_history": 0}
 
     def on_bar(self, bar: Bar) -> list[FeatureVector]:
         """Take one live bar; the vectors of the BAR_SECONDS bars it closed (none if it was rejected)."""
+        self.intake.last_reject = None
         if bar.symbol not in self.states or bar.bar_seconds > self.bar_seconds:
             self.counters["ignored"] += 1
             return []
@@ -84,19 +88,22 @@ class FeatureWorker:
         is left out; with no clock at all (`now_ns` None) the last history bar is left out to be safe.
         """
         good, rejected = self._valid_history(symbol, history)
-        kept = self._finished(symbol, good, now_ns)
-        tape = self.tapes[symbol]
+        finished = self._finished(symbol, good, now_ns)
+        unfinished = len(good) - len(finished)
+        kept = finished[-self.warmup_bars :]
+        state, tape = self.states[symbol], self.tapes[symbol]
+        if not kept and state.n > 0:  # history brought nothing usable: keep the state we have
+            return WarmupResult(symbol, len(history), 0, rejected, unfinished, state.warm)
         last_start = kept[-1].start_ns if kept else None
-        live = [b for b in tape if last_start is None or b.start_ns > last_start]
-        merged = (kept + live)[-(self.warmup_bars + TAPE_EXTRA) :]
+        merged = kept + [b for b in tape if last_start is None or b.start_ns > last_start]
         state = FeatureState()
         if merged:
             frame = compute_features(bars_frame(merged))
-            state = FeatureState.from_batch(frame.tail(TAPE_EXTRA).to_dicts(), count=frame.height)
+            state = FeatureState.from_batch(frame.tail(SEED_ROWS).to_dicts(), count=frame.height)
         self.states[symbol] = state
         tape.clear()
-        tape.extend(merged)
-        return WarmupResult(symbol, len(history), len(merged), rejected, len(good) - len(kept), state.warm)
+        tape.extend(merged[-TAPE_BARS:])
+        return WarmupResult(symbol, len(history), len(merged), rejected, unfinished, state.warm)
 
     def _valid_history(self, symbol: str, history: Sequence[Bar]) -> tuple[list[Bar], int]:
         validator = BarValidator(self.spike_sigmas)

@@ -3,6 +3,10 @@
 One JSON object per line each way: `{"argv": ["silent", "on"]}` -> `{"ok": true, ...}`. The socket lives at
 `<control-dir>/gateway-sim-<port>.ctl`, so a tool finds the simulator by its API port alone. `run_command` is
 the one implementation of every command, shared by the socket, the CLI and the in-process GatewaySim.
+
+`error CODE` (no reqId) also moves the Gateway's state, as the real events would: 1100/2110 stop market data
+until 1101/1102; 1101 also drops every market-data subscription (clients must resubscribe); 2103 stops quotes
+until 2104; 2105 fails history with 162 until 2106; 10197 stops market data until 2104, 1101 or 1102.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class Faults:
     ib_link_down: bool = False  # after 1100, until 1101/1102: no market data flows
     market_farm_down: bool = False  # after 2103, until 2104
     hmds_farm_down: bool = False  # after 2105, until 2106: historical requests get 162
-    competing_session: bool = False  # after 10197 with no reqId: market data requests get 10197
+    competing_session: bool = False  # after 10197 with no reqId, until 2104/1101/1102: market data gets 10197
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -101,11 +101,11 @@ class Faults:
         if code in (1100, 2110):
             self.ib_link_down = True
         elif code in (1101, 1102):
-            self.ib_link_down = False
+            self.ib_link_down = self.competing_session = False
         elif code == 2103:
             self.market_farm_down = True
         elif code == 2104:
-            self.market_farm_down = False
+            self.market_farm_down = self.competing_session = False
         elif code == 2105:
             self.hmds_farm_down = True
         elif code == 2106:

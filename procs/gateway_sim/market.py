@@ -323,18 +323,20 @@ def _aggregate(
     closes = close[last]
     waps = np.where(volumes > 0, np.round(traded / np.maximum(volumes, 1), 4), closes)
     counts = np.add.reduceat(np.where(volume > 0, np.maximum(volume // 100, 1), 0), boundaries)
-    rows = zip(
-        starts.tolist(),
-        open_[boundaries].tolist(),
-        np.maximum.reduceat(high, boundaries).tolist(),
-        np.minimum.reduceat(low, boundaries).tolist(),
-        closes.tolist(),
-        volumes.tolist(),
-        waps.tolist(),
-        counts.tolist(),
-        strict=True,
+    columns_out: tuple[np.ndarray, ...] = (
+        starts,
+        open_[boundaries],
+        np.maximum.reduceat(high, boundaries),
+        np.minimum.reduceat(low, boundaries),
+        closes,
+        volumes,
+        waps,
+        counts,
     )
-    return [SimBar(*row) for row in rows if keep_empty or row[5] > 0]
+    if not keep_empty:
+        traded_any = volumes > 0
+        columns_out = tuple(c[traded_any] for c in columns_out)
+    return [SimBar(*row) for row in zip(*(c.tolist() for c in columns_out), strict=True)]
 
 
 def _as_shown(bar: SimBar, what: str, tick: float, digits: int) -> SimBar:

@@ -65,6 +65,10 @@ class DayBlock:
     volume: np.ndarray  # int64 shares
     wap: np.ndarray
 
+    def __post_init__(self) -> None:
+        for column in (self.open, self.high, self.low, self.close, self.volume, self.wap):
+            column.flags.writeable = False  # blocks are cached and shared: a reader must never change one
+
 
 def symbol_key(symbol: str) -> int:
     """A stable 64-bit key for a symbol (Python's hash() differs per process)."""

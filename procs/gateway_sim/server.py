@@ -29,6 +29,7 @@ from procs.gateway_sim.faults import FARM_OK_CODES, SILENT_MODES, Faults, error_
 from procs.gateway_sim.market import Market, SimBar, SimClock, default_sim_start
 from procs.gateway_sim.session import Session
 from procs.gateway_sim.wire_requests import ContractQuery
+from shared.log import log_every
 
 REAL_GATEWAY_PORTS = frozenset({4001, 4002, 7496, 7497})
 DEFAULT_PORT = 14002
@@ -163,7 +164,7 @@ class SimServer:
         session.send(wire.managed_accounts([self.account]) + wire.next_valid_id(order_id), 2)
         for code in self.farm_codes():
             session.error(-1, code)
-        logger.info("session {}: API started (server version {})", session.name, session.version)
+        session_log(session, "api-start", f"API started (server version {session.version})")
 
     def farm_codes(self) -> list[int]:
         f = self.faults
@@ -183,7 +184,7 @@ class SimServer:
     def on_disconnect(self, session: Session, exc: Exception | None) -> None:
         self.sessions.discard(session)
         how = f" ({type(exc).__name__})" if exc else ""
-        logger.info("session {}: closed{}", session.name, how)
+        session_log(session, "closed", f"closed{how}")
 
     def dispatch(self, session: Session, msg_id: int, fields: list[str]) -> None:
         handler = HANDLERS.get(msg_id)
@@ -193,8 +194,6 @@ class SimServer:
         handler(session, fields)
 
     def log_bad_input(self, session: Session, problem: str, *, close: bool = True) -> None:
-        from shared.log import log_every
-
         self._bad_input_count += 1
         suffix = "; session closed" if close else ""
         log_every(f"bad-input:{problem[:40]}", 10.0, "WARNING", f"session {session.name}: {problem}{suffix}")
@@ -258,7 +257,7 @@ class SimServer:
 
     def broadcast_error(self, code: int, req_id: int = -1, message: str | None = None) -> int:
         text = message or error_text(code, port=self.port, req=req_id)
-        lost = self.faults.apply_code(code)
+        lost = self.faults.apply_code(code) if req_id == -1 else False
         targets = self.live_sessions()
         for session in targets:
             session.error(req_id, code, text)
@@ -298,3 +297,8 @@ class SimServer:
             "bad_input": self._bad_input_count,
             "next_order_id": self.next_order_id,
         }
+
+
+def session_log(session: Session, kind: str, text: str) -> None:
+    """One line per session event, at most one a second per client id and kind: a reconnect storm stays readable."""
+    log_every(f"session-{kind}:{session.client_id}", 1.0, "INFO", f"session {session.name}: {text}")

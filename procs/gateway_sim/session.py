@@ -21,6 +21,7 @@ from procs.gateway_sim import wire
 from procs.gateway_sim.faults import PacingBucket, RateMeter, error_text
 from procs.gateway_sim.wire import WireError
 from procs.gateway_sim.wire_requests import message_id, parse_start_api
+from shared.log import log_every
 
 if TYPE_CHECKING:
     from procs.gateway_sim.contracts import SimContract
@@ -42,7 +43,6 @@ class Stage(Enum):
 @dataclass
 class MarketSub:
     contract: SimContract
-    volume: int = 0
 
 
 @dataclass
@@ -297,7 +297,12 @@ class Session(asyncio.Protocol):
     def _start_api(self, client_id: int) -> None:
         self.client_id = client_id
         if not self.server.claim_client_id(self, client_id):
-            logger.info("session {}: client id {} already in use: error 326, closing", self.name, client_id)
+            log_every(
+                f"session-326:{client_id}",
+                1.0,
+                "INFO",
+                f"session {self.name}: client id in use: 326, closing",
+            )
             self._write_raw(wire.error(-1, 326, error_text(326)))
             self.client_id = None
             self.close()

@@ -15,6 +15,7 @@ from loguru import logger
 
 from procs.gateway_sim import wire
 from procs.gateway_sim.pricepath import BUCKET_NS, BUCKETS_PER_DAY
+from shared.log import log_every
 
 if TYPE_CHECKING:
     from procs.gateway_sim.market import Market, SimBar
@@ -45,8 +46,6 @@ class DayVolumes:
 
 
 async def run_market_loop(server: SimServer) -> None:
-    from shared.log import log_every
-
     loop = asyncio.get_running_loop()
     volumes = DayVolumes(server.market)
     interval = server.config.tick_interval

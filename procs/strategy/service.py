@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from procs.strategy.base import StrategyRunner
+from procs.strategy.base import Strategy, StrategyRunner
 from procs.strategy.registry import build_strategy
 from shared.bus import Subscriber, pub_endpoint
 from shared.log import log_every
@@ -37,11 +37,15 @@ def log_strategy_error(strategy: str) -> Callable[[FeatureVector, Exception], No
 
 async def main(svc: Service) -> None:
     """The supervised program `strategy`."""
-    settings = svc.settings
-    strategy = build_strategy(settings.strategy, settings.strategy_params)
+    strategy = build_strategy(svc.settings.strategy, svc.settings.strategy_params)
+    await serve_strategy(svc, strategy)
+
+
+async def serve_strategy(svc: Service, strategy: Strategy, features_pub: str | None = None) -> None:
+    """Turn every `feat.` vector into a `target.` until svc.stop is set."""
     logger.info("strategy {} ({})", strategy.name, strategy)
     runner = StrategyRunner(strategy, on_error=log_strategy_error(strategy.name))
-    sub = Subscriber(svc.ctx, [pub_endpoint(settings, "features")], ["feat."])
+    sub = Subscriber(svc.ctx, [features_pub or pub_endpoint(svc.settings, "features")], ["feat."])
     svc.detail["strategy"] = strategy.name
     svc.set_state("RUNNING")
     last_target: dict[str, float] = {}

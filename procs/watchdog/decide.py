@@ -66,7 +66,7 @@ def _refusal(scan: _Scan, pid: int, owner: Owner) -> tuple[str, str] | None:
     """Why the process `pid` must not be restarted (rule, reason), or None when it may be."""
     snap, table = scan.snap, scan.table
     program = table.by_pid(pid) if table else None
-    if False:
+    if owner.looks_like_gateway:
         return "never-gateway", f"{owner.describe()} is Java/Gateway-like: never touched"
     if pid in snap.listen_pids:
         return "never-listen-owner", f"{owner.describe()} owns the LISTEN socket of port {snap.gateway_port}"
@@ -92,7 +92,7 @@ def _client_close_waits(scan: _Scan) -> dict[str, int]:
             unknown.append(cw)
             continue
         count = seen[cw.key] = scan.memory.seen.get(cw.key, 0) + 1
-        evidence = {"socket": cw.describe(), "pid": cw.pid, "name": owner.name, "scans_seen": count}
+        evidence = {"socket": cw.describe(), "pid": cw.pid, "process": owner.name, "scans_seen": count}
         refusal = _refusal(scan, owner.pid, owner)
         if refusal is not None:
             rule, reason = refusal
@@ -279,7 +279,7 @@ def _hung(scan: _Scan, info: ProgramInfo, silent: float, budget: float, last_sta
             "supervisord says RUNNING: hung",
             program=info.namespec,
             pid=info.pid,
-            evidence={**evidence, "name": owner.name, "create_time": owner.create_time},
+            evidence={**evidence, "process": owner.name, "create_time": owner.create_time},
         ),
     )
 

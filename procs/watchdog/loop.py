@@ -111,14 +111,12 @@ class Watchdog:
 
     def recorded(self, decision: Decision, outcome: str) -> Alert:
         """Log one structured line for the decision, remember it, and return the alert to publish."""
-        fields = {k: v for k, v in decision.evidence.items() if k != "create_time"}
+        # `target`, not `program`: loguru's `program` field names the process that logs (the watchdog)
+        fields: dict[str, Any] = {"rule": decision.rule, "target": decision.program, "pid": decision.pid}
+        skip = {*fields, "program", "create_time"}
+        fields.update((k, v) for k, v in decision.evidence.items() if k not in skip)
         event(
-            f"watchdog.{decision.action.lower()}",
-            rule=decision.rule,
-            program=decision.program,
-            **fields,
-            outcome=outcome or "-",
-            message=decision.message,
+            f"watchdog.{decision.action.lower()}", **fields, outcome=outcome or "-", message=decision.message
         )
         self.alerts[decision.rule] += 1
         if decision.action == "RESTART":
@@ -131,7 +129,7 @@ class Watchdog:
             code=f"watchdog.{decision.rule}",
             message=decision.message + (f": {outcome}" if outcome else ""),
             remedy=decision.remedy,
-            evidence={**fields, "action": decision.action, "program": decision.program},
+            evidence={**fields, "action": decision.action},
         )
 
     def detail(self) -> dict[str, Any]:
@@ -161,7 +159,10 @@ async def runforever(svc: Service, wd: Watchdog, scan_seconds: float) -> None:
         started = time.monotonic()
         try:
             for decision in await asyncio.to_thread(wd.scan, dict(wd.heartbeats)):
-                outcome = await asyncio.to_thread(wd.act, decision)
+                try:
+                    outcome = await asyncio.to_thread(wd.act, decision)
+                except Exception as exc:  # a failed restart is reported like any other outcome
+                    outcome = f"failed: {exc!r}"
                 svc.publish("alert", wd.recorded(decision, outcome))
             svc.count("scans")
             degraded = wd.last.get("supervisord") == "down" or not wd.last.get("table_readable", True)

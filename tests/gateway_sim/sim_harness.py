@@ -6,19 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 from ib_async import IB
-
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-    """Run one test scenario on a fresh event loop, bounded in time."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 @dataclass
@@ -28,6 +21,12 @@ class Client:
     ib: IB
     errors: list[tuple[int, int, str]] = field(default_factory=list)
     disconnects: int = 0
+
+    def on_error(self, req_id: int, code: int, text: str, contract: object) -> None:
+        self.errors.append((req_id, code, text))
+
+    def on_disconnect(self) -> None:
+        self.disconnects += 1
 
     def codes(self) -> list[int]:
         return [code for _, code, _ in self.errors]
@@ -47,27 +46,14 @@ async def wait_until(condition: Callable[[], object], timeout: float = 5.0, what
 async def connect(port: int, client_id: int, *, readonly: bool = False, timeout: float = 5.0) -> Client:
     ib = IB()
     client = Client(ib)
-    ib.errorEvent += lambda req_id, code, text, contract: client.errors.append((req_id, code, text))
-
-    def on_disconnect() -> None:
-        client.disconnects += 1
-
-    ib.disconnectedEvent += on_disconnect
+    # eventkit holds listeners weakly by default: a bare lambda would be collected and silently dropped
+    ib.errorEvent.connect(client.on_error, keep_ref=True)
+    ib.disconnectedEvent.connect(client.on_disconnect, keep_ref=True)
     # raiseSyncErrors: any startup request left without its end marker fails the connect
-    await ib.connectAsync("127.0.0.1", port, clientId=client_id, timeout=timeout, readonly=readonly, raiseSyncErrors=True)
+    await ib.connectAsync(
+        "127.0.0.1", port, clientId=client_id, timeout=timeout, readonly=readonly, raiseSyncErrors=True
+    )
     return client
-
-
-def closing(client: Client) -> Callable[[], None]:
-    return client.ib.disconnect
-
-
-async def with_client(port: int, client_id: int, body: Callable[[Client], Awaitable[T]], **kw: Any) -> T:
-    client = await connect(port, client_id, **kw)
-    try:
-        return await body(client)
-    finally:
-        client.ib.disconnect()
 
 
 def sim_side_states(port: int) -> list[str]:
@@ -76,4 +62,6 @@ def sim_side_states(port: int) -> list[str]:
 
 
 def sim_side_sockets(port: int, status: str) -> list[Any]:
-    return [c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.status == status]
+    return [
+        c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port and c.status == status
+    ]

@@ -109,17 +109,20 @@ def running_sim(
     if account is not None:
         args += ["--account", account]
     args += list(extra_args)
-    output = open(home / "output.txt", "wb")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(
-        args, cwd=REPO, env=_child_env(port, home), stdout=output, stderr=subprocess.STDOUT
-    )
+    with open(home / "output.txt", "wb") as output:
+        try:
+            proc = subprocess.Popen(
+                args, cwd=REPO, env=_child_env(port, home), stdout=output, stderr=subprocess.STDOUT
+            )
+        except BaseException:
+            shutil.rmtree(home, ignore_errors=True)
+            raise
     sim = RunningSim(port=port, control_dir=ctl_dir, pid=proc.pid, log_path=log_path, process=proc)
     try:
         _wait_until_answering(sim, home, startup_timeout)
         yield sim
     finally:
         _stop(proc)
-        output.close()
         shutil.rmtree(home, ignore_errors=True)
 
 

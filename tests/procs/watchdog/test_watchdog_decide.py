@@ -110,7 +110,7 @@ def test_our_program_holding_a_dead_session_is_restarted_on_the_second_consecuti
     [restart] = restarts(world.scan(snap, table, hb))
     assert (restart.program, restart.pid, restart.rule) == ("bridge", 10, "client-close-wait")
     assert restart.evidence["socket"] == f"127.0.0.1:40001->127.0.0.1:{PORT}"
-    assert restart.evidence["scans_seen"] == 2 and restart.evidence["name"] == "python3.11"
+    assert restart.evidence["scans_seen"] == 2 and restart.evidence["process"] == "python3.11"
 
 
 def test_a_close_wait_missing_from_one_scan_starts_counting_again() -> None:
@@ -289,6 +289,7 @@ def worlds(draw: st.DrawFn) -> World_:
         ["python"] * 3 + ["python-other-user", "java", "ibc-python", "node", "unreadable"]
     )
     pids = draw(st.sets(PIDS, min_size=1, max_size=8))
+    known = st.sampled_from(sorted(pids))  # pids that exist: sockets, listeners and programs mostly use these
     owners, unreadable = [], []
     for pid in pids:
         kind = draw(kinds)
@@ -309,16 +310,16 @@ def worlds(draw: st.DrawFn) -> World_:
                 st.sampled_from(["client", "gateway"]),
                 st.just("l"),
                 st.just("r"),
-                PIDS | st.none(),
+                known | PIDS | st.none(),
             ),
             max_size=6,
             unique_by=lambda c: c.key,
         )
     )
-    listen = draw(st.sets(PIDS, max_size=2))
+    listen = draw(st.sets(known, max_size=2))
     rows = draw(
         st.lists(
-            st.tuples(st.sampled_from(NAMES), PIDS, st.sampled_from(["RUNNING", "STARTING"])),
+            st.tuples(st.sampled_from(NAMES), known | PIDS, st.sampled_from(["RUNNING", "STARTING"])),
             max_size=7,
             unique_by=(lambda r: r[0], lambda r: r[1]),  # supervisord: one name, one pid per program
         )

@@ -1,0 +1,344 @@
+"""The executor's adapters: the bus in (targets, quotes, broker reports), the bridge out (orders), the request
+socket for operators, and the timers (order expiry, kill switch, periodic reconciliation).
+
+It only moves messages between sockets and the Executor core and carries out the actions the core returns.
+Start-up and recovery are one path: open the ledger, reconcile with the broker, then trade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+from typing import Any, cast
+
+import msgspec
+from loguru import logger
+
+from procs.executor import hours
+from procs.executor.commands import Commands, iso
+from procs.executor.engine import Action, Cancel, Executor, Publish, Reconcile, Send
+from procs.executor.ledger import LedgerError, open_ledger
+from procs.executor.local import LocalBroker
+from procs.executor.reconcile import Reconciler, ReconcileReport
+from shared.bus import (
+    RequestClient,
+    RequestFailed,
+    RequestServer,
+    RequestTimeout,
+    Subscriber,
+    pub_endpoint,
+    req_endpoint,
+)
+from shared.config import ConfigError
+from shared.log import log_every
+from shared.messages import (
+    CancelOrder,
+    ContractInfo,
+    ContractRequest,
+    ExecutorRequest,
+    Fill,
+    GatewayStateName,
+    GatewayStatus,
+    HealthReport,
+    HealthRequest,
+    OrderAck,
+    OrderEvent,
+    PlaceOrder,
+    Position,
+    Quote,
+    TargetPosition,
+)
+from shared.service import Service
+
+STREAMS = ("target.", "quote.", "order.", "fill", "gateway", "position")
+RETRY_SECONDS = 2.0
+RISK_PUBLISH_SECONDS = 5.0
+
+
+async def main(svc: Service) -> None:
+    s = svc.settings
+    hours.warm_up()
+    try:
+        ledger = open_ledger(s.data_dir / "ledger.sqlite")
+    except LedgerError as exc:
+        raise ConfigError(str(exc)) from None  # exit 78: restarting cannot fix a bad ledger file
+    clock = hours.MarketClock(s.sim_speed if s.gateway == "sim" else None)
+    try:
+        await ExecutorApp(svc, Executor(s, ledger, clock)).run()
+    finally:
+        ledger.close()
+
+
+class ExecutorApp:
+    def __init__(self, svc: Service, ex: Executor) -> None:
+        s = svc.settings
+        self.svc = svc
+        self.ex = ex
+        bridge_req = req_endpoint(s, "bridge")
+        self.orders = RequestClient(svc.ctx, bridge_req, timeout=2.0, retries=2)  # PlaceOrder is idempotent
+        self.sync = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)  # reconciliation, contracts
+        self.sub = Subscriber(svc.ctx, [pub_endpoint(s, "bridge"), pub_endpoint(s, "strategy")], STREAMS)
+        self.server = RequestServer(
+            svc.ctx,
+            req_endpoint(s, "executor"),
+            ExecutorRequest,
+            Commands(ex, self.execute, self.state, self.extra).handle,
+        )
+        self.local = (
+            LocalBroker(s.local_slippage_bps, s.local_commission_per_share, ex.ticks)
+            if s.execution == "local"
+            else None
+        )
+        self.outbox: asyncio.Queue[Send | Cancel] = asyncio.Queue()
+        self.reconcile_wanted = asyncio.Event()
+        self.reconcile_reason = "start-up"
+        self.reconciler = Reconciler(ex, self.sync.call)
+        self.last_reconcile: ReconcileReport | None = None
+        self.last_reconcile_ns = 0
+        self.reconciliations = 0
+
+    async def run(self) -> None:
+        svc = self.svc
+        svc.set_state("STARTING")
+        if self.local is not None:
+            self.local.restore(self.ex.ledger.orders(working_only=True))
+        self.reconcile_wanted.set()
+        tasks = [
+            asyncio.create_task(self._guard(self._streams(), "streams")),
+            asyncio.create_task(self._guard(self._sender(), "sender")),
+            asyncio.create_task(self._guard(self._timers(), "timers")),
+            asyncio.create_task(self._guard(self._reconcile_loop(), "reconcile")),
+            asyncio.create_task(self.server.serve(svc.stop)),
+        ]
+        try:
+            await svc.stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+            self.sub.close()
+            self.server.close()
+            self.orders.close()
+            self.sync.close()
+
+    async def _guard(self, loop: Awaitable[None], name: str) -> None:
+        try:
+            await loop
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one loop must stop the process (supervisord restarts it), not hang it
+            logger.exception("executor loop {} failed", name)
+            self.svc.stop.set()
+            raise
+
+    # ------------------------------------------------------------------ streams in
+
+    async def _streams(self) -> None:
+        while not self.svc.stop.is_set():
+            got = await self.sub.recv(timeout=0.2)
+            if got is None:
+                continue
+            try:
+                actions = self._dispatch(got.msg)
+                if got.new_epoch and got.msg.source == "bridge":
+                    actions.append(Reconcile("new bridge epoch"))
+                await self.execute(actions)
+            except Exception as exc:  # one bad message costs one message
+                self.svc.count("errors")
+                log_every("stream.error", 10, "ERROR", f"failed on {got.topic}: {type(exc).__name__}: {exc}")
+                logger.opt(exception=True).debug("stream error")
+
+    def _dispatch(self, msg: Any) -> list[Action]:
+        ex = self.ex
+        if isinstance(msg, TargetPosition):
+            return ex.on_target(msg)
+        if isinstance(msg, Quote):
+            actions = ex.on_quote(msg)
+            quote = ex.quotes.get(msg.symbol)
+            if self.local is not None and quote is not None:
+                actions += self._local_events(self.local.on_quote(msg.symbol, quote))
+            return actions
+        if isinstance(msg, GatewayStatus):
+            return ex.on_gateway(msg)
+        if self.local is not None:
+            return []  # local paper trading: the broker's orders and fills are not ours
+        if isinstance(msg, OrderEvent):
+            return ex.on_order_event(msg)
+        if isinstance(msg, Fill):
+            return ex.on_fill(msg)
+        if isinstance(msg, Position):
+            ex.broker_positions[msg.symbol] = msg.quantity
+        return []
+
+    def _local_events(self, events: list[OrderEvent | Fill]) -> list[Action]:
+        actions: list[Action] = []
+        for e in events:
+            actions += self.ex.on_fill(e) if isinstance(e, Fill) else self.ex.on_order_event(e)
+        return actions
+
+    # ------------------------------------------------------------------ actions out
+
+    async def execute(self, actions: list[Action]) -> None:
+        for a in actions:
+            if isinstance(a, Publish):
+                self.svc.publish(a.topic, a.msg)
+            elif isinstance(a, Reconcile):
+                self.reconcile_reason = a.reason
+                self.reconcile_wanted.set()
+            elif self.local is not None:
+                events = (
+                    self.local.place(a.order, self.ex.quotes.get(a.order.symbol))
+                    if isinstance(a, Send)
+                    else self.local.cancel(a.client_order_id)
+                )
+                await self.execute(self._local_events(events))
+            else:
+                self.outbox.put_nowait(a)
+
+    async def _sender(self) -> None:
+        while not self.svc.stop.is_set():
+            try:
+                item = await asyncio.wait_for(self.outbox.get(), 0.5)
+            except TimeoutError:
+                continue
+            if isinstance(item, Send):
+                await self.execute(await self._place(item))
+            else:
+                await self._cancel(item.client_order_id)
+
+    async def _place(self, send: Send) -> list[Action]:
+        o = send.order
+        req = PlaceOrder(
+            client_order_id=o.client_order_id,
+            symbol=o.symbol,
+            side=o.side,
+            quantity=o.quantity,
+            order_type=o.order_type,
+            limit_price=o.limit_price,
+        )
+        try:
+            ack = msgspec.convert(await self.orders.call(req, idempotent=True), OrderAck)
+        except RequestFailed as exc:
+            return self.ex.on_send_refused(o.client_order_id, str(exc))
+        except RequestTimeout as exc:
+            return self.ex.on_send_lost(o.client_order_id, str(exc))
+        return self.ex.on_ack(ack)
+
+    async def _cancel(self, client_order_id: str) -> None:
+        try:
+            await self.orders.call(CancelOrder(client_order_id=client_order_id), idempotent=True)
+        except (RequestFailed, RequestTimeout) as exc:
+            log_every(
+                "cancel.failed", 10, "WARNING", f"cancel of {client_order_id} failed: {exc}; reconciling"
+            )
+            self.reconcile_reason = "a cancel failed"
+            self.reconcile_wanted.set()
+
+    # ------------------------------------------------------------------ timers and reconciliation
+
+    async def _timers(self) -> None:
+        next_reconcile = time.monotonic() + self.svc.settings.reconcile_seconds
+        next_risk = 0.0
+        while not self.svc.stop.is_set():
+            await self.execute(self.ex.expire_orders() + self.ex.check_daily_loss())
+            now = time.monotonic()
+            if now >= next_reconcile:
+                next_reconcile = now + self.svc.settings.reconcile_seconds
+                self.reconcile_reason = "periodic"
+                self.reconcile_wanted.set()
+            if now >= next_risk:
+                next_risk = now + RISK_PUBLISH_SECONDS
+                await self.execute([self.ex.publish_risk()])
+            self._heartbeat_detail()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.svc.stop.wait(), 0.5)
+
+    async def _reconcile_loop(self) -> None:
+        while not self.svc.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reconcile_wanted.wait(), 1.0)
+            if not self.reconcile_wanted.is_set():
+                continue
+            self.reconcile_wanted.clear()
+            if not await self._reconcile_once(self.reconcile_reason):
+                await asyncio.sleep(RETRY_SECONDS)
+                self.reconcile_wanted.set()
+
+    async def _reconcile_once(self, reason: str) -> bool:
+        """One reconciliation; False when the bridge could not be asked (retried shortly)."""
+        try:
+            await self._load_contracts()
+            if self.local is not None:
+                await self.execute(self.ex.mark_synced())
+                return True
+            health = msgspec.convert(await self.sync.call(HealthRequest()), HealthReport)
+            self.ex.clock.anchor(health.gateway_time_ns)
+            if self.ex.gateway is None:  # the bridge's state stream may not have reached us yet (slow joiner)
+                ready = health.state == "READY" and not self.svc.settings.ib_readonly
+                first = GatewayStatus(
+                    state=cast(GatewayStateName, health.state),
+                    orders_allowed=ready,
+                    gateway_time_ns=health.gateway_time_ns,
+                )
+                self.ex.on_gateway(first)  # its Reconcile request is this very reconciliation
+            if health.state != "READY":
+                log_every("reconcile.wait", 30, "INFO", f"reconciliation waits: bridge is {health.state}")
+                return False
+            report, actions = await self.reconciler.run(reason)
+        except (RequestTimeout, RequestFailed, msgspec.ValidationError) as exc:
+            log_every("reconcile.failed", 30, "WARNING", f"reconciliation ({reason}) failed: {exc}; retrying")
+            return False
+        self.last_reconcile, self.last_reconcile_ns = report, time.time_ns()
+        self.reconciliations += 1
+        await self.execute(actions + self.ex.mark_synced())
+        return True
+
+    async def _load_contracts(self) -> None:
+        """The minimum tick of every symbol we trade or hold (asked once per symbol)."""
+        wanted = set(self.svc.settings.symbols) | set(self.ex.ledger.positions)
+        for symbol in sorted(wanted - set(self.ex.ticks)):
+            try:
+                info = msgspec.convert(await self.sync.call(ContractRequest(symbol=symbol)), ContractInfo)
+            except (
+                RequestFailed
+            ) as exc:  # e.g. an unknown symbol: its orders are refused by the contract rule
+                log_every(f"contract.{symbol}", 300, "WARNING", f"no contract details for {symbol}: {exc}")
+                continue
+            if info.min_tick > 0:
+                self.ex.ticks[symbol] = info.min_tick
+
+    # ------------------------------------------------------------------ health
+
+    def state(self) -> str:
+        if self.ex.halt.halted:
+            return "HALTED"
+        if not self.ex.synced:
+            return "SYNCING"
+        return "READY"
+
+    def extra(self) -> dict[str, Any]:
+        r = self.last_reconcile
+        return {
+            "last_reconcile": iso(self.last_reconcile_ns),
+            "last_reconcile_reason": r.reason if r else "",
+            "last_reconcile_open_orders": r.open_orders if r else 0,
+            "reconciliations": self.reconciliations,
+            "position_mismatches": [str(m) for m in r.mismatches] if r else [],
+        }
+
+    def _heartbeat_detail(self) -> None:
+        ex = self.ex
+        self.svc.set_state(self.state())
+        self.svc.counters.update(ex.counters)
+        self.svc.detail.update(
+            halted=ex.halt.halted,
+            halt_reason=ex.halt.reason,
+            circuit_breaker=ex.breaker.state,
+            working_orders=sum(1 for o in ex.ledger.working.values() if o.working),
+            gateway=ex.gateway.state if ex.gateway else "UNKNOWN",
+            last_reconcile=iso(self.last_reconcile_ns),
+        )

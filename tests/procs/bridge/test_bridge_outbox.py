@@ -1,0 +1,104 @@
+"""The paced outbox: ib_async's every message goes through one bucket, heartbeats and cancels jump the queue,
+a dead session's queue never reaches the next one, and a burst of requests waits its turn at the door."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ib_async import IB
+
+from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
+from procs.bridge.pacing import TokenBucket
+
+
+def outbox(rate: float = 1000.0, capacity: float = 5.0, room_limit: int = 20) -> tuple[PacedOutbox, list[str]]:
+    ib = IB()
+    sent: list[str] = []
+    ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]
+    return PacedOutbox(ib, TokenBucket(rate=rate, capacity=capacity), room_limit=room_limit), sent
+
+
+def test_it_replaces_ib_async_sendmsg_and_its_throttle() -> None:
+    box, _ = outbox()
+    assert box._client.sendMsg == box.send
+    assert box._client.MaxRequests == 0
+
+
+def test_a_burst_leaves_at_the_bucket_rate() -> None:
+    async def go() -> tuple[list[str], float]:
+        box, sent = outbox(rate=200.0, capacity=5.0)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for i in range(45):
+            box.send(f"20\0{i}\0")
+        assert len(sent) == 5 and box.backlog == 40
+        while box.backlog:
+            await asyncio.sleep(0.01)
+        return sent, loop.time() - t0
+
+    sent, took = asyncio.run(go())
+    assert [m.split("\0")[1] for m in sent] == [str(i) for i in range(45)]  # order kept
+    assert took >= 40 / 200.0 * 0.9
+
+
+def test_heartbeats_and_cancels_jump_the_queue() -> None:
+    async def go() -> list[str]:
+        box, sent = outbox(rate=100.0, capacity=1.0)
+        for i in range(5):
+            box.send(f"3\0{i}\0")
+        box.send("49\x001\x00")
+        box.send("4\x001\x007\x00")
+        while box.backlog:
+            await asyncio.sleep(0.01)
+        return sent
+
+    sent = asyncio.run(go())
+    assert sent[0].startswith("3\0")
+    assert {sent[1], sent[2]} == {"49\x001\x00", "4\x001\x007\x00"}
+
+
+def test_clear_drops_what_a_dead_session_queued() -> None:
+    async def go() -> tuple[list[str], int]:
+        box, sent = outbox(rate=50.0, capacity=1.0)
+        for i in range(10):
+            box.send(f"1\0{i}\0")
+        box.clear()
+        await asyncio.sleep(0.1)
+        return sent, box.dropped
+
+    sent, dropped = asyncio.run(go())
+    assert len(sent) == 1 and dropped == 9
+
+
+def test_room_makes_a_burst_wait_at_the_door_and_times_out() -> None:
+    async def go() -> tuple[bool, bool, int]:
+        box, _ = outbox(rate=20.0, capacity=1.0, room_limit=3)
+        for i in range(10):
+            box.send(f"1\0{i}\0")
+        blocked = await box.room(timeout=0.05)
+        eventually = await box.room(timeout=2.0)
+        return blocked, eventually, box.backlog
+
+    blocked, eventually, backlog = asyncio.run(go())
+    assert blocked is False and eventually is True and backlog < 3
+
+
+def test_ib_async_lines_for_codes_we_report_ourselves_are_kept_quiet(caplog: object) -> None:
+    quiet_ib_async_codes()
+    log = logging.getLogger("ib_async.wrapper")
+    records: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Catch()
+    log.addHandler(handler)
+    try:
+        log.error("Error 1100, reqId -1: Connectivity between IBKR and Trader Workstation has been lost.")
+        log.error("Error 10197, reqId 5: No market data during competing live session")
+        log.error("Error 201, reqId 12: Order rejected")
+    finally:
+        log.removeHandler(handler)
+    assert records == ["Error 201, reqId 12: Order rejected"]

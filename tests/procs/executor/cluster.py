@@ -1,0 +1,229 @@
+"""The real simulator, the real bridge and the real executor as subprocesses, for the executor's integration tests.
+
+The test plays the strategy: it binds the strategy's PUB socket and publishes TargetPositions. Processes are
+started and stopped by pid (terminate, then kill), even when the test fails; nothing else is ever signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from shared.bus import Publisher, new_context, pub_endpoint, req_endpoint, request_once
+from shared.config import Settings, load_settings
+from shared.messages import (
+    ExecutionsRequest,
+    Fill,
+    HealthRequest,
+    Request,
+    StatusRequest,
+    TargetPosition,
+)
+from tests.support.sim import RunningSim, running_sim
+
+REPO = Path(__file__).resolve().parents[3]
+PYTHON = REPO / ".venv" / "bin" / "python"
+
+# Big orders so the simulator fills them in chunks of 500 shares (partial fills); fast timers.
+BASE_ENV = {
+    "GATEWAY": "sim",
+    "TRADING_MODE": "paper",
+    "IB_ACCOUNT": "DU1234567",
+    "SYMBOLS": "AAPL,MSFT",
+    "MARKET_HOURS": "regular",
+    "HEARTBEAT_SECONDS": "0.5",
+    "BRIDGE_HEARTBEAT_SECONDS": "1",
+    "RECONNECT_BACKOFF_MAX": "1",
+    "RECONCILE_SECONDS": "3",
+    "POSITION_NOTIONAL": "500000",
+    "MAX_POSITION_SHARES": "10000",
+    "MAX_POSITION_NOTIONAL": "2000000",
+    "MAX_ORDER_NOTIONAL": "2000000",
+    "MAX_GROSS_EXPOSURE": "5000000",
+    "MAX_ORDERS_PER_MINUTE": "1000",
+    "LOG_LEVEL": "DEBUG",
+}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
+    """Poll `check` until truthy; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last error: {last!r})")
+
+
+@dataclass
+class Cluster:
+    home: Path
+    sim: RunningSim
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _publisher: Publisher | None = None
+
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The stack's settings as the child processes see them (loaded once from their environment)."""
+        if self._settings is None:
+            saved = dict(os.environ)
+            try:
+                os.environ.update(self.env)
+                self._settings = load_settings()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+        return self._settings
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, program: str) -> subprocess.Popen[bytes]:
+        out = open(self.home / f"{program}.out", "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(
+            [str(PYTHON), "-m", f"procs.{program}"], cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT
+        )
+        out.close()
+        self.procs[program] = proc
+        return proc
+
+    def signal(self, program: str, sig: signal.Signals) -> None:
+        proc = self.procs[program]
+        if proc.poll() is None:
+            os.kill(proc.pid, sig)
+
+    def kill(self, program: str) -> None:
+        """SIGKILL, as a crash would: no cleanup of any kind."""
+        self.signal(program, signal.SIGKILL)
+        self.procs[program].wait(10)
+
+    def stop(self, program: str) -> None:
+        proc = self.procs.get(program)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)  # it may have been stopped by the test
+        proc.terminate()
+        try:
+            proc.wait(8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, program: str, req: Request, timeout: float = 3.0) -> Any:
+        reply = request_once(req_endpoint(self.settings, program), req, timeout=timeout)
+        if not reply.ok:
+            raise RuntimeError(f"{program} refused {type(req).__name__}: {reply.error}")
+        return reply.result
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("executor", StatusRequest(), timeout=2.0)
+        return result
+
+    def wait_bridge_ready(self, timeout: float = 20.0) -> None:
+        wait_for("the bridge READY", lambda: self.request("bridge", HealthRequest(), 1.0)["state"] == "READY", timeout)
+
+    def wait_executor_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        def ready() -> dict[str, Any] | None:
+            st = self.status()
+            quoted = set(st["quote_age_s"]) >= set(self.settings.symbols)
+            return st if quoted and st["gateway"] == "READY" and st["state"] in ("READY", "HALTED") else None
+
+        result: dict[str, Any] = wait_for("the executor synced, gateway READY, quotes in", ready, timeout)
+        return result
+
+    def broker_fills(self) -> list[Fill]:
+        return msgspec.convert(self.request("bridge", ExecutionsRequest(since_ns=0), 5.0), list[Fill])
+
+    # ------------------------------------------------------------------ the strategy's stream
+
+    def publish_target(self, symbol: str, weight: float) -> None:
+        if self._publisher is None:
+            self._publisher = Publisher(new_context(), pub_endpoint(self.settings, "strategy"), "strategy")
+        target = TargetPosition(symbol=symbol, weight=weight, reason="test", strategy="test", feature_end_ns=0)
+        self._publisher.publish(f"target.{symbol}", target)
+
+    def target_until(self, symbol: str, weight: float, done: Callable[[], Any], timeout: float = 15.0) -> Any:
+        """Publish a target until `done()` holds (a subscriber may join late); the target is idempotent."""
+
+        def attempt() -> Any:
+            self.publish_target(symbol, weight)
+            return done()
+
+        return wait_for(f"target {symbol} {weight} to take effect", attempt, timeout, interval=0.2)
+
+    # ------------------------------------------------------------------ the ledger, read-only
+
+    def ledger(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        path = self.settings.data_dir / "ledger.sqlite"
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(sql, args))
+        finally:
+            conn.close()
+
+    def orders(self, symbol: str | None = None) -> list[sqlite3.Row]:
+        if symbol is None:
+            return self.ledger("SELECT * FROM orders ORDER BY created_ns")
+        return self.ledger("SELECT * FROM orders WHERE symbol=? ORDER BY created_ns", (symbol,))
+
+    def log(self, program: str) -> str:
+        path = self.settings.log_dir / f"{program}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        for program in list(self.procs):
+            self.stop(program)
+        if self._publisher is not None:
+            self._publisher.close()
+
+
+@contextlib.contextmanager
+def running_cluster(
+    home: Path, *, speed: float = 60.0, sim_args: tuple[str, ...] = (), env: Mapping[str, str] | None = None
+) -> Iterator[Cluster]:
+    """Simulator + bridge + executor in the stack home `home` (a short path: it holds ipc sockets)."""
+    with running_sim(speed=speed, extra_args=sim_args) as sim:
+        full = dict(os.environ)
+        full.update(BASE_ENV)
+        full.update(
+            STACK_HOME=str(home),
+            VAR_DIR=str(home / "var"),
+            IB_PORT=str(sim.port),
+            SIM_SPEED=str(speed),
+            PYTHONPATH=str(REPO),
+        )
+        full.update(env or {})
+        cluster = Cluster(home=home, sim=sim, env=full)
+        try:
+            cluster.start("bridge")
+            cluster.start("executor")
+            cluster.wait_bridge_ready()
+            cluster.wait_executor_ready()
+            yield cluster
+        except BaseException:
+            for program in ("executor", "bridge"):
+                print(f"---- {program} log (tail)\n{cluster.log(program)[-4000:]}")
+            raise
+        finally:
+            cluster.close()

@@ -1,0 +1,170 @@
+"""The watchdog and gateway-health with the real simulator and the real bridge under a real supervisord.
+
+The simulator stands in for the Gateway: it must never be signalled. Tests run in order on one stack:
+healthy report, a frozen bridge whose session the simulator drops, then Gateway-side zombies (lazy close).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import pytest
+
+from procs.gateway_sim.control import control_path, request
+from procs.watchdog.snapshot import take_snapshot
+from shared.bus import RequestTimeout, request_once
+from shared.messages import HealthReport, HealthRequest
+from tests.procs.watchdog.conftest import REPO, VENV, WATCHDOG, AlertTap, Supervised, supervised
+from tests.support.stack import TEST_DEFAULTS, free_port, wait_for
+
+HEALTH = REPO / "bin" / "gateway-health"
+
+
+@dataclass
+class Stack:
+    sup: Supervised
+    port: int
+    tap: AlertTap
+
+    def ctl(self, *argv: str) -> dict[str, Any]:
+        answer = request(control_path(self.sup.run_dir, self.port), list(argv), timeout=5)
+        assert answer.get("ok"), answer
+        return answer
+
+    def bridge_health(self) -> HealthReport | None:
+        try:
+            reply = request_once(f"ipc://{self.sup.run_dir / 'bridge.req'}", HealthRequest(), timeout=1.0)
+        except RequestTimeout:
+            return None
+        return msgspec.convert(reply.result, type=HealthReport) if reply.ok else None
+
+    def ready_pid(self) -> int:
+        """The bridge's pid once it says READY."""
+        report = wait_for(
+            "bridge READY", lambda: (r := self.bridge_health()) is not None and r.state == "READY", 30
+        )
+        assert report
+        return int(self.sup.info("bridge")["pid"])
+
+    def health(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "STACK_HOME": str(self.sup.home)}
+        return subprocess.run([str(HEALTH), *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    port = free_port()
+    py = VENV / "python"
+    programs = {
+        "gateway_sim": f"{py} -m procs.gateway_sim",
+        "bridge": f"{py} -m procs.bridge",
+        "watchdog": WATCHDOG,
+    }
+    env = {**TEST_DEFAULTS, "IB_PORT": str(port), "WATCHDOG_SCAN_SECONDS": "0.5", "HEARTBEAT_SECONDS": "0.3"}
+    with supervised(programs, env) as sup:
+        tap = AlertTap(f"ipc://{sup.run_dir / 'watchdog.pub'}")
+        try:
+            yield Stack(sup, port, tap)
+        finally:
+            tap.close()
+
+
+def _load_health_cli() -> ModuleType:
+    loader = importlib.machinery.SourceFileLoader("gateway_health_cli", str(HEALTH))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_gateway_health_on_a_healthy_stack_is_ok_and_never_connects_to_the_gateway_port(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack.ready_pid()
+    wait_for("the watchdog's first scan", lambda: stack.sup.watchdog_detail().get("last_scan_ns"), 10)
+    connects: list[Any] = []
+    real_connect = socket.socket.connect
+
+    def recording_connect(self: socket.socket, address: Any) -> None:
+        connects.append(address)
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", lambda self, a: connects.append(a) or 111)
+    monkeypatch.setenv("STACK_HOME", str(stack.sup.home))
+    code = _load_health_cli().main([])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("gateway-health: OK") and "READY" in out and "WARNING" not in out
+    assert all(not (isinstance(a, tuple) and stack.port in a) for a in connects), connects
+    assert any(isinstance(a, str) and a.endswith("supervisor.sock") for a in connects), (
+        "it did ask supervisord"
+    )
+
+
+def test_a_frozen_bridge_whose_session_was_dropped_is_restarted_and_ready_again(stack: Stack) -> None:
+    sim_pid = int(stack.sup.info("gateway_sim")["pid"])
+    frozen = stack.ready_pid()
+    os.kill(frozen, signal.SIGSTOP)  # a process our supervisord started: hung, it cannot see the FIN
+    assert stack.ctl("drop")["closed"] >= 1
+    held = wait_for(
+        "the frozen bridge in CLOSE_WAIT",
+        lambda: [cw.side for cw in take_snapshot(stack.port, [frozen]).close_waits if cw.pid == frozen],
+        5,
+        interval=0.02,
+    )
+    assert held == ["client"]
+    wait_for("a new bridge", lambda: stack.sup.info("bridge")["pid"] not in (0, frozen), 20)
+    assert stack.ready_pid() != frozen
+    [action] = [a for a in stack.sup.watchdog_detail()["actions"] if a["program"] == "bridge"]
+    assert (action["rule"], action["pid"], action["outcome"]) == (
+        "client-close-wait",
+        frozen,
+        "restarted through supervisord",
+    )
+    assert int(stack.sup.info("gateway_sim")["pid"]) == sim_pid, "the simulator is never touched"
+
+
+def test_gateway_side_zombies_from_lazy_close_give_a_warning_with_the_remedy_and_nothing_is_killed(
+    stack: Stack,
+) -> None:
+    sim_pid = int(stack.sup.info("gateway_sim")["pid"])
+    stack.ready_pid()
+    stack.ctl("lazy-close", "on")
+    rpc = stack.sup.rpc()  # the trader restarting the bridge: it closes its session, the simulator does not
+    rpc.stopProcess("bridge")
+    rpc.startProcess("bridge")
+    bridge = stack.ready_pid()
+    wait_for("a Gateway-side CLOSE_WAIT", lambda: take_snapshot(stack.port).by_side("gateway"), 10)
+    wait_for("the watchdog's report", lambda: "watchdog.gateway-close-wait" in stack.tap.codes(), 10)
+    time.sleep(1.5)  # three more scans: still reported once, nothing restarted
+
+    result = stack.health()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("gateway-health: WARNING")
+    [line] = [ln for ln in result.stdout.splitlines() if "gateway CLOSE_WAIT" in ln]
+    assert "WARNING" in line and "1 dead API socket" in line
+    assert "2FA" in result.stdout and "IBC" in result.stdout
+    doc = json.loads(stack.health("--json").stdout)
+    assert doc["status"] == "WARNING" and doc["close_wait"]["gateway_side"] == 1
+
+    assert stack.tap.codes().count("watchdog.gateway-close-wait") == 1
+    assert int(stack.sup.info("gateway_sim")["pid"]) == sim_pid
+    assert int(stack.sup.info("bridge")["pid"]) == bridge
+    assert stack.sup.watchdog_detail()["close_wait_gateway"] == 1
+
+    stack.ctl("lazy-close", "off")  # closes the lingering sessions: healthy again
+    assert stack.health("--wait", "10").returncode == 0
