@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,10 +144,13 @@ class Settings(BaseSettings):
         _check_identity(self)
         return self
 
+    # STACK_HOME as it was when these settings were loaded, so paths never move under a running program
+    _home: Path = PrivateAttr(default_factory=stack_home)
+
     # -- derived paths
     @property
     def home(self) -> Path:
-        return stack_home()
+        return self._home
 
     @property
     def var_path(self) -> Path:

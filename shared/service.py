@@ -139,7 +139,7 @@ def run_service(program: str, main: Main, *, handle_signals: bool = True) -> int
     try:
         return asyncio.run(_run(program, settings, main, handle_signals))
     except ConfigError as exc:
-        logger.error("configuration error: {}", exc)
+        logger.info("configuration error: {}", exc)  # file only: stderr gets the one plain line below
         print(f"{program}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception:

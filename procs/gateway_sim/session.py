@@ -187,6 +187,21 @@ class Session(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def close_after_sending(self, linger: float = 2.0) -> None:
+        """Send what is queued, then FIN, and read (and drop) what the client still sends until it closes.
+
+        Closing outright with its requests still unread would make the kernel answer with RST, which can destroy
+        the last message (error 100) before the client reads it.
+        """
+        self.stage = Stage.CLOSED
+        self._leave()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(linger, transport.close)
+
     def reset(self) -> None:
         """Close with RST: SO_LINGER 0 makes the kernel abort the connection instead of a FIN."""
         self.stage = Stage.CLOSED
@@ -292,7 +307,7 @@ class Session(asyncio.Protocol):
             self, f"pacing: more than {self._pacing.rate:.0f} messages/s; error 100, dropped"
         )
         self._write_raw(wire.error(-1, 100, error_text(100, rec=rec)))
-        self.close()
+        self.close_after_sending()
 
     def _start_api(self, client_id: int) -> None:
         self.client_id = client_id

@@ -179,12 +179,7 @@ def _settings_for(home: Path) -> Settings:
     old = os.environ.get("STACK_HOME")
     os.environ["STACK_HOME"] = str(home)
     try:
-        settings = load_settings(home / ".env")
-        # Settings.home reads STACK_HOME at each access: pin var/ to this home, or run_dir (the supervisor
-        # socket, the bus endpoints) would point at the repo once STACK_HOME is restored below.
-        if not Path(settings.var_dir).is_absolute():
-            settings = load_settings(home / ".env", var_dir=str(home / settings.var_dir))
-        return settings
+        return load_settings(home / ".env")  # the settings keep this home after STACK_HOME is restored
     finally:
         if old is None:
             os.environ.pop("STACK_HOME", None)

@@ -148,6 +148,7 @@ def test_gateway_side_zombies_from_lazy_close_give_a_warning_with_the_remedy_and
     rpc.stopProcess("bridge")
     rpc.startProcess("bridge")
     bridge = stack.ready_pid()
+    import subprocess as sp; print(sp.run(["ss","-tan"],capture_output=True,text=True).stdout, stack.port, take_snapshot(stack.port, all_owners=True))
     wait_for("a Gateway-side CLOSE_WAIT", lambda: take_snapshot(stack.port).by_side("gateway"), 10)
     wait_for("the watchdog's report", lambda: "watchdog.gateway-close-wait" in stack.tap.codes(), 10)
     time.sleep(1.5)  # three more scans: still reported once, nothing restarted
