@@ -38,6 +38,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --scripts-are-modules $(wildcard bin/*)
 
 test: lint
 	$(VENV)/bin/pytest -q

@@ -36,7 +36,7 @@ import msgspec  # noqa: E402
 import psutil  # noqa: E402
 from ib_async import IB  # noqa: E402
 
-from procs.bridge.session import GatewaySession  # noqa: E402
+from procs.bridge.session import GatewaySession, Listener  # noqa: E402
 from procs.bridge.states import Status  # noqa: E402
 from procs.bridge.subscriptions import SubscriptionSpec  # noqa: E402
 from shared.bus import Publisher, Subscriber, new_context, req_endpoint, request_once  # noqa: E402
@@ -52,7 +52,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class Clock:
+class Clock(Listener):
     """A session listener that notes when READY came and when each symbol's bar last arrived."""
 
     def __init__(self) -> None:
@@ -63,14 +63,8 @@ class Clock:
         if status.state == "READY":
             self.ready_at = time.perf_counter()
 
-    def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None: ...
-
     def bar(self, spec: SubscriptionSpec, bar: Any) -> None:
         self.bar_at[spec.symbol] = time.perf_counter()
-
-    def quote(self, ticker: Any) -> None: ...
-
-    def synced(self, session: GatewaySession, lost_orders: list[Any]) -> None: ...
 
 
 def settings(port: int, **kw: Any) -> Settings:
@@ -100,7 +94,7 @@ async def connect_to_ready(port: int, n: int) -> tuple[list[float], list[float]]
         stop = asyncio.Event()
         t0 = time.perf_counter()
         task = asyncio.create_task(session.run(stop))
-        await until(lambda c=clock: c.ready_at is not None)  # type: ignore[misc]
+        await until(lambda c=clock: c.ready_at is not None)
         bridge.append(clock.ready_at - t0)  # type: ignore[operator]
         stop.set()
         await task
@@ -201,7 +195,16 @@ def bus(mode: str, n: int) -> dict[str, Any]:
             assert time.monotonic() < deadline, "the subscriber never heard the publisher"
             pub.publish("bar.WARM", warm)
             time.sleep(0.01)
-        bar = Bar(symbol="AAPL", start_ns=1, bar_seconds=5, open=190.0, high=190.5, low=189.5, close=190.1, volume=1e3)
+        bar = Bar(
+            symbol="AAPL",
+            start_ns=1,
+            bar_seconds=5,
+            open=190.0,
+            high=190.5,
+            low=189.5,
+            close=190.1,
+            volume=1e3,
+        )
         t0 = time.perf_counter()
         for i in range(n):
             if mode == "latency":
@@ -228,9 +231,19 @@ def bus(mode: str, n: int) -> dict[str, Any]:
 
 
 def bridge_rss(sim: RunningSim, seconds: float) -> tuple[float, float]:
-    env = {**os.environ, "IB_PORT": str(sim.port), "SYMBOLS": SYMBOLS, "PYTHONPATH": str(ROOT), "IB_CLIENT_ID": "9"}
+    env = {
+        **os.environ,
+        "IB_PORT": str(sim.port),
+        "SYMBOLS": SYMBOLS,
+        "PYTHONPATH": str(ROOT),
+        "IB_CLIENT_ID": "9",
+    }
     proc = subprocess.Popen(
-        [str(VENV_PYTHON), "-m", "procs.bridge"], cwd=HOME, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(VENV_PYTHON), "-m", "procs.bridge"],
+        cwd=HOME,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     peak = 0.0
     try:
@@ -278,24 +291,36 @@ def main() -> None:
     with running_sim(speed=60.0) as sim:
         bare, bridge = asyncio.run(connect_to_ready(sim.port, args.connects))
         mb, mr = statistics.median(bare) * 1000, statistics.median(bridge) * 1000
-        print(f"connect-to-READY   bare ib_async {mb:6.1f} ms   bridge {mr:6.1f} ms   ratio {mr / mb:4.2f}"
-              f"   (median of {args.connects}; target ratio <= 1.5)")
+        print(
+            f"connect-to-READY   bare ib_async {mb:6.1f} ms   bridge {mr:6.1f} ms   ratio {mr / mb:4.2f}"
+            f"   (median of {args.connects}; target ratio <= 1.5)"
+        )
         ready, flowing, outage = asyncio.run(recovery(sim, args.drops, args.outages))
-        print(f"recovery after drop   READY {statistics.median(ready) * 1000:6.0f} ms   bars of 5 symbols flowing "
-              f"{statistics.median(flowing) * 1000:6.0f} ms   (median of {len(flowing)}; target <= 1500 ms)")
+        print(
+            f"recovery after drop   READY {statistics.median(ready) * 1000:6.0f} ms   bars of 5 symbols flowing "
+            f"{statistics.median(flowing) * 1000:6.0f} ms   (median of {len(flowing)}; target <= 1500 ms)"
+        )
         if outage:
-            print(f"recovery after a 2 s outage   bars flowing {statistics.median(outage) * 1000:6.0f} ms after the "
-                  f"simulator listens again (median of {len(outage)}, backoff included)")
+            print(
+                f"recovery after a 2 s outage   bars flowing {statistics.median(outage) * 1000:6.0f} ms after the "
+                f"simulator listens again (median of {len(outage)}, backoff included)"
+            )
         last, peak = bridge_rss(sim, args.rss_seconds)
-        print(f"bridge RSS   {last:6.1f} MB after {args.rss_seconds:g} s streaming 5 symbols (peak {peak:.1f} MB; "
-              "target <= 150 MB)")
+        print(
+            f"bridge RSS   {last:6.1f} MB after {args.rss_seconds:g} s streaming 5 symbols (peak {peak:.1f} MB; "
+            "target <= 150 MB)"
+        )
     rate = bus("rate", args.messages)
-    print(f"bus throughput   {rate['count'] / rate['seconds']:,.0f} msg/s received in another process "
-          f"({rate['count']:,} of {args.messages:,}; publisher {rate['sent_per_s']:,.0f} msg/s; target >= 100,000)")
+    print(
+        f"bus throughput   {rate['count'] / rate['seconds']:,.0f} msg/s received in another process "
+        f"({rate['count']:,} of {args.messages:,}; publisher {rate['sent_per_s']:,.0f} msg/s; target >= 100,000)"
+    )
     lat = bus("latency", 5000)
     ns = lat["latencies_ns"]
-    print(f"bus latency at 1,000 msg/s   p50 {pct(ns, 0.5) / 1e3:6.0f} us   p99 {pct(ns, 0.99) / 1e3:6.0f} us   "
-          f"max {max(ns) / 1e3:6.0f} us   ({len(ns)} messages; target p99 <= 1000 us)")
+    print(
+        f"bus latency at 1,000 msg/s   p50 {pct(ns, 0.5) / 1e3:6.0f} us   p99 {pct(ns, 0.99) / 1e3:6.0f} us   "
+        f"max {max(ns) / 1e3:6.0f} us   ({len(ns)} messages; target p99 <= 1000 us)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import sys
@@ -127,6 +128,24 @@ async def _run(program: str, settings: Settings, main: Main, handle_signals: boo
         logger.info("{} stopped", program)
 
 
+def _single_instance(settings: Settings, program: str) -> int | None:
+    """Hold var/run/<program>.lock for the process's life; None when another live instance holds it.
+
+    A second copy would silently take over the first one's ipc endpoints (split brain), so it must not start.
+    The kernel drops the lock when the holder dies, even by SIGKILL, so a crash never leaves it stuck.
+    """
+    settings.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(settings.run_dir / f"{program}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def run_service(program: str, main: Main, *, handle_signals: bool = True) -> int:
     """Run `main` as the supervised program `program`; returns the process exit code."""
     try:
@@ -134,6 +153,12 @@ def run_service(program: str, main: Main, *, handle_signals: bool = True) -> int
     except ConfigError as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if _single_instance(settings, program) is None:
+        print(
+            f"{program}: another {program} is already running for {settings.home}; not starting a second",
+            file=sys.stderr,
+        )
+        return EXIT_TEMPFAIL
     setup_logging(program, settings)
     logger.info("{} starting (pid {}, account {})", program, os.getpid(), settings.masked_account)
     try:

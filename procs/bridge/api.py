@@ -56,6 +56,7 @@ class BridgeApi:
         self.session = session
         self.history_pacer = HistoryPacer()
         self._history_cache: dict[Hashable, tuple[float, list[Bar]]] = {}
+        self._history_pending: dict[Hashable, asyncio.Future[list[Bar]]] = {}
         self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
             HealthRequest: self.health,
             ContractRequest: self.contract,
@@ -97,7 +98,7 @@ class BridgeApi:
         if not await self.session.outbox.room(QUEUE_TIMEOUT):
             raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
         try:
-            return await self.session.once(key, make, timeout)
+            return await self.session.requests.once(key, make, timeout)
         except TimeoutError:
             raise RequestError(f"the Gateway did not answer within {timeout:g} s") from None
         except ConnectionError:
@@ -108,7 +109,7 @@ class BridgeApi:
             raise RequestError(f"{field} {symbol!r} is not a ticker (e.g. AAPL)")
         self._require_session()
         try:
-            details = await self.session.contract_details(symbol)
+            details = await self.session.requests.contract_details(symbol)
         except TimeoutError:
             raise RequestError(f"the Gateway did not answer the contract request for {symbol}") from None
         except ConnectionError:
@@ -119,7 +120,7 @@ class BridgeApi:
 
     # ---------------------------------------------------------------- handlers
 
-    async def health(self, req: HealthRequest) -> HealthReport:
+    async def health(self, req: HealthRequest | None = None) -> HealthReport:
         s = self.session
         st = s.status()
         now = time.monotonic()
@@ -168,11 +169,20 @@ class BridgeApi:
             )
         if req.end_ns < 0:
             raise RequestError(f"end_ns must be 0 (now) or a UTC time in ns (got {req.end_ns})")
-        details = await self._details(req.symbol)
         key = (req.symbol, req.bar_seconds, req.duration_seconds, req.end_ns, req.use_rth)
         cached = self._history_cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.history_pacer.identical_gap:
             return cached[1]  # IB forbids identical requests within 15 s: the answer cannot have changed much
+        pending = self._history_pending.get(key)
+        if pending is None:  # the first asker fetches; identical askers meanwhile share its answer
+            pending = asyncio.ensure_future(self._fetch_history(req, size, key))
+            self._history_pending[key] = pending
+            pending.add_done_callback(lambda _: self._history_pending.pop(key, None))
+        bars: list[Bar] = await asyncio.shield(pending)
+        return bars
+
+    async def _fetch_history(self, req: HistoryRequest, size: str, key: Hashable) -> list[Bar]:
+        details = await self._details(req.symbol)
         await self._history_turn(key, req.symbol)
         end = datetime.fromtimestamp(req.end_ns / 1e9, tz=UTC) if req.end_ns else ""
 
@@ -190,8 +200,12 @@ class BridgeApi:
 
         raw = await self._gateway(("history", key), fetch, HISTORY_TIMEOUT + 1)
         bars = [convert.history_bar(req.symbol, b, req.bar_seconds) for b in raw or []]
-        self._history_cache[key] = (time.monotonic(), bars)
-        for k in [k for k, (t, _) in self._history_cache.items() if time.monotonic() - t > 60]:
+        now = time.monotonic()
+        if bars:  # an empty answer may be a farm outage (162): never serve it again from the cache
+            self._history_cache[key] = (now, bars)
+        for k in [
+            k for k, (t, _) in self._history_cache.items() if now - t > self.history_pacer.identical_gap
+        ]:
             del self._history_cache[k]
         return bars
 

@@ -19,7 +19,7 @@ from shared.service import Service
 async def _mirror_health(svc: Service, session: GatewaySession, api: BridgeApi) -> None:
     """Copy the session's state into the harness heartbeat (what the watchdog and gateway-health read)."""
     while not svc.stop.is_set():
-        report = await api.health(None)  # type: ignore[arg-type]
+        report = await api.health()
         svc.set_state(report.state)
         svc.counters.update(report.counters)
         svc.detail.update(

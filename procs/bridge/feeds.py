@@ -44,7 +44,7 @@ class Feeds:
         gen = s.generation
         specs = self.subs.to_issue(gen)
         found = await asyncio.gather(
-            *(s.contract_details(sym) for sym in {sp.symbol for sp in specs}), return_exceptions=True
+            *(s.requests.contract_details(sym) for sym in {sp.symbol for sp in specs}), return_exceptions=True
         )
         contracts = {
             d.contract.symbol: d.contract for d in found if isinstance(d, ContractDetails) and d.contract

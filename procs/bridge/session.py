@@ -11,19 +11,19 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from ib_async import IB, ContractDetails
+from ib_async import IB
 from loguru import logger
 
-from procs.bridge.convert import stock
 from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
 from procs.bridge.feeds import Feeds
 from procs.bridge.orders import OrderRegistry
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
 from procs.bridge.pacing import gateway_bucket
+from procs.bridge.requests import REQUEST_TIMEOUT, GatewayRequests
 from procs.bridge.states import (
     GatewayConditions,
     Phase,
@@ -38,24 +38,13 @@ from procs.bridge.sync import reconcile_orders, startup_sync
 from shared.config import Settings
 from shared.log import event, log_every
 
-T = TypeVar("T")
-REQUEST_TIMEOUT = 10.0  # one Gateway request (contract details, positions, ...) that must not hang a caller
 SYNC_RETRY_SECONDS = 15.0
 FLUSH_SECONDS = 2.0  # at an orderly stop, queued messages (orders, cancels) still go out first
-DETAILS_MAX_AGE = 3600.0  # trading hours change daily; con ids never do
 
 
-class Listener(Protocol):
-    """What the session tells the stream publisher (stream.py implements it)."""
+class Listener:
+    """What the session tells the stream publisher (stream.Streams); these defaults say nothing."""
 
-    def status_changed(self, status: Status) -> None: ...
-    def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None: ...
-    def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
-    def quote(self, ticker: Any) -> None: ...
-    def synced(self, session: GatewaySession, lost_orders: list[Any]) -> None: ...
-
-
-class _Silent:
     def status_changed(self, status: Status) -> None: ...
     def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None: ...
     def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
@@ -125,11 +114,11 @@ class GatewaySession:
             rng=rng or random.Random(),
         )
         self.subs = SubscriptionRegistry()
-        for symbol in s.symbols:
-            self.subs.add(SubscriptionSpec("bars", symbol))
-            self.subs.add(SubscriptionSpec("quotes", symbol))
+        for kind in ("bars", "quotes"):  # bars first: after a reconnect they are what the strategy waits for
+            for symbol in s.symbols:
+                self.subs.add(SubscriptionSpec(kind, symbol))
         self.orders = OrderRegistry()
-        self.listener: Listener = _Silent()
+        self.listener = Listener()
         self.generation = 0
         self.reconnects = 0
         self.counters: dict[str, float] = {}
@@ -144,13 +133,12 @@ class GatewaySession:
         self._early: asyncio.Future[ConnectFailure] | None = None
         self._sync_due: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
-        self._details: dict[str, tuple[float, ContractDetails]] = {}
         self._closed = False
         quiet_ib_async_codes()
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.client.apiError += self._on_api_error
+        self.requests = GatewayRequests(self.ib)
         self.feeds = Feeds(self)
 
     # ------------------------------------------------------------------ state
@@ -203,6 +191,13 @@ class GatewaySession:
 
     def _backing_off(self, failure: ConnectFailure, decision: RetryDecision) -> None:
         self.count(f"failures_{failure.kind.value}")
+        event(
+            "backoff",
+            why=failure.kind.value,
+            detail=failure.detail,
+            failures=decision.failures,
+            delay=round(decision.delay, 2),
+        )
         why = REASONS[failure.kind]
         if decision.waiting:
             reason = (
@@ -300,7 +295,7 @@ class GatewaySession:
         except ConnectionError:
             return
         winner = await _first(probe, stop, self._lost, timeout=self.settings.bridge_heartbeat_timeout)
-        if winner is probe and probe.exception() is None:
+        if winner is probe and not probe.cancelled() and probe.exception() is None:
             self.rtt_ms = round((loop.time() - t0) * 1000, 2)
             self.last_heartbeat = time.monotonic()
             self.gateway_time_ns = int(probe.result().timestamp()) * 10**9
@@ -357,32 +352,6 @@ class GatewaySession:
         self._lost.set()
         self.outbox.clear()
         self.subs.invalidate()
-
-    # ------------------------------------------------------------------ requests for the API
-
-    async def once(
-        self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = REQUEST_TIMEOUT
-    ) -> T:
-        """Run one Gateway request per `key` at a time; concurrent callers share its answer."""
-        fut = self._inflight.get(key)
-        if fut is None:
-            fut = asyncio.ensure_future(asyncio.wait_for(make(), timeout))
-            self._inflight[key] = fut
-            fut.add_done_callback(lambda _: self._inflight.pop(key, None))
-        result: T = await asyncio.shield(fut)
-        return result
-
-    async def contract_details(self, symbol: str) -> ContractDetails | None:
-        """The Gateway's details of a US stock, cached for an hour; None when it knows no such stock."""
-        cached = self._details.get(symbol)
-        if cached is not None and time.monotonic() - cached[0] < DETAILS_MAX_AGE:
-            return cached[1]
-        found = await self.once(("details", symbol), lambda: self.ib.reqContractDetailsAsync(stock(symbol)))
-        chosen = next((d for d in found if d.contract and d.contract.secType == "STK"), None)
-        if chosen is not None:
-            chosen.contract.exchange = "SMART"  # type: ignore[union-attr]
-            self._details[symbol] = (time.monotonic(), chosen)
-        return chosen
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -15,7 +15,7 @@ from typing import Any
 
 from procs.bridge import convert
 from procs.bridge.orders import OrderRecord
-from procs.bridge.session import GatewaySession
+from procs.bridge.session import GatewaySession, Listener
 from procs.bridge.states import Status
 from procs.bridge.subscriptions import SubscriptionSpec
 from shared.config import mask_account
@@ -26,7 +26,7 @@ Publish = Callable[[str, Message], None]
 STATUS_EVERY = 5.0
 
 
-class Streams:
+class Streams(Listener):
     """The session's Listener: turns its events into published messages."""
 
     def __init__(self, session: GatewaySession, publish: Publish) -> None:

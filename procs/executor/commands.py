@@ -116,6 +116,7 @@ def orders_view(ex: Executor, include_done: bool) -> list[dict[str, str]]:
             "filled": plain(o.filled),
             "avg_price": plain(o.avg_fill_price) if o.filled else "",
             "reason": o.reason,
+            "why": o.why,
             "created": iso(o.created_ns),
         }
         for o in orders

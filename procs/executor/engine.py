@@ -161,7 +161,7 @@ class Executor:
         if not self.synced:  # the first reconciliation decides what is working; until then only remember
             self.count("targets_before_sync")
             return []
-        return self.evaluate(t.symbol)
+        return self.evaluate(t.symbol, fresh=True)
 
     def mark_synced(self) -> list[Action]:
         """The first reconciliation is done: act on the targets that arrived meanwhile."""
@@ -307,8 +307,11 @@ class Executor:
 
     # ------------------------------------------------------------------ decisions
 
-    def evaluate(self, symbol: str) -> list[Action]:
-        """Order what it takes to move from position + working orders to the symbol's latest target."""
+    def evaluate(self, symbol: str, *, fresh: bool = False) -> list[Action]:
+        """Order what it takes to move from position + working orders to the symbol's latest target.
+
+        `fresh`: the target just arrived (its bar is what the order answers); else it is re-decided after a
+        cancel or a reconciliation."""
         t = self.targets.get(symbol)
         if t is None:
             return []
@@ -325,10 +328,24 @@ class Executor:
         opposite = [o for o in mine if o.working and (o.sign > 0) != (delta > 0)]
         if opposite:  # never trade against our own working order: cancel it, re-decide when it is gone
             return self.cancel_orders(opposite, "target changed direction")
-        return self.place(symbol, "BUY" if delta > 0 else "SELL", abs(delta))
+        why = t.reason if fresh else f"re-decided: {t.reason}"
+        return self.place(
+            symbol,
+            "BUY" if delta > 0 else "SELL",
+            abs(delta),
+            why=why,
+            decided_on_ns=t.feature_end_ns if fresh else 0,
+        )
 
     def place(
-        self, symbol: str, side: Literal["BUY", "SELL"], quantity: Decimal, *, operator: bool = False
+        self,
+        symbol: str,
+        side: Literal["BUY", "SELL"],
+        quantity: Decimal,
+        *,
+        why: str = "",
+        decided_on_ns: int = 0,
+        operator: bool = False,
     ) -> list[Action]:
         """Size, price and check one order; on success it is in the ledger before it is returned to be sent."""
         intent = self._intent(symbol, side, quantity)
@@ -348,6 +365,8 @@ class Executor:
             reduce_only=intent.reduce_only,
             created_ns=now,
             updated_ns=now,
+            decided_on_ns=decided_on_ns,
+            why=why,
         )
         self.ledger.insert_order(order)
         self.recent_orders.append(now)
@@ -452,7 +471,9 @@ class Executor:
         for symbol, pos in sorted(self.ledger.positions.items()):
             if pos.quantity != 0:
                 side: Literal["BUY", "SELL"] = "SELL" if pos.quantity > 0 else "BUY"
-                actions += self.place(symbol, side, abs(pos.quantity), operator=True)
+                actions += self.place(
+                    symbol, side, abs(pos.quantity), why="flatten by operator", operator=True
+                )
         return actions
 
     # ------------------------------------------------------------------ views of the book

@@ -21,9 +21,10 @@ from procs.executor.orders import OrderRecord, apply_fill_quantity
 
 _ORDER_COLUMNS = (
     "client_order_id, symbol, side, quantity, order_type, limit_price, status, filled, reported_filled, "
-    "avg_fill_price, broker_order_id, perm_id, reason, error_code, reduce_only, created_ns, updated_ns, sent_ns"
+    "avg_fill_price, broker_order_id, perm_id, reason, error_code, reduce_only, created_ns, updated_ns, sent_ns, "
+    "decided_on_ns, why"
 )
-_ORDER_INSERT = f"INSERT INTO orders ({_ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 19)})"
+_ORDER_INSERT = f"INSERT INTO orders ({_ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 21)})"
 _AVG_PLACES = Decimal("1e-8")
 
 __all__ = ["SCHEMA_VERSION", "Ledger", "LedgerError", "open_ledger"]
@@ -109,6 +110,8 @@ def _order_from_row(row: sqlite3.Row) -> OrderRecord:
         created_ns=row["created_ns"],
         updated_ns=row["updated_ns"],
         sent_ns=row["sent_ns"],
+        decided_on_ns=row["decided_on_ns"],
+        why=row["why"],
     )
 
 
@@ -132,6 +135,8 @@ def _order_values(o: OrderRecord) -> tuple[Any, ...]:
         o.created_ns,
         o.updated_ns,
         o.sent_ns,
+        o.decided_on_ns,
+        o.why,
         int(_settled(o)),
     )
 

@@ -92,6 +92,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE orders ADD COLUMN decided_on_ns INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE orders ADD COLUMN why TEXT NOT NULL DEFAULT ''
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

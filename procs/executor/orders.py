@@ -97,6 +97,8 @@ class OrderRecord:
     created_ns: int = 0
     updated_ns: int = 0
     sent_ns: int = 0  # when PlaceOrder was first attempted; 0 = never sent
+    decided_on_ns: int = 0  # end of the bar whose target this order answers (0: not a fresh target)
+    why: str = ""  # the strategy's reason, or what else made the executor trade
 
     @property
     def working(self) -> bool:

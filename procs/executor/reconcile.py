@@ -69,10 +69,14 @@ def diff_positions(
 
 
 class Reconciler:
-    def __init__(self, ex: Executor, call: Call, grace_seconds: float = GRACE_SECONDS) -> None:
+    def __init__(
+        self, ex: Executor, call: Call, grace_seconds: float = GRACE_SECONDS, started_ns: int | None = None
+    ) -> None:
         self.ex = ex
         self.call = call
         self.grace_ns = int(grace_seconds * 1e9)
+        # an order last touched before this process started cannot have a send in flight: no grace for it
+        self.started_ns = ex.wall() if started_ns is None else started_ns
         self.strikes: dict[str, int] = {}  # a mismatch on a symbol with working orders must be seen twice
 
     async def run(self, reason: str) -> tuple[ReconcileReport, list[Action]]:
@@ -110,7 +114,8 @@ class Reconciler:
         timeout_ns = int(self.ex.settings.order_timeout_seconds * 1e9)
         actions: list[Action] = []
         for o in list(self.ex.ledger.working.values()):
-            if o.client_order_id in seen or not o.working or now - o.updated_ns < self.grace_ns:
+            in_flight = o.updated_ns >= self.started_ns and now - o.updated_ns < self.grace_ns
+            if o.client_order_id in seen or not o.working or in_flight:
                 continue
             if o.status == "NEW" and now - o.created_ns < timeout_ns:
                 report.resent.append(o.client_order_id)  # same orderRef: the bridge places it at most once

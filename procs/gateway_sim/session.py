@@ -132,7 +132,8 @@ class Session(asyncio.Protocol):
             # Deliberately keep our side open: the kernel holds it in CLOSE_WAIT, as a buggy Gateway does.
             self.zombie = True
             self._leave()
-            logger.info("session {}: client closed; lazy-close keeps our side open (CLOSE_WAIT)", self.name)
+            text = f"session {self.name}: client closed; lazy-close keeps our side open (CLOSE_WAIT)"
+            log_every(f"session-lazy:{self.client_id}", 1.0, "INFO", text)
             return True
         return None  # asyncio closes the transport: FIN back at once
 

@@ -52,8 +52,12 @@ class Supervisor:
 
 
 def restart(sup: Supervisor, decision: Decision, *, dry_run: bool, stop_timeout: float = 60.0) -> str:
-    """Restart the decision's program; returns what happened, in words for the log and the alert."""
-    assert decision.action == "RESTART" and decision.program and decision.pid
+    """Restart the decision's program; returns what happened, in words for the log and the alert.
+
+    Blocks until the program has stopped (at most `stop_timeout`), so the loop scans again only afterwards.
+    """
+    if decision.action != "RESTART" or not decision.program or not decision.pid:
+        raise ValueError(f"not a restart of a named program and pid: {decision}")
     if dry_run:
         return "dry run: not restarted (WATCHDOG_DRY_RUN=true)"
     try:

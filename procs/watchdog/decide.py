@@ -39,6 +39,7 @@ class _Scan:
     now: float
     candidates: dict[str, Decision] = field(default_factory=dict)  # program -> first reason to restart it
     reports: dict[str, tuple[str, Decision]] = field(default_factory=dict)  # topic -> (signature, decision)
+    pending: set[str] = field(default_factory=set)  # programs whose dead session awaits its confirming scan
 
 
 def decide(
@@ -59,7 +60,8 @@ def decide(
     restarts, new_memory = _rate_limited(scan)
     reports = [d for topic, (sig, d) in scan.reports.items() if memory.reports.get(topic, "") != sig]
     current = {topic: sig for topic, (sig, _) in scan.reports.items()}
-    return restarts + reports, replace(new_memory, seen=seen, reports=current)
+    pending = frozenset(scan.pending)
+    return restarts + reports, replace(new_memory, seen=seen, reports=current, pending=pending)
 
 
 def _refusal(scan: _Scan, pid: int, owner: Owner) -> tuple[str, str] | None:
@@ -102,7 +104,10 @@ def _client_close_waits(scan: _Scan) -> dict[str, int]:
             )
             continue
         program = scan.table.by_pid(owner.pid) if scan.table else None
-        if program is None or count < scan.rules.debounce_scans:
+        if program is None:
+            continue
+        if count < scan.rules.debounce_scans:
+            scan.pending.add(program.name)
             continue
         scan.candidates.setdefault(
             program.name,

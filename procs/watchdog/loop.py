@@ -28,6 +28,9 @@ from shared.service import Service
 from shared.supervisor import supervisor_socket
 
 Scanner = Callable[[int, Iterable[int]], Snapshot]
+# a dead session seen once is confirmed this soon, not a whole scan interval later: the debounce only has to
+# outlast a normal close (milliseconds), and the bridge is back sooner
+CONFIRM_SECONDS = 1.0
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -62,7 +65,8 @@ class Watchdog:
         self.heartbeats: dict[str, HeartbeatSeen] = {}
         self.malformed_heartbeats = 0  # well-formed messages that are not a heartbeat of the topic's program
         self.undecodable = 0  # frames the bus could not decode at all (counted by the Subscriber)
-        self.actions: deque[dict[str, Any]] = deque(maxlen=10)
+        self.actions: deque[dict[str, Any]] = deque(maxlen=10)  # the last restarts decided, with outcomes
+        self.restarts = 0  # restarts carried out since the watchdog started
         self.alerts: Counter[str] = Counter()
         self.last: dict[str, Any] = {}
 
@@ -120,9 +124,17 @@ class Watchdog:
         )
         self.alerts[decision.rule] += 1
         if decision.action == "RESTART":
+            if outcome.startswith("restarted"):
+                self.restarts += 1
+            when = int(self.clock() * 1e9)
             self.actions.append(
-                {"ts_ns": int(self.clock() * 1e9), "program": decision.program, "pid": decision.pid}
-                | {"rule": decision.rule, "outcome": outcome}
+                {
+                    "ts_ns": when,
+                    "program": decision.program,
+                    "pid": decision.pid,
+                    "rule": decision.rule,
+                    "outcome": outcome,
+                }
             )
         return Alert(
             severity=decision.severity,
@@ -136,7 +148,7 @@ class Watchdog:
         return {
             **self.last,
             "dry_run": self.dry_run,
-            "restarts": sum(1 for a in self.actions if a["outcome"].startswith("restarted")),
+            "restarts": self.restarts,
             "actions": list(self.actions),
             "alerts": dict(self.alerts),
             "handed_off": sorted(self.memory.handed_off),
@@ -172,7 +184,8 @@ async def runforever(svc: Service, wd: Watchdog, scan_seconds: float) -> None:
             log_every("watchdog.scan-error", 60.0, "ERROR", f"scan failed: {exc!r}")
             logger.opt(exception=exc).debug("scan failed")
         svc.detail = wd.detail()
-        left = scan_seconds - (time.monotonic() - started)
+        interval = min(scan_seconds, CONFIRM_SECONDS) if wd.memory.pending else scan_seconds
+        left = interval - (time.monotonic() - started)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(svc.stop.wait(), max(0.05, left))
 

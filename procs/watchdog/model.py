@@ -168,6 +168,7 @@ class Memory:
     restarts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # program -> restart times
     handed_off: frozenset[str] = frozenset()  # programs over the rate limit: alerted once, left alone
     reports: Mapping[str, str] = field(default_factory=dict)  # report topic -> signature last reported
+    pending: frozenset[str] = frozenset()  # programs seen in client CLOSE_WAIT once: confirm soon
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,14 +153,16 @@ def take_snapshot(port: int, candidate_pids: Iterable[int] = (), *, all_owners: 
         if table is None:
             return Snapshot(port, time.time(), table_readable=False, our_uid=os.getuid(), our_pid=os.getpid())
     rows, total = table
-    holders = _holders(rows, candidates, all_owners)
+    by_inode = _holder_map(rows, candidates, all_owners)
     close_waits = tuple(
         CloseWait("gateway" if row.local[1] == port else "client", _text(row.local), _text(row.remote), pid)
         for row in rows
         if row.state == "CLOSE_WAIT"
-        for pid in sorted(holders(row), key=lambda p: p or 0)
+        for pid in _pids_of(row, by_inode)
     )
-    listen_pids = frozenset(p for row in rows if row.state == "LISTEN" for p in holders(row) if p is not None)
+    listen_pids = frozenset(
+        p for row in rows if row.state == "LISTEN" for p in _pids_of(row, by_inode) if p is not None
+    )
     wanted = {cw.pid for cw in close_waits if cw.pid} | listen_pids | set(candidates)
     owners, unreadable = {}, set()
     for pid in wanted:
@@ -185,25 +187,21 @@ def take_snapshot(port: int, candidate_pids: Iterable[int] = (), *, all_owners: 
     )
 
 
-def _holders(rows: list[Row], candidates: list[int], all_owners: bool) -> _HolderLookup:
-    if any(row.inode for row in rows):
-        inodes = {row.inode for row in rows if row.inode}
-        search_all = all_owners or any(row.state == "CLOSE_WAIT" for row in rows)
-        return _HolderLookup(socket_holders(inodes, candidates, search_all))
-    return _HolderLookup(None)
+def _holder_map(rows: list[Row], candidates: list[int], all_owners: bool) -> dict[int, set[int]] | None:
+    """inode -> pids for the rows' sockets (/proc only; None when the rows carry their pid already)."""
+    inodes = {row.inode for row in rows if row.inode}
+    if not inodes:
+        return None
+    search_all = all_owners or any(row.state == "CLOSE_WAIT" for row in rows)
+    return socket_holders(inodes, candidates, search_all)
 
 
-class _HolderLookup:
-    """row -> the pids holding it ({None} when nobody readable does)."""
-
-    def __init__(self, by_inode: dict[int, set[int]] | None) -> None:
-        self._by_inode = by_inode
-
-    def __call__(self, row: Row) -> set[int | None]:
-        if self._by_inode is None:
-            return {row.pid}
-        found: set[int | None] = set(self._by_inode.get(row.inode, ()))
-        return found or {None}
+def _pids_of(row: Row, by_inode: dict[int, set[int]] | None) -> list[int | None]:
+    """The pids holding `row`'s socket, [None] when no readable process does."""
+    if by_inode is None:
+        return [row.pid]
+    pids: list[int | None] = [*sorted(by_inode.get(row.inode, ()))]
+    return pids or [None]
 
 
 def _text(addr: tuple[str, int]) -> str:

@@ -119,3 +119,14 @@ async def test_a_replay_file_drives_its_symbol(short_tmp: Path, client_id: int) 
             client.ib.disconnect()
     assert sim.process.returncode == 0  # SIGTERM: a clean stop
     assert not sim.control_path.exists()
+
+
+def test_the_in_process_simulator_serves_the_same_control_socket(short_tmp: Path) -> None:
+    from procs.gateway_sim.control import control_path, request
+    from procs.gateway_sim.inprocess import GatewaySim
+
+    with GatewaySim(control_dir=short_tmp) as sim:
+        path = control_path(short_tmp, sim.port)
+        assert request(path, ["pacing", "off"]) == {"ok": True, "pacing": False}
+        assert request(path, ["status"])["faults"] == {"pacing": "off"}
+    assert not path.exists()

@@ -75,3 +75,17 @@ def test_heartbeats_keep_coming_while_the_program_is_idle(short_tmp: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_second_instance_of_a_program_refuses_to_start(short_tmp: Path) -> None:
+    first = _start(short_tmp)
+    try:
+        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
+        wait_for("the first instance's heartbeat", hb_file.exists, 10)
+        second = _start(short_tmp)
+        _, err = second.communicate(timeout=20)
+        assert second.returncode == 75 and "already running" in err
+        assert first.poll() is None  # the first one keeps its sockets
+    finally:
+        first.terminate()
+        first.wait(timeout=10)

@@ -65,7 +65,9 @@ class LiveBridge:
     async def wait_state(self, state: str, timeout: float = 5.0) -> float:
         """Seconds it took to reach `state`."""
         t0 = time.monotonic()
-        await wait_until(lambda: self.state() == state, f"state {state} (now {self.session.status()})", timeout)
+        await wait_until(
+            lambda: self.state() == state, f"state {state} (now {self.session.status()})", timeout
+        )
         return time.monotonic() - t0
 
     def messages(self, prefix: str, since: float = 0.0) -> list[Any]:
@@ -82,7 +84,9 @@ class LiveBridge:
 async def live_bridge(settings: Settings, *, stable_seconds: float = 10.0) -> AsyncIterator[LiveBridge]:
     session = GatewaySession(settings, stable_seconds=stable_seconds)
     bridge = LiveBridge(session=session, api=BridgeApi(session), streams=None)  # type: ignore[arg-type]
-    bridge.streams = Streams(session, lambda topic, msg: bridge.published.append((time.monotonic(), topic, msg)))
+    bridge.streams = Streams(
+        session, lambda topic, msg: bridge.published.append((time.monotonic(), topic, msg))
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(session.run(stop))
     try:

@@ -37,7 +37,10 @@ def test_a_burst_of_500_requests_never_exceeds_the_pacing_limit(sim: GatewaySim,
         try:
             for i in range(PER_CLIENT):
                 req = PlaceOrder(
-                    client_order_id=f"burst-{n}-{i}", symbol="AAPL", side="BUY", quantity=Decimal(1),
+                    client_order_id=f"burst-{n}-{i}",
+                    symbol="AAPL",
+                    side="BUY",
+                    quantity=Decimal(1),
                     limit_price=Decimal("1.00"),
                 )
                 acks.append(msgspec.convert(await client.call(req, idempotent=True), OrderAck))
@@ -60,10 +63,16 @@ def test_a_burst_of_500_requests_never_exceeds_the_pacing_limit(sim: GatewaySim,
                     stop.set()
                     await serving
                     server.close()
-                await wait_until(lambda: len(sim.status()["open_orders"]) == CLIENTS * PER_CLIENT, "500 orders")
+                await wait_until(
+                    lambda: len(sim.status()["open_orders"]) == CLIENTS * PER_CLIENT, "500 orders"
+                )
                 sessions = sim.status()["sessions"]
                 assert [s["peer_port"] for s in sessions] == [peer]  # the same socket from start to end
-                return [a for r in results for a in r], b.session.counters["connect_attempts"], b.session.outbox.max_backlog
+                return (
+                    [a for r in results for a in r],
+                    b.session.counters["connect_attempts"],
+                    b.session.outbox.max_backlog,
+                )
         finally:
             ctx.destroy(linger=0)
 

@@ -30,7 +30,14 @@ T0 = datetime(2026, 1, 2, 14, 30, tzinfo=UTC)
 def test_a_realtime_bar_starts_at_its_open_in_utc_ns() -> None:
     bar = convert.realtime_bar("AAPL", RealTimeBar(T0, -1, 190.0, 190.5, 189.5, 190.2, 300.0, 190.1, 7))
     assert bar.start_ns == int(T0.timestamp()) * 10**9 and bar.bar_seconds == 5
-    assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.count) == (190.0, 190.5, 189.5, 190.2, 300.0, 7)
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.count) == (
+        190.0,
+        190.5,
+        189.5,
+        190.2,
+        300.0,
+        7,
+    )
 
 
 def test_a_ticker_without_any_price_is_not_a_quote() -> None:
@@ -42,24 +49,50 @@ def test_a_ticker_without_any_price_is_not_a_quote() -> None:
 
 
 def test_an_order_event_carries_the_client_order_id_and_exact_prices() -> None:
-    order = Order(orderId=11, permId=900, action="BUY", totalQuantity=10.0, orderType="LMT", lmtPrice=190.01, orderRef="ord-1")
+    order = Order(
+        orderId=11,
+        permId=900,
+        action="BUY",
+        totalQuantity=10.0,
+        orderType="LMT",
+        lmtPrice=190.01,
+        orderRef="ord-1",
+    )
     trade = Trade(AAPL, order, OrderStatus(orderId=11, status="Submitted", filled=4.0, remaining=6.0), [], [])
     ev = convert.order_event(trade)
     assert ev.client_order_id == "ord-1" and ev.perm_id == 900
-    assert ev.limit_price == Decimal("190.01") and ev.status == "PARTIALLY_FILLED" and ev.filled == Decimal("4.0")
+    assert (
+        ev.limit_price == Decimal("190.01")
+        and ev.status == "PARTIALLY_FILLED"
+        and ev.filled == Decimal("4.0")
+    )
 
 
 def test_an_error_cancelled_order_is_rejected_with_the_code_and_reason() -> None:
     order = Order(orderId=12, action="SELL", totalQuantity=5.0, orderType="MKT", orderRef="ord-2")
     log = [TradeLogEntry(T0, "Cancelled", "Error 201, reqId 12: Order rejected - reason: margin", 201)]
-    ev = convert.order_event(Trade(AAPL, order, OrderStatus(orderId=12, status="Cancelled", remaining=5.0), [], log))
+    ev = convert.order_event(
+        Trade(AAPL, order, OrderStatus(orderId=12, status="Cancelled", remaining=5.0), [], log)
+    )
     assert ev.status == "REJECTED" and ev.error_code == 201 and "margin" in ev.reason and ev.side == "SELL"
 
 
 def test_a_fill_has_exec_id_order_ref_commission_and_a_masked_account() -> None:
-    ex = Execution(execId="e1", time=T0, acctNumber="DU1234567", side="BOT", shares=5.0, price=190.01, orderRef="ord-1", orderId=11, permId=900)
+    ex = Execution(
+        execId="e1",
+        time=T0,
+        acctNumber="DU1234567",
+        side="BOT",
+        shares=5.0,
+        price=190.01,
+        orderRef="ord-1",
+        orderId=11,
+        permId=900,
+    )
     without = convert.fill(Fill(AAPL, ex, CommissionReport(), T0))
-    assert without.commission is None and without.client_order_id == "ord-1" and without.account == "DU****567"
+    assert (
+        without.commission is None and without.client_order_id == "ord-1" and without.account == "DU****567"
+    )
     with_c = convert.fill(Fill(AAPL, ex, CommissionReport(execId="e1", commission=1.0), T0))
     assert with_c.commission == Decimal("1.0") and with_c.price == Decimal("190.01") and with_c.side == "BUY"
 
@@ -78,6 +111,21 @@ def test_history_parameters_use_ibs_words() -> None:
 
 
 def test_a_place_order_becomes_an_ib_order_with_the_order_ref() -> None:
-    req = PlaceOrder(client_order_id="ord-1", symbol="AAPL", side="SELL", quantity=Decimal(3), order_type="STP", stop_price=Decimal("180.5"), tif="GTC")
+    req = PlaceOrder(
+        client_order_id="ord-1",
+        symbol="AAPL",
+        side="SELL",
+        quantity=Decimal(3),
+        order_type="STP",
+        stop_price=Decimal("180.5"),
+        tif="GTC",
+    )
     o = convert.ib_order(req, "DU1234567")
-    assert (o.orderRef, o.action, o.totalQuantity, o.orderType, o.auxPrice, o.tif) == ("ord-1", "SELL", 3.0, "STP", 180.5, "GTC")
+    assert (o.orderRef, o.action, o.totalQuantity, o.orderType, o.auxPrice, o.tif) == (
+        "ord-1",
+        "SELL",
+        3.0,
+        "STP",
+        180.5,
+        "GTC",
+    )

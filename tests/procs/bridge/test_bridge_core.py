@@ -11,7 +11,9 @@ from procs.bridge.core import Failure, ReconnectPolicy, backoff_delay
 
 
 def policy(**kw: object) -> ReconnectPolicy:
-    defaults: dict[str, object] = dict(base=0.25, cap=30.0, max_failures=10, waiting_retry=300.0, rng=random.Random(7))
+    defaults: dict[str, object] = dict(
+        base=0.25, cap=30.0, max_failures=10, waiting_retry=300.0, rng=random.Random(7)
+    )
     defaults.update(kw)
     return ReconnectPolicy(**defaults)  # type: ignore[arg-type]
 

@@ -30,7 +30,9 @@ def sim(stack_env: Path) -> Iterator[GatewaySim]:
 
 
 def resting_buy(cid: str) -> PlaceOrder:
-    return PlaceOrder(client_order_id=cid, symbol="AAPL", side="BUY", quantity=Decimal(1), limit_price=Decimal("1.00"))
+    return PlaceOrder(
+        client_order_id=cid, symbol="AAPL", side="BUY", quantity=Decimal(1), limit_price=Decimal("1.00")
+    )
 
 
 def only_session(sim: GatewaySim) -> dict[str, object]:
@@ -137,7 +139,9 @@ def test_10197_is_one_warning_per_interval_and_no_reconnect(sim: GatewaySim) -> 
     assert attempts == 1 and state == "READY"
 
 
-def test_a_drop_reconnects_with_the_same_client_id_and_every_subscription_and_bars_resume(sim: GatewaySim) -> None:
+def test_a_drop_reconnects_with_the_same_client_id_and_every_subscription_and_bars_resume(
+    sim: GatewaySim,
+) -> None:
     async def go() -> tuple[list[str], int]:
         async with live_bridge(bridge_settings(sim.port)) as b:
             await b.wait_state("READY")
@@ -156,7 +160,9 @@ def test_a_drop_reconnects_with_the_same_client_id_and_every_subscription_and_ba
     assert reconnects == 1
 
 
-def test_a_silent_gateway_is_stalled_within_the_heartbeat_budget_and_the_socket_is_kept(sim: GatewaySim) -> None:
+def test_a_silent_gateway_is_stalled_within_the_heartbeat_budget_and_the_socket_is_kept(
+    sim: GatewaySim,
+) -> None:
     settings = bridge_settings(sim.port)
     budget = settings.bridge_heartbeat_seconds + settings.bridge_heartbeat_timeout
 
@@ -184,7 +190,9 @@ def test_326_backs_off_and_retries_with_the_same_client_id(sim: GatewaySim) -> N
         refused_at: list[float] = []
         try:
             async with live_bridge(bridge_settings(sim.port)) as b:
-                b.session.ib.errorEvent += lambda _r, code, *_: code == 326 and refused_at.append(time.monotonic())
+                b.session.ib.errorEvent += lambda _r, code, *_: (
+                    code == 326 and refused_at.append(time.monotonic())
+                )
                 await wait_until(lambda: len(refused_at) >= 2, "two 326 refusals", timeout=6)
                 reason = b.session.status().reason
                 other.disconnect()

@@ -19,7 +19,11 @@ from shared.messages import PlaceOrder
 
 def order(**kw: object) -> PlaceOrder:
     base: dict[str, object] = dict(
-        client_order_id="ord-1", symbol="AAPL", side="BUY", quantity=Decimal(10), limit_price=Decimal("190.01")
+        client_order_id="ord-1",
+        symbol="AAPL",
+        side="BUY",
+        quantity=Decimal(10),
+        limit_price=Decimal("190.01"),
     )
     base.update(kw)
     return PlaceOrder(**base)  # type: ignore[arg-type]
@@ -109,5 +113,7 @@ def test_after_a_complete_sync_orders_the_gateway_never_saw_are_released() -> No
         ("PendingCancel", 0, 10, 0, "PENDING_CANCEL"),
     ],
 )
-def test_ib_status_words_map_to_order_states(ib: str, filled: float, remaining: float, code: int, ours: str) -> None:
+def test_ib_status_words_map_to_order_states(
+    ib: str, filled: float, remaining: float, code: int, ours: str
+) -> None:
     assert order_status(ib, filled, remaining, code) == ours

@@ -12,7 +12,9 @@ from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
 from procs.bridge.pacing import TokenBucket
 
 
-def outbox(rate: float = 1000.0, capacity: float = 5.0, room_limit: int = 20) -> tuple[PacedOutbox, list[str]]:
+def outbox(
+    rate: float = 1000.0, capacity: float = 5.0, room_limit: int = 20
+) -> tuple[PacedOutbox, list[str]]:
     ib = IB()
     sent: list[str] = []
     ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]

@@ -77,7 +77,9 @@ def start_bridge(sim: RunningSim, client_id: int = 1) -> BridgeProcess:
     env = {k: v for k, v in os.environ.items() if k not in values} | values
     env["PYTHONPATH"] = str(REPO)
     out = open(home / "stdout.txt", "wb")  # noqa: SIM115 - the child holds it; closed with the home
-    proc = subprocess.Popen([str(VENV_PYTHON), "-m", "procs.bridge"], cwd=home, env=env, stdout=out, stderr=out)
+    proc = subprocess.Popen(
+        [str(VENV_PYTHON), "-m", "procs.bridge"], cwd=home, env=env, stdout=out, stderr=out
+    )
     out.close()
     settings = load_settings(env_file=home / ".env", var_dir=str(home / "var"), ib_port=sim.port)
     return BridgeProcess(proc, settings, home)
@@ -167,12 +169,40 @@ def raw_request(settings: Settings, body: bytes, timeout: float = 3.0) -> dict[s
     ("request_map", "field"),
     [
         ({"kind": "ContractRequest", "req_id": "r1"}, "symbol"),
-        ({"kind": "PlaceOrder", "req_id": "r2", "client_order_id": "x", "symbol": "AAPL", "side": "HOLD",
-          "quantity": "1"}, "side"),
-        ({"kind": "PlaceOrder", "req_id": "r3", "client_order_id": "x", "symbol": "AAPL", "side": "BUY",
-          "quantity": "-5", "limit_price": "1.00"}, "quantity"),
-        ({"kind": "PlaceOrder", "req_id": "r4", "client_order_id": "x", "symbol": "AAPL", "side": "BUY",
-          "quantity": "1"}, "limit_price"),
+        (
+            {
+                "kind": "PlaceOrder",
+                "req_id": "r2",
+                "client_order_id": "x",
+                "symbol": "AAPL",
+                "side": "HOLD",
+                "quantity": "1",
+            },
+            "side",
+        ),
+        (
+            {
+                "kind": "PlaceOrder",
+                "req_id": "r3",
+                "client_order_id": "x",
+                "symbol": "AAPL",
+                "side": "BUY",
+                "quantity": "-5",
+                "limit_price": "1.00",
+            },
+            "quantity",
+        ),
+        (
+            {
+                "kind": "PlaceOrder",
+                "req_id": "r4",
+                "client_order_id": "x",
+                "symbol": "AAPL",
+                "side": "BUY",
+                "quantity": "1",
+            },
+            "limit_price",
+        ),
         ({"kind": "HistoryRequest", "req_id": "r5", "symbol": "AAPL", "bar_seconds": 7}, "bar_seconds"),
         ({"kind": "ContractRequest", "req_id": "r6", "symbol": "not a ticker"}, "symbol"),
         ({"kind": "Teleport", "req_id": "r7"}, "kind"),
@@ -197,7 +227,11 @@ def test_the_same_client_order_id_placed_three_times_is_one_order_at_the_simulat
     bridge: BridgeProcess, sim: RunningSim
 ) -> None:
     order = PlaceOrder(
-        client_order_id="once-only-1", symbol="AAPL", side="BUY", quantity=Decimal(2), limit_price=Decimal("1.00")
+        client_order_id="once-only-1",
+        symbol="AAPL",
+        side="BUY",
+        quantity=Decimal(2),
+        limit_price=Decimal("1.00"),
     )
 
     async def place_concurrently() -> list[OrderAck]:
@@ -242,3 +276,14 @@ def test_sigterm_closes_the_session_once_and_exits_0(sim: RunningSim) -> None:
         time.sleep(0.05)
     assert 7 not in [s["client_id"] for s in sim.status()["sessions"]]
     assert "Gateway session closed" in log
+
+
+def test_a_malformed_setting_stops_start_up_with_one_line_naming_the_key_and_exit_78(short_tmp: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IB_", "STACK_HOME", "VAR_DIR"))}
+    env |= {"STACK_HOME": str(short_tmp), "IB_PORT": "not-a-port", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [str(VENV_PYTHON), "-m", "procs.bridge"], cwd=short_tmp, env=env, capture_output=True, timeout=30
+    )
+    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    assert done.returncode == 78
+    assert len(lines) == 1 and "IB_PORT" in lines[0] and "Traceback" not in lines[0], lines

@@ -98,7 +98,11 @@ class Cluster:
     def start(self, program: str) -> subprocess.Popen[bytes]:
         out = open(self.home / f"{program}.out", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(
-            [str(PYTHON), "-m", f"procs.{program}"], cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            [str(PYTHON), "-m", f"procs.{program}"],
+            cwd=REPO,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         out.close()
         self.procs[program] = proc
@@ -140,7 +144,11 @@ class Cluster:
         return result
 
     def wait_bridge_ready(self, timeout: float = 20.0) -> None:
-        wait_for("the bridge READY", lambda: self.request("bridge", HealthRequest(), 1.0)["state"] == "READY", timeout)
+        wait_for(
+            "the bridge READY",
+            lambda: self.request("bridge", HealthRequest(), 1.0)["state"] == "READY",
+            timeout,
+        )
 
     def wait_executor_ready(self, timeout: float = 20.0) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
@@ -159,7 +167,9 @@ class Cluster:
     def publish_target(self, symbol: str, weight: float) -> None:
         if self._publisher is None:
             self._publisher = Publisher(new_context(), pub_endpoint(self.settings, "strategy"), "strategy")
-        target = TargetPosition(symbol=symbol, weight=weight, reason="test", strategy="test", feature_end_ns=0)
+        target = TargetPosition(
+            symbol=symbol, weight=weight, reason="test", strategy="test", feature_end_ns=0
+        )
         self._publisher.publish(f"target.{symbol}", target)
 
     def target_until(self, symbol: str, weight: float, done: Callable[[], Any], timeout: float = 15.0) -> Any:

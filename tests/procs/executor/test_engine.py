@@ -54,6 +54,7 @@ def test_a_target_becomes_one_order_written_before_it_is_sent(make_executor: Cal
     assert is_ours(order.client_order_id)
     stored = ex.ledger.order(order.client_order_id)
     assert stored is not None and stored.status == "NEW"
+    assert (stored.decided_on_ns, stored.why) == (1, "test")  # which bar, and why, for the audit trail
     # the same target again: the working order already covers it
     assert sends(ex.on_target(target(weight=0.5))) == []
 
@@ -77,6 +78,7 @@ def test_a_change_of_direction_cancels_working_orders_first(make_executor: Calla
     after = ex.on_order_event(OrderEvent(client_order_id=buy.client_order_id, status="CANCELLED"))
     sells = sends(after)
     assert [(s.order.side, s.order.quantity) for s in sells] == [("SELL", D(50))]
+    assert sells[0].order.decided_on_ns == 0 and sells[0].order.why.startswith("re-decided")
 
 
 def test_bad_targets_are_rejected_naming_the_rule_and_nothing_is_sent(
@@ -226,7 +228,11 @@ def test_a_321_validation_warning_on_an_unacknowledged_order_is_a_rejection(
     ex = make_executor()
     coid = sends(ex.on_target(target()))[0].order.client_order_id
     warning = OrderEvent(
-        client_order_id=coid, status="SUBMITTED", ib_status="ValidationError", error_code=321, reason="Read-Only"
+        client_order_id=coid,
+        status="SUBMITTED",
+        ib_status="ValidationError",
+        error_code=321,
+        reason="Read-Only",
     )
     ex.on_order_event(warning)
     order = ex.ledger.order(coid)
@@ -238,7 +244,9 @@ def test_a_validation_warning_on_a_live_order_changes_nothing(make_executor: Cal
     coid = sends(ex.on_target(target()))[0].order.client_order_id
     ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED", perm_id=99))
     ex.on_order_event(
-        OrderEvent(client_order_id=coid, status="SUBMITTED", perm_id=99, ib_status="ValidationError", error_code=321)
+        OrderEvent(
+            client_order_id=coid, status="SUBMITTED", perm_id=99, ib_status="ValidationError", error_code=321
+        )
     )
     order = ex.ledger.order(coid)
     assert order is not None and order.status == "SUBMITTED"

@@ -28,7 +28,8 @@ def broker_position(cluster: Cluster, symbol: str) -> Decimal:
 
 def filled_order(cluster: Cluster, symbol: str) -> dict[str, object] | None:
     rows = cluster.orders(symbol)
-    return dict(rows[-1]) if rows and rows[-1]["status"] == "FILLED" else None
+    # FILLED from the broker's status may run ahead of its last fills: wait until they are all booked
+    return dict(rows[-1]) if rows and rows[-1]["status"] == "FILLED" and rows[-1]["settled"] else None
 
 
 def test_a_target_becomes_one_order_filled_in_parts_and_a_position(short_tmp: Path) -> None:
@@ -43,7 +44,9 @@ def test_a_target_becomes_one_order_filled_in_parts_and_a_position(short_tmp: Pa
         broker = [f for f in c.broker_fills() if f.client_order_id == order["client_order_id"]]
         assert sorted(f.exec_id for f in broker) == sorted(f["exec_id"] for f in fills)
         ledger_pos = D(c.ledger("SELECT quantity FROM positions WHERE symbol='AAPL'")[0]["quantity"])
-        assert ledger_pos == qty == wait_for("broker position", lambda: broker_position(c, "AAPL") or None, 10)
+        assert (
+            ledger_pos == qty == wait_for("broker position", lambda: broker_position(c, "AAPL") or None, 10)
+        )
         # the same target again is already held: no second order
         for _ in range(5):
             c.publish_target("AAPL", 0.5)

@@ -27,11 +27,21 @@ def broker_positions(c: Cluster) -> dict[str, Decimal]:
 
 
 def our_broker_fills(c: Cluster, coid: str | None = None) -> list[Fill]:
-    return [f for f in c.broker_fills() if f.client_order_id.startswith("ex-") and coid in (None, f.client_order_id)]
+    return [
+        f
+        for f in c.broker_fills()
+        if f.client_order_id.startswith("ex-") and coid in (None, f.client_order_id)
+    ]
 
 
 def order_row(c: Cluster, coid: str) -> sqlite3.Row:
     return c.ledger("SELECT * FROM orders WHERE client_order_id=?", (coid,))[0]
+
+
+def booked_in_full(c: Cluster, coid: str) -> bool:
+    """FILLED, and every fill booked (the broker's FILLED status may arrive before its last fills)."""
+    row = order_row(c, coid)
+    return bool(row["status"] == "FILLED" and row["settled"])
 
 
 def sim_orders_with_ref(c: Cluster, coid: str) -> list[dict[str, Any]]:
@@ -40,7 +50,9 @@ def sim_orders_with_ref(c: Cluster, coid: str) -> list[dict[str, Any]]:
 
 def test_executor_killed_between_writing_an_order_and_the_reply_places_it_once(short_tmp: Path) -> None:
     with running_cluster(short_tmp) as c:
-        c.signal("bridge", signal.SIGSTOP)  # the PlaceOrder will wait in the bridge's socket: no reply can come
+        c.signal(
+            "bridge", signal.SIGSTOP
+        )  # the PlaceOrder will wait in the bridge's socket: no reply can come
         try:
             rows = c.target_until("AAPL", 0.5, lambda: c.orders("AAPL"), timeout=10)
             time.sleep(0.3)
@@ -51,14 +63,18 @@ def test_executor_killed_between_writing_an_order_and_the_reply_places_it_once(s
         assert order_row(c, coid)["status"] == "NEW"  # written, never acknowledged
         c.start("executor")
         c.wait_executor_ready()
-        c.target_until("AAPL", 0.5, lambda: order_row(c, coid)["status"] == "FILLED", timeout=20)
+        c.target_until("AAPL", 0.5, lambda: booked_in_full(c, coid), timeout=20)
         assert [r["client_order_id"] for r in c.orders("AAPL")] == [coid]
         broker = our_broker_fills(c, coid)
         assert len({f.order_id for f in broker}) == 1  # exactly one order at the simulator
         booked = c.ledger("SELECT exec_id, quantity FROM fills WHERE client_order_id=?", (coid,))
         assert sorted(r["exec_id"] for r in booked) == sorted(f.exec_id for f in broker)
         assert sum(D(r["quantity"]) for r in booked) == D(order_row(c, coid)["quantity"])
-        wait_for("the broker position", lambda: broker_positions(c).get("AAPL") == D(order_row(c, coid)["filled"]), 10)
+        wait_for(
+            "the broker position",
+            lambda: broker_positions(c).get("AAPL") == D(order_row(c, coid)["filled"]),
+            10,
+        )
 
 
 def test_bridge_restart_then_a_fill_while_it_is_away_are_reconciled_once(short_tmp: Path) -> None:
@@ -89,8 +105,10 @@ def test_bridge_restart_then_a_fill_while_it_is_away_are_reconciled_once(short_t
 
         c.sim.ctl("fill-while-disconnected")  # armed: the next client to leave gets its orders filled
         c.sim.ctl("drop")
-        wait_for("the fill made while the bridge was away", lambda: order_row(c, coid)["status"] == "FILLED", 20)
-        wait_for("a reconciliation after the reconnect", lambda: c.status()["reconciliations"] > before + 1, 15)
+        wait_for("the fill made while the bridge was away", lambda: booked_in_full(c, coid), 20)
+        wait_for(
+            "a reconciliation after the reconnect", lambda: c.status()["reconciliations"] > before + 1, 15
+        )
         broker = our_broker_fills(c, coid)
         booked = c.ledger("SELECT exec_id, quantity FROM fills WHERE client_order_id=?", (coid,))
         assert sorted(r["exec_id"] for r in booked) == sorted(f.exec_id for f in broker)
@@ -148,7 +166,9 @@ def _check_ledger_against_broker(c: Cluster) -> None:
         conn.close()
 
 
-def test_the_ledger_stays_consistent_when_the_executor_is_killed_at_random_during_fills(short_tmp: Path) -> None:
+def test_the_ledger_stays_consistent_when_the_executor_is_killed_at_random_during_fills(
+    short_tmp: Path,
+) -> None:
     rng = random.Random(20261121)
     # flipping $450k positions at 60x costs more than the default daily loss limit: lift it for this test
     with running_cluster(short_tmp, env={"DAILY_LOSS_LIMIT": "100000000"}) as c:

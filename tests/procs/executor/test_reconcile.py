@@ -111,7 +111,7 @@ async def test_an_order_the_broker_no_longer_lists_is_closed(make_executor: Call
     ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
     stale = place(ex, weight=0.9)  # never acknowledged and older than the timeout
     wall.advance(60)
-    report, _ = await Reconciler(ex, BrokerView().call, grace_seconds=5).run("periodic")
+    report, _ = await Reconciler(ex, BrokerView().call, grace_seconds=5, started_ns=0).run("periodic")
     assert sorted(report.closed) == sorted([coid, stale])
     for c in (coid, stale):
         order = ex.ledger.order(c)
@@ -142,3 +142,18 @@ async def test_a_mismatch_on_a_symbol_with_working_orders_must_be_seen_twice(
     assert report.mismatches and not ex.halt.halted
     report, _ = await rec.run("second")
     assert report.halted and ex.halt.halted
+
+
+async def test_orders_of_a_previous_process_get_no_grace_but_fresh_ones_do(
+    make_executor: Callable[..., Executor],
+) -> None:
+    wall = WallClock()
+    ex = make_executor(wall=wall)
+    old = place(ex)
+    wall.advance(1)
+    rec = Reconciler(ex, BrokerView().call, grace_seconds=5)  # this process starts now
+    fresh = place(ex, weight=0.9)
+    wall.advance(1)
+    report, _ = await rec.run("start-up")
+    assert report.resent == [old]  # written by a process that died: nothing can be in flight
+    assert fresh not in report.resent and fresh in ex.ledger.working

@@ -21,13 +21,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from ib_async import IB
 
 from procs.gateway_sim.control import control_path, request
 from procs.watchdog.snapshot import take_snapshot
 from shared.bus import RequestTimeout, request_once
 from shared.messages import HealthReport, HealthRequest
-from tests.procs.watchdog.conftest import REPO, VENV, WATCHDOG, AlertTap, Supervised, supervised
-from tests.support.stack import TEST_DEFAULTS, free_port, wait_for
+from tests.procs.watchdog.watchkit import REPO, VENV, WATCHDOG, AlertTap, Supervised, supervised
+from tests.support.sim import free_port
+from tests.support.stack import TEST_DEFAULTS, wait_for
 
 HEALTH = REPO / "bin" / "gateway-health"
 
@@ -103,7 +105,12 @@ def test_gateway_health_on_a_healthy_stack_is_ok_and_never_connects_to_the_gatew
         real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", recording_connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", lambda self, a: connects.append(a) or 111)
+
+    def recording_connect_ex(self: socket.socket, address: Any) -> int:
+        connects.append(address)
+        return 111  # ECONNREFUSED: nothing would be sent anyway
+
+    monkeypatch.setattr(socket.socket, "connect_ex", recording_connect_ex)
     monkeypatch.setenv("STACK_HOME", str(stack.sup.home))
     code = _load_health_cli().main([])
     out = capsys.readouterr().out
@@ -142,13 +149,12 @@ def test_gateway_side_zombies_from_lazy_close_give_a_warning_with_the_remedy_and
     stack: Stack,
 ) -> None:
     sim_pid = int(stack.sup.info("gateway_sim")["pid"])
-    stack.ready_pid()
-    stack.ctl("lazy-close", "on")
-    rpc = stack.sup.rpc()  # the trader restarting the bridge: it closes its session, the simulator does not
-    rpc.stopProcess("bridge")
-    rpc.startProcess("bridge")
     bridge = stack.ready_pid()
-    import subprocess as sp; print(sp.run(["ss","-tan"],capture_output=True,text=True).stdout, stack.port, take_snapshot(stack.port, all_owners=True))
+    stack.ctl("lazy-close", "on")
+    # another API client (its own client id) ends its session; the lazy simulator keeps its side open
+    ib = IB()
+    ib.connect("127.0.0.1", stack.port, clientId=77, timeout=10)
+    ib.disconnect()
     wait_for("a Gateway-side CLOSE_WAIT", lambda: take_snapshot(stack.port).by_side("gateway"), 10)
     wait_for("the watchdog's report", lambda: "watchdog.gateway-close-wait" in stack.tap.codes(), 10)
     time.sleep(1.5)  # three more scans: still reported once, nothing restarted

@@ -107,7 +107,9 @@ def test_our_program_holding_a_dead_session_is_restarted_on_the_second_consecuti
     world, snap, table = World(), snapshot([client(10)], [python(10)]), programs(("bridge", 10))
     hb = beats(("bridge", 10), at=T0 + 100)
     assert restarts(world.scan(snap, table, hb)) == []
+    assert world.memory.pending == {"bridge"}  # the loop confirms it after 1 s, not a whole interval
     [restart] = restarts(world.scan(snap, table, hb))
+    assert world.memory.pending == set()
     assert (restart.program, restart.pid, restart.rule) == ("bridge", 10, "client-close-wait")
     assert restart.evidence["socket"] == f"127.0.0.1:40001->127.0.0.1:{PORT}"
     assert restart.evidence["scans_seen"] == 2 and restart.evidence["process"] == "python3.11"

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from procs.watchdog.snapshot import take_snapshot
-from tests.procs.watchdog.conftest import (
+from tests.procs.watchdog.watchkit import (
     CLIENT,
     HELPERS,
     WATCHDOG,

@@ -1,4 +1,4 @@
-"""Fixtures for the watchdog's integration tests: a real supervisord running stand-in programs and the real
+"""Test kit for the watchdog's integration tests: a real supervisord running stand-in programs and the real
 watchdog in a short temporary home, a loopback listener standing in for the Gateway port, an alert tap.
 
 Everything started here is stopped by pid at exit (frozen programs are continued first so they can stop);

@@ -1,0 +1,321 @@
+"""Tick-to-order latency of the whole stack, and the floor of a bare ib_async client, measured by the simulator.
+
+    .venv/bin/python bench/pipeline.py [--orders 1000] [--speed 10] [--max-seconds 300]
+
+Latency = the simulator writing the 5-second bar that completes a signal to a client's socket -> the
+simulator receiving the placeOrder that answers it; both stamps are taken inside the simulator process.
+
+- Pipeline: simulator -> bridge -> features -> strategy -> executor -> bridge -> simulator, every program its
+  real self in its own process, 20 symbols. BAR_SECONDS=5, so each 5-second bar closes a strategy bar, and a
+  mean-reversion strategy with a tiny entry band flips its targets often. An order is tied to its bar by the bar
+  end the executor records with it (orders.decided_on_ns); orders re-decided after a cancel are not counted.
+- Floor: a bare ib_async client (its own client id, its client-side throttle off) that places an order the
+  moment it receives each bar (LMT BUY 1 @ 1.00 IOC: it never fills), its orderRef naming the bar. Its figures
+  are taken over the same bars as the pipeline's orders; the ratio is pipeline / floor.
+The simulator's pacing is off for the run (the floor sends one order per bar, ~40/s). The stamps come from two
+functions of the simulator wrapped in its child process for this benchmark; the simulator's code is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PYTHON = ROOT / ".venv" / "bin" / "python"
+BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
+SYMBOLS = (
+    "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP"
+)
+BAR_NS = 5 * 10**9
+PROGRAMS = ("bridge", "features", "strategy", "executor")
+
+
+# ---------------------------------------------------------------------------------- the traced simulator
+
+
+def run_traced_sim(argv: list[str]) -> int:
+    """The real simulator, with bar writes and placeOrder arrivals stamped into $PIPELINE_TRACE."""
+    import atexit
+
+    from procs.gateway_sim import handlers_orders, streams
+    from procs.gateway_sim import server as sim_server
+    from procs.gateway_sim.__main__ import main
+    from procs.gateway_sim.session import Session
+
+    trace = open(os.environ["PIPELINE_TRACE"], "a", buffering=1 << 16)  # noqa: SIM115 - closed at exit
+    atexit.register(trace.close)
+    pending: dict[Any, list[tuple[str, int]]] = {}
+    build_bars, send, place = streams._bars, Session.send, sim_server.HANDLERS[3]
+
+    def traced_bars(server: Any, session: Any, now: int, out: list[bytes]) -> None:
+        before = {rid: sub.next_start_ns for rid, sub in session.subs.bars.items()}
+        build_bars(server, session, now, out)
+        for rid, sub in session.subs.bars.items():
+            for start in range(before.get(rid, sub.next_start_ns), sub.next_start_ns, BAR_NS):
+                pending.setdefault(session, []).append((sub.contract.symbol, start))
+
+    def traced_send(self: Any, data: bytes, count: int = 1) -> None:
+        send(self, data, count)
+        bars = pending.pop(self, None)
+        if bars:
+            t = time.time_ns()  # after the write to the socket: the bar has left
+            trace.writelines(f"B {self.client_id} {sym} {start} {t}\n" for sym, start in bars)
+
+    def traced_place(session: Any, fields: list[str]) -> None:
+        t = time.time_ns()  # the message has just been read and decoded
+        try:
+            req = handlers_orders.parse_place_order(fields)
+            trace.write(f"O {session.client_id} {req.order_ref or '-'} {req.contract.symbol} {t}\n")
+        except Exception:  # an order the simulator will refuse is still the simulator's business
+            pass
+        place(session, fields)
+
+    streams._bars = traced_bars  # type: ignore[assignment]
+    Session.send = traced_send  # type: ignore[method-assign]
+    sim_server.HANDLERS[3] = traced_place
+    return main(argv)
+
+
+# ---------------------------------------------------------------------------------- the floor client
+
+
+def run_floor(port: int, symbols: list[str]) -> int:
+    """A bare ib_async client: one order per bar received, as fast as it can."""
+    from ib_async import IB, LimitOrder, Stock
+
+    async def go() -> None:
+        ib = IB()
+        ib.client.MaxRequests = 0  # no client-side throttle: this is the floor
+        await ib.connectAsync("127.0.0.1", port, clientId=FLOOR_CLIENT_ID, timeout=30)
+        contracts = [Stock(s, "SMART", "USD") for s in symbols]
+        await ib.qualifyContractsAsync(*contracts)
+
+        def on_bar(bars: Any, has_new: bool) -> None:
+            if has_new:
+                ref = f"floor-{bars.contract.symbol}-{int(bars[-1].time.timestamp())}"
+                ib.placeOrder(bars.contract, LimitOrder("BUY", 1, 1.00, tif="IOC", orderRef=ref))
+
+        for c in contracts:
+            ib.reqRealTimeBars(c, 5, "TRADES", False).updateEvent += on_bar
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        ib.disconnect()
+
+    asyncio.run(go())
+    return 0
+
+
+# ---------------------------------------------------------------------------------- the run
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+            if got:
+                return got
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"bench: timed out waiting for {what}")
+
+
+def stack_env(home: Path, port: int, speed: float) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        STACK_HOME=str(home),
+        VAR_DIR=str(home / "var"),
+        PYTHONPATH=str(ROOT),
+        GATEWAY="sim",
+        IB_PORT=str(port),
+        IB_CLIENT_ID=str(BRIDGE_CLIENT_ID),
+        SIM_SPEED=str(speed),
+        SYMBOLS=SYMBOLS,
+        BAR_SECONDS="5",
+        WARMUP_BARS="60",
+        STRATEGY="meanrev",
+        STRATEGY_PARAMS="entry_z=0.05,rsi_long_max=100,rsi_short_min=0",
+        POSITION_NOTIONAL="10000",
+        MAX_POSITION_SHARES="100000",
+        MAX_POSITION_NOTIONAL="1000000",
+        MAX_ORDER_NOTIONAL="1000000",
+        MAX_GROSS_EXPOSURE="100000000",
+        MAX_OPEN_POSITIONS="100",
+        DAILY_LOSS_LIMIT="1000000000",
+        MAX_ORDERS_PER_MINUTE="100000",
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        out.close()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def counted_orders(ledger: Path) -> int:
+    if not ledger.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM orders WHERE decided_on_ns > 0").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path]:
+    from procs.gateway_sim.control import control_path, request
+    from shared.bus import req_endpoint, request_once
+    from shared.config import load_settings
+    from shared.messages import HealthRequest
+
+    port = free_port()
+    env = stack_env(home, port, args.speed)
+    trace = home / "trace.txt"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        sim_args = ["--port", str(port), "--speed", str(args.speed), "--no-pacing"]
+        sim_args += ["--control-dir", str(home / "run"), "--log-dir", str(home)]
+        sim_env = dict(env, PIPELINE_TRACE=str(trace))
+        procs.append(start([str(PYTHON), __file__, "_sim", *sim_args], sim_env, home / "sim.out"))
+        wait_for("the simulator", lambda: request(control_path(home / "run", port), ["status"]).get("ok"), 30)
+        for program in PROGRAMS:
+            procs.append(start([str(PYTHON), "-m", f"procs.{program}"], env, home / f"{program}.out"))
+        os.environ.update(STACK_HOME=str(home), VAR_DIR=str(home / "var"), IB_PORT=str(port))
+        bridge = req_endpoint(load_settings(), "bridge")
+        wait_for("the bridge READY", lambda: request_once(bridge, HealthRequest(), 1.0).result["state"] == "READY", 60)
+        floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
+        procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
+        ledger = home / "var" / "data" / "ledger.sqlite"
+        began, last_report = time.monotonic(), 0.0
+        while (n := counted_orders(ledger)) < args.orders:
+            if time.monotonic() - began > args.max_seconds:
+                print(f"bench: stopped after {args.max_seconds:g}s with {n} orders", file=sys.stderr)
+                break
+            if time.monotonic() - last_report > 15:
+                print(f"  ... {n} orders after {time.monotonic() - began:.0f}s", flush=True)
+                last_report = time.monotonic()
+            dead = [p.args for p in procs if p.poll() is not None]
+            if dead:
+                raise SystemExit(f"bench: a program exited early: {dead}; logs in {home}")
+            time.sleep(1.0)
+        return trace, ledger
+    finally:
+        for proc in reversed(procs):  # the simulator last, so its trace is complete
+            stop(proc)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def analyse(trace: Path, ledger: Path) -> None:
+    bars: dict[tuple[int, str, int], int] = {}
+    received: dict[tuple[int, str], int] = {}
+    for line in trace.read_text().splitlines():
+        kind, client, *rest = line.split()
+        if kind == "B":
+            bars[(int(client), rest[0], int(rest[1]))] = int(rest[2])
+        elif kind == "O":
+            received.setdefault((int(client), rest[0]), int(rest[2]))  # the first arrival counts
+    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
+    rows = conn.execute("SELECT client_order_id, symbol, decided_on_ns FROM orders WHERE decided_on_ns > 0")
+    pipeline: dict[tuple[str, int], float] = {}
+    for coid, symbol, end_ns in rows:
+        start_ns = int(end_ns) - BAR_NS
+        sent, got = bars.get((BRIDGE_CLIENT_ID, symbol, start_ns)), received.get((BRIDGE_CLIENT_ID, coid))
+        if sent is not None and got is not None:
+            pipeline[(symbol, start_ns)] = (got - sent) / 1e6
+    conn.close()
+    floor_all: dict[tuple[str, int], float] = {}
+    for (client, ref), got in received.items():
+        if client == FLOOR_CLIENT_ID and ref.startswith("floor-"):
+            _, symbol, start_s = ref.split("-")
+            key = (symbol, int(start_s) * 10**9)
+            sent = bars.get((FLOOR_CLIENT_ID, *key))
+            if sent is not None:
+                floor_all[key] = (got - sent) / 1e6
+    floor_same = [floor_all[k] for k in pipeline if k in floor_all]
+    report(list(pipeline.values()), floor_same, list(floor_all.values()))
+
+
+def report(pipeline: list[float], floor: list[float], floor_all: list[float]) -> None:
+    if not pipeline or not floor:
+        raise SystemExit("bench: no matched orders; see the logs")
+    p50, p99 = pct(pipeline, 0.50), pct(pipeline, 0.99)
+    f50, f99 = pct(floor, 0.50), pct(floor, 0.99)
+    print(f"tick-to-order latency, bar written by the simulator -> placeOrder read by the simulator ({SYMBOLS.count(',') + 1} symbols)")
+    print(f"  pipeline (bridge>features>strategy>executor>bridge): n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms   (targets: p50 <= 5 ms, p99 <= 20 ms)")
+    print(f"  floor (bare ib_async, same bars):                     n={len(floor)}  p50 {f50:.2f} ms  p99 {f99:.2f} ms  max {max(floor):.2f} ms")
+    print(f"  floor (every bar it received):                        n={len(floor_all)}  p50 {pct(floor_all, 0.5):.2f} ms  p99 {pct(floor_all, 0.99):.2f} ms")
+    print(f"  ratio pipeline/floor: p50 {p50 / f50:.1f}x  p99 {p99 / f99:.1f}x")
+    verdict = "met" if p50 <= 5 and p99 <= 20 else "NOT met"
+    print(f"  targets {verdict}")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_sim"]:
+        return run_traced_sim(argv[1:])
+    if argv[:1] == ["_floor"]:
+        p = argparse.ArgumentParser()
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--symbols", required=True)
+        a = p.parse_args(argv[1:])
+        return run_floor(a.port, a.symbols.split(","))
+    p = argparse.ArgumentParser(prog="bench/pipeline.py", description=__doc__.splitlines()[0])
+    p.add_argument("--orders", type=int, default=1000, help="pipeline orders to measure (default 1000)")
+    p.add_argument("--speed", type=float, default=10.0, help="simulated clock speed (default 10)")
+    p.add_argument("--max-seconds", type=float, default=300.0, help="give up after this long (default 300)")
+    p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, trace, ledger)")
+    args = p.parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="ibpipe", dir="/tmp"))
+    started = time.monotonic()
+    try:
+        trace, ledger = run(args, home)
+        analyse(trace, ledger)
+    finally:
+        print(f"  (run took {time.monotonic() - started:.0f}s; files in {home})" if args.keep else "")
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
