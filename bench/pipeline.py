@@ -36,11 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
+FLOOR_FIRST_ORDER_ID = 50_000_000
 SYMBOLS = (
     "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP"
 )
 BAR_NS = 5 * 10**9
 PROGRAMS = ("bridge", "features", "strategy", "executor")
+HOPS = (
+    "simulator -> bridge publishes the bar",
+    "bridge -> features publishes the vector",
+    "features -> strategy publishes the target",
+    "strategy -> executor writes the order",
+    "executor -> bridge -> simulator reads placeOrder",
+)
 
 
 # ---------------------------------------------------------------------------------- the traced simulator
@@ -100,6 +108,9 @@ def run_floor(port: int, symbols: list[str]) -> int:
         ib = IB()
         ib.client.MaxRequests = 0  # no client-side throttle: this is the floor
         await ib.connectAsync("127.0.0.1", port, clientId=FLOOR_CLIENT_ID, timeout=30)
+        # the simulator keeps one order-id space for all clients (IB keeps one per client): stay clear of the
+        # bridge's ids, or its orders get 103 "Duplicate order id"
+        ib.client.updateReqId(FLOOR_FIRST_ORDER_ID)
         contracts = [Stock(s, "SMART", "USD") for s in symbols]
         await ib.qualifyContractsAsync(*contracts)
 
@@ -117,6 +128,55 @@ def run_floor(port: int, symbols: list[str]) -> int:
 
     asyncio.run(go())
     return 0
+
+
+# ---------------------------------------------------------------------------------- the streams, for the breakdown
+
+
+class StreamTimes:
+    """Listens to the bridge's bars, the features' vectors and the strategy's targets; keeps each one's
+    publish time (its envelope's ts_ns) by (symbol, bar start)."""
+
+    def __init__(self, endpoints: list[str]) -> None:
+        import threading
+
+        self.endpoints = endpoints
+        self.times: dict[str, dict[tuple[str, int], int]] = {"bar": {}, "feat": {}, "target": {}}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import msgspec
+        import zmq
+
+        from shared.messages import Bar, FeatureVector, Published, TargetPosition
+
+        decoder = msgspec.msgpack.Decoder(Published)
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        for prefix in (b"bar.", b"feat.", b"target."):
+            sock.setsockopt(zmq.SUBSCRIBE, prefix)
+        for ep in self.endpoints:
+            sock.connect(ep)
+        while not self._stop.is_set():
+            if not sock.poll(200):
+                continue
+            _, body = sock.recv_multipart()
+            msg = decoder.decode(body)
+            if isinstance(msg, Bar):
+                self.times["bar"][(msg.symbol, msg.start_ns)] = msg.ts_ns
+            elif isinstance(msg, FeatureVector):
+                self.times["feat"][(msg.symbol, msg.end_ns - BAR_NS)] = msg.ts_ns
+            elif isinstance(msg, TargetPosition):
+                self.times["target"][(msg.symbol, msg.feature_end_ns - BAR_NS)] = msg.ts_ns
+        sock.close()
+        ctx.term()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 # ---------------------------------------------------------------------------------- the run
@@ -197,9 +257,9 @@ def counted_orders(ledger: Path) -> int:
         conn.close()
 
 
-def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path]:
+def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
     from procs.gateway_sim.control import control_path, request
-    from shared.bus import req_endpoint, request_once
+    from shared.bus import pub_endpoint, req_endpoint, request_once
     from shared.config import load_settings
     from shared.messages import HealthRequest
 
@@ -216,7 +276,9 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path]:
         for program in PROGRAMS:
             procs.append(start([str(PYTHON), "-m", f"procs.{program}"], env, home / f"{program}.out"))
         os.environ.update(STACK_HOME=str(home), VAR_DIR=str(home / "var"), IB_PORT=str(port))
-        bridge = req_endpoint(load_settings(), "bridge")
+        settings = load_settings()
+        bridge = req_endpoint(settings, "bridge")
+        streams = StreamTimes([pub_endpoint(settings, p) for p in ("bridge", "features", "strategy")])
         wait_for("the bridge READY", lambda: request_once(bridge, HealthRequest(), 1.0).result["state"] == "READY", 60)
         floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
         procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
@@ -233,7 +295,8 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path]:
             if dead:
                 raise SystemExit(f"bench: a program exited early: {dead}; logs in {home}")
             time.sleep(1.0)
-        return trace, ledger
+        streams.close()
+        return trace, ledger, streams
     finally:
         for proc in reversed(procs):  # the simulator last, so its trace is complete
             stop(proc)
@@ -244,7 +307,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def analyse(trace: Path, ledger: Path) -> None:
+def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
     bars: dict[tuple[int, str, int], int] = {}
     received: dict[tuple[int, str], int] = {}
     for line in trace.read_text().splitlines():
@@ -254,13 +317,21 @@ def analyse(trace: Path, ledger: Path) -> None:
         elif kind == "O":
             received.setdefault((int(client), rest[0]), int(rest[2]))  # the first arrival counts
     conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
-    rows = conn.execute("SELECT client_order_id, symbol, decided_on_ns FROM orders WHERE decided_on_ns > 0")
+    rows = conn.execute(
+        "SELECT client_order_id, symbol, decided_on_ns, created_ns FROM orders WHERE decided_on_ns > 0"
+    )
     pipeline: dict[tuple[str, int], float] = {}
-    for coid, symbol, end_ns in rows:
-        start_ns = int(end_ns) - BAR_NS
-        sent, got = bars.get((BRIDGE_CLIENT_ID, symbol, start_ns)), received.get((BRIDGE_CLIENT_ID, coid))
-        if sent is not None and got is not None:
-            pipeline[(symbol, start_ns)] = (got - sent) / 1e6
+    hops: dict[str, list[float]] = {name: [] for name in HOPS}
+    for coid, symbol, end_ns, created_ns in rows:
+        key = (symbol, int(end_ns) - BAR_NS)
+        sent, got = bars.get((BRIDGE_CLIENT_ID, *key)), received.get((BRIDGE_CLIENT_ID, coid))
+        if sent is None or got is None:
+            continue
+        pipeline[key] = (got - sent) / 1e6
+        stamps = [sent, *(streams.times[k].get(key) for k in ("bar", "feat", "target")), created_ns, got]
+        if all(t is not None for t in stamps):
+            for name, a, b in zip(HOPS, stamps, stamps[1:], strict=False):
+                hops[name].append((b - a) / 1e6)  # type: ignore[operator]
     conn.close()
     floor_all: dict[tuple[str, int], float] = {}
     for (client, ref), got in received.items():
@@ -272,6 +343,10 @@ def analyse(trace: Path, ledger: Path) -> None:
                 floor_all[key] = (got - sent) / 1e6
     floor_same = [floor_all[k] for k in pipeline if k in floor_all]
     report(list(pipeline.values()), floor_same, list(floor_all.values()))
+    print("  where the pipeline's time goes (p50 / p99 ms, each hop ends at a publish or a write):")
+    for name, values in hops.items():
+        if values:
+            print(f"    {name:<44} {pct(values, 0.5):7.2f} / {pct(values, 0.99):7.2f}")
 
 
 def report(pipeline: list[float], floor: list[float], floor_all: list[float]) -> None:
@@ -306,8 +381,8 @@ def main(argv: list[str]) -> int:
     home = Path(tempfile.mkdtemp(prefix="ibpipe", dir="/tmp"))
     started = time.monotonic()
     try:
-        trace, ledger = run(args, home)
-        analyse(trace, ledger)
+        trace, ledger, streams = run(args, home)
+        analyse(trace, ledger, streams)
     finally:
         print(f"  (run took {time.monotonic() - started:.0f}s; files in {home})" if args.keep else "")
         if not args.keep:
