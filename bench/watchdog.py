@@ -1,8 +1,8 @@
 """Watchdog benchmarks: one scan with 5,000 TCP sockets open, CLOSE_WAIT-to-restarted latency, gateway-health time.
 
-Run from the repository root: `.venv/bin/python bench/watchdog.py` (about a minute). It opens loopback sockets
-and a private supervisord with the simulator, the bridge and the watchdog in a temporary directory, and stops
-everything it started by pid. It never connects to a real Gateway port.
+Run from the repository root: `.venv/bin/python bench/watchdog.py` (about a minute). It opens loopback sockets,
+then runs the real supervisord.conf (tests/support/stack.py) with the simulator, the bridge and the watchdog in
+a temporary directory, and stops everything it started by pid. It never connects to a real Gateway port.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import msgspec  # noqa: E402
 import psutil  # noqa: E402
 
 from procs.gateway_sim.control import control_path, request  # noqa: E402
 from procs.watchdog.snapshot import take_snapshot  # noqa: E402
-from tests.procs.watchdog.watchkit import VENV, WATCHDOG, Listener, Supervised, supervised  # noqa: E402
-from tests.support.sim import free_port  # noqa: E402
-from tests.support.stack import wait_for  # noqa: E402
+from shared.bus import RequestTimeout, request_once  # noqa: E402
+from shared.messages import HealthReport, HealthRequest  # noqa: E402
+from tests.procs.watchdog.watchkit import Listener, watchdog_detail  # noqa: E402
+from tests.support.stack import Stack, running_stack, wait_for  # noqa: E402
 
 SOCKETS = 5_000
 SCAN_TARGET_MS = 50.0
@@ -83,48 +85,47 @@ def bench_scan() -> None:
             p.wait()
 
 
-def _bridge_ready(sup: Supervised) -> int:
+def _bridge_ready(stack: Stack) -> int:
     """The bridge's pid once its health answer says READY."""
-    import msgspec
-
-    from shared.bus import RequestTimeout, request_once
-    from shared.messages import HealthReport, HealthRequest
 
     def ready() -> bool:
         try:
-            reply = request_once(f"ipc://{sup.run_dir / 'bridge.req'}", HealthRequest(), timeout=1.0)
+            reply = request_once(
+                f"ipc://{stack.settings.run_dir / 'bridge.req'}", HealthRequest(), timeout=1.0
+            )
         except RequestTimeout:
             return False
         return reply.ok and msgspec.convert(reply.result, type=HealthReport).state == "READY"
 
     wait_for("bridge READY", ready, 60)
-    return int(sup.info("bridge")["pid"])
+    return int(stack.info("bridge")["pid"])
 
 
 def bench_stack(trials: int = 3) -> None:
-    port, py = free_port(), VENV / "python"
-    programs = {
-        "gateway_sim": f"{py} -m procs.gateway_sim",
-        "bridge": f"{py} -m procs.bridge",
-        "watchdog": WATCHDOG,
-    }
-    # production intervals (WATCHDOG_SCAN_SECONDS=5, HEARTBEAT_SECONDS=2) and the bridge's startsecs=2
-    env = {"IB_PORT": str(port), "SIM_SPEED": "60", "WATCHDOG_SCAN_SECONDS": "5", "HEARTBEAT_SECONDS": "2"}
-    env |= {"HEARTBEAT_BUDGET_SECONDS": "20", "LOG_LEVEL": "INFO"}
-    scan, startsecs = 5.0, 2  # must match env and supervised() below
-    with supervised(programs, env, startsecs=startsecs) as sup:
-        _bridge_ready(sup)
-        wait_for("the watchdog's first scan", lambda: sup.watchdog_detail().get("last_scan_ns"), 15)
-        health_env = {**os.environ, "STACK_HOME": str(sup.home)}
+    """The real supervisord.conf (bridge startsecs=2) with production intervals: scans every 5 s."""
+    programs = ("gateway_sim", "bridge", "watchdog")
+    env = {"WATCHDOG_SCAN_SECONDS": "5", "HEARTBEAT_SECONDS": "2", "HEARTBEAT_BUDGET_SECONDS": "20"}
+    scan, startsecs = 5.0, 2
+    with running_stack(env | {"LOG_LEVEL": "INFO"}, programs=programs) as stack:
+        rpc = stack.rpc().supervisor
+        for info in rpc.getAllProcessInfo():  # this stack is only these programs: the others are not STOPPED
+            if info["name"] not in programs:
+                rpc.removeProcessGroup(info["group"])
+        _bridge_ready(stack)
+        wait_for(
+            "the watchdog's first scan",
+            lambda: watchdog_detail(stack.settings.run_dir).get("last_scan_ns"),
+            15,
+        )
         walls, codes = [], set()
         for _ in range(10):
             t0 = time.perf_counter()
-            done = subprocess.run([str(REPO / "bin" / "gateway-health")], env=health_env, capture_output=True)
+            done = subprocess.run(
+                [str(REPO / "bin" / "gateway-health")], env=stack.env(), capture_output=True
+            )
             walls.append(time.perf_counter() - t0)
             codes.add(done.returncode)
-        print(
-            f"gateway-health on a healthy stack (sim + bridge + watchdog; target <= {HEALTH_TARGET_S:g} s):"
-        )
+        print(f"gateway-health on a healthy stack ({', '.join(programs)}; target <= {HEALTH_TARGET_S:g} s):")
         print(
             f"  median {statistics.median(walls):.2f} s, max {max(walls):.2f} s over 10 runs, exit codes {codes}"
         )
@@ -134,25 +135,26 @@ def bench_stack(trials: int = 3) -> None:
             f"client CLOSE_WAIT -> program RUNNING with a new pid (target <= 2 x {scan:g} s + {startsecs} s = {target:g} s):"
         )
         for n in range(trials):
-            running, ready = _restart_trial(sup, port)
+            running, ready = _restart_trial(stack)
             print(f"  trial {n + 1}: RUNNING again after {running:.1f} s, READY after {ready:.1f} s")
 
 
-def _restart_trial(sup: Supervised, port: int) -> tuple[float, float]:
+def _restart_trial(stack: Stack) -> tuple[float, float]:
     """Freeze the bridge, drop its session; seconds until a new bridge is RUNNING, and READY."""
-    frozen = _bridge_ready(sup)
+    port = stack.settings.ib_port
+    frozen = _bridge_ready(stack)
     os.kill(frozen, signal.SIGSTOP)  # our own supervised bridge, frozen: it cannot see the FIN
-    request(control_path(sup.run_dir, port), ["drop"], timeout=5)
+    request(control_path(stack.settings.run_dir, port), ["drop"], timeout=5)
     wait_for("CLOSE_WAIT", lambda: take_snapshot(port, [frozen]).by_side("client"), 5, interval=0.01)
     t0 = time.monotonic()
     wait_for(
         "a new bridge RUNNING",
-        lambda: (i := sup.info("bridge"))["statename"] == "RUNNING" and i["pid"] != frozen,
+        lambda: (i := stack.info("bridge"))["statename"] == "RUNNING" and i["pid"] != frozen,
         60,
         interval=0.05,
     )
     running = time.monotonic() - t0
-    _bridge_ready(sup)
+    _bridge_ready(stack)
     return running, time.monotonic() - t0
 
 

@@ -54,6 +54,7 @@ from shared.service import Service
 
 STREAMS = ("target.", "quote.", "order.", "fill", "gateway", "position")
 RETRY_SECONDS = 2.0
+SENDERS = 8  # orders in flight to the bridge at once
 RISK_PUBLISH_SECONDS = 5.0
 
 
@@ -77,7 +78,11 @@ class ExecutorApp:
         self.svc = svc
         self.ex = ex
         bridge_req = req_endpoint(s, "bridge")
-        self.orders = RequestClient(svc.ctx, bridge_req, timeout=2.0, retries=2)  # PlaceOrder is idempotent
+        # orders go out concurrently (a REQ socket carries one request at a time); PlaceOrder is idempotent
+        self.order_clients: asyncio.Queue[RequestClient] = asyncio.Queue()
+        for _ in range(SENDERS):
+            self.order_clients.put_nowait(RequestClient(svc.ctx, bridge_req, timeout=2.0, retries=2))
+        self._sending: set[asyncio.Task[None]] = set()
         self.sync = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)  # reconciliation, contracts
         self.sub = Subscriber(svc.ctx, [pub_endpoint(s, "bridge"), pub_endpoint(s, "strategy")], STREAMS)
         self.server = RequestServer(
@@ -91,7 +96,6 @@ class ExecutorApp:
             if s.execution == "local"
             else None
         )
-        self.outbox: asyncio.Queue[Send | Cancel] = asyncio.Queue()
         self.reconcile_wanted = asyncio.Event()
         self.reconcile_reason = "start-up"
         self.reconciler = Reconciler(ex, self.sync.call)
@@ -107,7 +111,6 @@ class ExecutorApp:
         self.reconcile_wanted.set()
         tasks = [
             asyncio.create_task(self._guard(self._streams(), "streams")),
-            asyncio.create_task(self._guard(self._sender(), "sender")),
             asyncio.create_task(self._guard(self._timers(), "timers")),
             asyncio.create_task(self._guard(self._reconcile_loop(), "reconcile")),
             asyncio.create_task(self.server.serve(svc.stop)),
@@ -120,9 +123,12 @@ class ExecutorApp:
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+            for task in list(self._sending):
+                task.cancel()
             self.sub.close()
             self.server.close()
-            self.orders.close()
+            while not self.order_clients.empty():
+                self.order_clients.get_nowait().close()
             self.sync.close()
 
     async def _guard(self, loop: Awaitable[None], name: str) -> None:
@@ -147,6 +153,8 @@ class ExecutorApp:
                 if got.new_epoch and got.msg.source == "bridge":
                     actions.append(Reconcile("new bridge epoch"))
                 await self.execute(actions)
+                if any(isinstance(a, Send) for a in actions):
+                    await asyncio.sleep(0)  # let the order go out before the next message is read
             except Exception as exc:  # one bad message costs one message
                 self.svc.count("errors")
                 log_every("stream.error", 10, "ERROR", f"failed on {got.topic}: {type(exc).__name__}: {exc}")
@@ -197,20 +205,28 @@ class ExecutorApp:
                 )
                 await self.execute(self._local_events(events))
             else:
-                self.outbox.put_nowait(a)
+                self._spawn_send(a)
 
-    async def _sender(self) -> None:
-        while not self.svc.stop.is_set():
-            try:
-                item = await asyncio.wait_for(self.outbox.get(), 0.5)
-            except TimeoutError:
-                continue
+    def _spawn_send(self, item: Send | Cancel) -> None:
+        """Each order or cancel goes out at once on a free request socket of the pool, never behind another."""
+        task = asyncio.create_task(self._send_one(item))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_one(self, item: Send | Cancel) -> None:
+        client = await self.order_clients.get()
+        try:
             if isinstance(item, Send):
-                await self.execute(await self._place(item))
+                await self.execute(await self._place(client, item))
             else:
-                await self._cancel(item.client_order_id)
+                await self._cancel(client, item.client_order_id)
+        except Exception as exc:  # one failed send must not take the sender down
+            self.svc.count("errors")
+            log_every("send.error", 10, "ERROR", f"sending {item} failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.order_clients.put_nowait(client)
 
-    async def _place(self, send: Send) -> list[Action]:
+    async def _place(self, client: RequestClient, send: Send) -> list[Action]:
         o = send.order
         req = PlaceOrder(
             client_order_id=o.client_order_id,
@@ -221,16 +237,16 @@ class ExecutorApp:
             limit_price=o.limit_price,
         )
         try:
-            ack = msgspec.convert(await self.orders.call(req, idempotent=True), OrderAck)
+            ack = msgspec.convert(await client.call(req, idempotent=True), OrderAck)
         except RequestFailed as exc:
             return self.ex.on_send_refused(o.client_order_id, str(exc))
         except RequestTimeout as exc:
             return self.ex.on_send_lost(o.client_order_id, str(exc))
         return self.ex.on_ack(ack)
 
-    async def _cancel(self, client_order_id: str) -> None:
+    async def _cancel(self, client: RequestClient, client_order_id: str) -> None:
         try:
-            await self.orders.call(CancelOrder(client_order_id=client_order_id), idempotent=True)
+            await client.call(CancelOrder(client_order_id=client_order_id), idempotent=True)
         except (RequestFailed, RequestTimeout) as exc:
             log_every(
                 "cancel.failed", 10, "WARNING", f"cancel of {client_order_id} failed: {exc}; reconciling"

@@ -171,6 +171,8 @@ def _programs(f: Facts) -> Iterator[Check]:
             yield Check(name, "OK", f"{p.state} (not used with GATEWAY=ib)")
         elif p.state == "STARTING":
             yield Check(name, "WARNING", "STARTING", f"wait; if it stays, read var/log/{p.name}.log")
+        elif p.state == "STOPPED":  # only an explicit stop (or autostart=false) leaves a program here
+            yield Check(name, "WARNING", "STOPPED", f"`supervisorctl start {p.namespec}` if it should run")
         else:
             yield Check(
                 name,

@@ -104,6 +104,8 @@ def test_programs_supervisord_and_the_watchdog() -> None:
         1,
     )
     assert statuses(facts(programs=table))["program bridge"] == "CRITICAL"
+    stopped = ProgramTable((ProgramInfo("strategy", "strategy", "STOPPED", 0, 0),), 1)
+    assert statuses(facts(programs=stopped))["program strategy"] == "WARNING"
     assert statuses(facts(programs=table, gateway="ib"))["program gateway_sim"] == "OK"
     assert statuses(facts(programs=None))["supervisord"] == "CRITICAL"
     assert statuses(facts(watchdog=None, watchdog_error="no heartbeat file"))["watchdog"] == "WARNING"

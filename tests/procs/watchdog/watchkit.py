@@ -116,8 +116,13 @@ class Supervised:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def watchdog_detail(self) -> dict[str, Any]:
-        raw = (self.run_dir / "heartbeat-watchdog.json").read_bytes()
-        return dict(msgspec.json.decode(raw)["detail"])
+        return watchdog_detail(self.run_dir)
+
+
+def watchdog_detail(run_dir: Path) -> dict[str, Any]:
+    """The detail of the watchdog's last heartbeat (last scan, counts, actions), from its heartbeat file."""
+    raw = (run_dir / "heartbeat-watchdog.json").read_bytes()
+    return dict(msgspec.json.decode(raw)["detail"])
 
 
 @contextlib.contextmanager
