@@ -37,9 +37,7 @@ sys.path.insert(0, str(ROOT))
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
 FLOOR_FIRST_ORDER_ID = 50_000_000
-SYMBOLS = (
-    "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP"
-)
+SYMBOLS = "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP"
 BAR_NS = 5 * 10**9
 PROGRAMS = ("bridge", "features", "strategy", "executor")
 HOPS = (
@@ -58,10 +56,11 @@ def run_traced_sim(argv: list[str]) -> int:
     """The real simulator, with bar writes and placeOrder arrivals stamped into $PIPELINE_TRACE."""
     import atexit
 
-    from procs.gateway_sim import handlers_orders, streams
     from procs.gateway_sim import server as sim_server
+    from procs.gateway_sim import streams
     from procs.gateway_sim.__main__ import main
     from procs.gateway_sim.session import Session
+    from procs.gateway_sim.wire_requests import parse_place_order
 
     trace = open(os.environ["PIPELINE_TRACE"], "a", buffering=1 << 16)  # noqa: SIM115 - closed at exit
     atexit.register(trace.close)
@@ -85,13 +84,13 @@ def run_traced_sim(argv: list[str]) -> int:
     def traced_place(session: Any, fields: list[str]) -> None:
         t = time.time_ns()  # the message has just been read and decoded
         try:
-            req = handlers_orders.parse_place_order(fields)
+            req = parse_place_order(fields)
             trace.write(f"O {session.client_id} {req.order_ref or '-'} {req.contract.symbol} {t}\n")
         except Exception:  # an order the simulator will refuse is still the simulator's business
             pass
         place(session, fields)
 
-    streams._bars = traced_bars  # type: ignore[assignment]
+    streams._bars = traced_bars
     Session.send = traced_send  # type: ignore[method-assign]
     sim_server.HANDLERS[3] = traced_place
     return main(argv)
@@ -110,7 +109,7 @@ def run_floor(port: int, symbols: list[str]) -> int:
         await ib.connectAsync("127.0.0.1", port, clientId=FLOOR_CLIENT_ID, timeout=30)
         # the simulator keeps one order-id space for all clients (IB keeps one per client): stay clear of the
         # bridge's ids, or its orders get 103 "Duplicate order id"
-        ib.client.updateReqId(FLOOR_FIRST_ORDER_ID)
+        ib.client.updateReqId(FLOOR_FIRST_ORDER_ID)  # type: ignore[no-untyped-call]
         contracts = [Stock(s, "SMART", "USD") for s in symbols]
         await ib.qualifyContractsAsync(*contracts)
 
@@ -224,7 +223,7 @@ def stack_env(home: Path, port: int, speed: float, bridge_rate: float) -> dict[s
         MAX_OPEN_POSITIONS="100",
         DAILY_LOSS_LIMIT="1000000000",
         MAX_ORDERS_PER_MINUTE="100000",
-        LOG_LEVEL="INFO",
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
         BRIDGE_MSGS_PER_SECOND=str(bridge_rate),
     )
     return env
@@ -280,7 +279,11 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
         settings = load_settings()
         bridge = req_endpoint(settings, "bridge")
         streams = StreamTimes([pub_endpoint(settings, p) for p in ("bridge", "features", "strategy")])
-        wait_for("the bridge READY", lambda: request_once(bridge, HealthRequest(), 1.0).result["state"] == "READY", 60)
+        wait_for(
+            "the bridge READY",
+            lambda: request_once(bridge, HealthRequest(), 1.0).result["state"] == "READY",
+            60,
+        )
         floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
         procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
         ledger = home / "var" / "data" / "ledger.sqlite"
@@ -312,11 +315,11 @@ def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
     bars: dict[tuple[int, str, int], int] = {}
     received: dict[tuple[int, str], int] = {}
     for line in trace.read_text().splitlines():
-        kind, client, *rest = line.split()
+        kind, client_text, *rest = line.split()
         if kind == "B":
-            bars[(int(client), rest[0], int(rest[1]))] = int(rest[2])
+            bars[(int(client_text), rest[0], int(rest[1]))] = int(rest[2])
         elif kind == "O":
-            received.setdefault((int(client), rest[0]), int(rest[2]))  # the first arrival counts
+            received.setdefault((int(client_text), rest[0]), int(rest[2]))  # the first arrival counts
     conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
     rows = conn.execute(
         "SELECT client_order_id, symbol, decided_on_ns, created_ns FROM orders WHERE decided_on_ns > 0"
@@ -332,16 +335,16 @@ def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
         stamps = [sent, *(streams.times[k].get(key) for k in ("bar", "feat", "target")), created_ns, got]
         if all(t is not None for t in stamps):
             for name, a, b in zip(HOPS, stamps, stamps[1:], strict=False):
-                hops[name].append((b - a) / 1e6)  # type: ignore[operator]
+                hops[name].append((b - a) / 1e6)
     conn.close()
     floor_all: dict[tuple[str, int], float] = {}
-    for (client, ref), got in received.items():
+    for (client, ref), arrived in received.items():
         if client == FLOOR_CLIENT_ID and ref.startswith("floor-"):
-            _, symbol, start_s = ref.split("-")
-            key = (symbol, int(start_s) * 10**9)
-            sent = bars.get((FLOOR_CLIENT_ID, *key))
-            if sent is not None:
-                floor_all[key] = (got - sent) / 1e6
+            _, sym, start_s = ref.split("-")
+            bar_key = (sym, int(start_s) * 10**9)
+            written = bars.get((FLOOR_CLIENT_ID, *bar_key))
+            if written is not None:
+                floor_all[bar_key] = (arrived - written) / 1e6
     floor_same = [floor_all[k] for k in pipeline if k in floor_all]
     report(list(pipeline.values()), floor_same, list(floor_all.values()))
     print("  where the pipeline's time goes (p50 / p99 ms, each hop ends at a publish or a write):")
@@ -355,10 +358,18 @@ def report(pipeline: list[float], floor: list[float], floor_all: list[float]) ->
         raise SystemExit("bench: no matched orders; see the logs")
     p50, p99 = pct(pipeline, 0.50), pct(pipeline, 0.99)
     f50, f99 = pct(floor, 0.50), pct(floor, 0.99)
-    print(f"tick-to-order latency, bar written by the simulator -> placeOrder read by the simulator ({SYMBOLS.count(',') + 1} symbols)")
-    print(f"  pipeline (bridge>features>strategy>executor>bridge): n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms   (targets: p50 <= 5 ms, p99 <= 20 ms)")
-    print(f"  floor (bare ib_async, same bars):                     n={len(floor)}  p50 {f50:.2f} ms  p99 {f99:.2f} ms  max {max(floor):.2f} ms")
-    print(f"  floor (every bar it received):                        n={len(floor_all)}  p50 {pct(floor_all, 0.5):.2f} ms  p99 {pct(floor_all, 0.99):.2f} ms")
+    print(
+        f"tick-to-order latency, bar written by the simulator -> placeOrder read by the simulator ({SYMBOLS.count(',') + 1} symbols)"
+    )
+    print(
+        f"  pipeline (bridge>features>strategy>executor>bridge): n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms   (targets: p50 <= 5 ms, p99 <= 20 ms)"
+    )
+    print(
+        f"  floor (bare ib_async, same bars):                     n={len(floor)}  p50 {f50:.2f} ms  p99 {f99:.2f} ms  max {max(floor):.2f} ms"
+    )
+    print(
+        f"  floor (every bar it received):                        n={len(floor_all)}  p50 {pct(floor_all, 0.5):.2f} ms  p99 {pct(floor_all, 0.99):.2f} ms"
+    )
     print(f"  ratio pipeline/floor: p50 {p50 / f50:.1f}x  p99 {p99 / f99:.1f}x")
     verdict = "met" if p50 <= 5 and p99 <= 20 else "NOT met"
     print(f"  targets {verdict}")

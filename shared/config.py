@@ -22,6 +22,7 @@ LIVE_PORTS = frozenset({4001, 7496})
 PAPER_PORTS = frozenset({4002, 7497})
 REAL_GATEWAY_PORTS = LIVE_PORTS | PAPER_PORTS
 PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
+SUPERVISED_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog")
 
 _ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F|I)(\d{3,})(\d{3})\b")
 
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     # -- watchdog and heartbeats
     heartbeat_seconds: float = Field(2.0, gt=0)
     heartbeat_budget_seconds: float = Field(20.0, gt=0)
+    heartbeat_budgets: Annotated[tuple[tuple[str, float], ...], NoDecode] = ()
     bridge_connect_budget_seconds: float = Field(120.0, gt=0)
     watchdog_scan_seconds: float = Field(5.0, gt=0)
     watchdog_dry_run: bool = False
@@ -133,6 +135,31 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"not a ticker: {', '.join(bad)}")
         return value
+
+    @field_validator("heartbeat_budgets", mode="before")
+    @classmethod
+    def _parse_budgets(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        out = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, _, seconds = part.partition("=")
+            if name.strip() not in SUPERVISED_PROGRAMS:
+                raise ValueError(
+                    f"unknown program {name.strip()!r}; use program=seconds with one of {', '.join(SUPERVISED_PROGRAMS)}"
+                )
+            try:
+                budget = float(seconds)
+            except ValueError:
+                raise ValueError(f"{part!r} is not program=seconds, e.g. features=60") from None
+            if budget <= 0:
+                raise ValueError(f"{part!r}: the budget must be positive")
+            out.append((name.strip(), budget))
+        return tuple(out)
+
+    def heartbeat_budget_for(self, program: str) -> float:
+        """HEARTBEAT_BUDGETS' value for `program`, else HEARTBEAT_BUDGET_SECONDS."""
+        return dict(self.heartbeat_budgets).get(program, self.heartbeat_budget_seconds)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -248,7 +275,7 @@ def default_values() -> dict[str, str]:
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, tuple):
-            text = ",".join(value)
+            text = ",".join(f"{v[0]}={v[1]:g}" if isinstance(v, tuple) else v for v in value)
         else:
             text = str(value)
         out[name.upper()] = text

@@ -17,8 +17,9 @@ import msgspec
 from loguru import logger
 
 from procs.executor import hours
+from procs.executor.actions import Action, Cancel, Publish, Reconcile, Send
 from procs.executor.commands import Commands, iso
-from procs.executor.engine import Action, Cancel, Executor, Publish, Reconcile, Send
+from procs.executor.engine import Executor
 from procs.executor.ledger import LedgerError, open_ledger
 from procs.executor.local import LocalBroker
 from procs.executor.reconcile import Reconciler, ReconcileReport
@@ -288,9 +289,6 @@ class ExecutorApp:
         """One reconciliation; False when the bridge could not be asked (retried shortly)."""
         try:
             await self._load_contracts()
-            if self.local is not None:
-                await self.execute(self.ex.mark_synced())
-                return True
             health = msgspec.convert(await self.sync.call(HealthRequest()), HealthReport)
             self.ex.clock.anchor(health.gateway_time_ns)
             if self.ex.gateway is None:  # the bridge's state stream may not have reached us yet (slow joiner)
@@ -301,6 +299,9 @@ class ExecutorApp:
                     gateway_time_ns=health.gateway_time_ns,
                 )
                 self.ex.on_gateway(first)  # its Reconcile request is this very reconciliation
+            if self.local is not None:  # local paper trading: the ledger is the book, nothing to compare
+                await self.execute(self.ex.mark_synced())
+                return True
             if health.state != "READY":
                 log_every("reconcile.wait", 30, "INFO", f"reconciliation waits: bridge is {health.state}")
                 return False

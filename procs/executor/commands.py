@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from procs.executor import pnl
-from procs.executor.engine import Action, Executor, Send
+from procs.executor.actions import Action, Send
+from procs.executor.engine import Executor
 from procs.executor.hours import session_at
 from shared.bus import RequestError
 from shared.messages import (

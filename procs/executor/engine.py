@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
-from procs.executor import pnl
-from procs.executor.breaker import CircuitBreaker
-from procs.executor.hours import MarketClock, session_at, trading_day
-from procs.executor.ledger import DayRecord, FillIn, HaltState, Ledger
+from procs.executor.actions import Action, Cancel, Publish, Reconcile, Send, order_event
+from procs.executor.book import Book
+from procs.executor.ledger import FillIn
 from procs.executor.orders import (
     TERMINAL,
     OrderRecord,
@@ -33,8 +28,6 @@ from procs.executor.orders import (
 from procs.executor.risk import (
     OrderIntent,
     Rejection,
-    RiskContext,
-    RiskLimits,
     first_rejection,
     is_reduce_only,
 )
@@ -46,46 +39,19 @@ from procs.executor.sizing import (
     to_decimal,
     worth_trading,
 )
-from shared.config import Settings
 from shared.log import event, log_every
 from shared.messages import (
     Alert,
     Fill,
     GatewayStatus,
-    Message,
     OrderAck,
     OrderEvent,
     Position,
     Quote,
-    RiskState,
     TargetPosition,
 )
 
 CANCEL_RESEND_SECONDS = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    order: OrderRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    client_order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    topic: str
-    msg: Message
-
-
-@dataclass(frozen=True, slots=True)
-class Reconcile:
-    reason: str
-
-
-Action = Send | Cancel | Publish | Reconcile
 
 
 def _price(x: float) -> Decimal:
@@ -102,50 +68,8 @@ def _as_rejection(e: OrderEvent, order: OrderRecord) -> OrderEvent:
     return e
 
 
-def order_event(o: OrderRecord) -> OrderEvent:
-    """The executor's own view of an order, as published on `order.<status>`."""
-    return OrderEvent(
-        client_order_id=o.client_order_id,
-        order_id=o.broker_order_id,
-        perm_id=o.perm_id,
-        symbol=o.symbol,
-        side=o.side,
-        quantity=o.quantity,
-        order_type=o.order_type,
-        limit_price=o.limit_price,
-        status=o.status,
-        filled=o.filled,
-        remaining=max(Decimal(0), o.quantity - o.filled),
-        avg_fill_price=o.avg_fill_price,
-        reason=o.reason,
-        error_code=o.error_code,
-    )
-
-
-class Executor:
-    """Holds the book in memory (quotes, contracts, targets) over the ledger (orders, fills, positions, halt)."""
-
-    def __init__(
-        self, settings: Settings, ledger: Ledger, clock: MarketClock, wall: Callable[[], int] = time.time_ns
-    ) -> None:
-        self.settings = settings
-        self.limits = RiskLimits.from_settings(settings)
-        self.ledger = ledger
-        self.clock = clock
-        self.wall = wall
-        self.quotes: dict[str, QuoteSnapshot] = {}
-        self.ticks: dict[str, Decimal] = {}  # the contract's minimum tick, from the bridge
-        self.targets: dict[str, TargetPosition] = {}
-        self.gateway: GatewayStatus | None = None
-        self.broker_positions: dict[str, Decimal] = {}
-        self.breaker = CircuitBreaker(settings.circuit_breaker_max_errors)
-        self.recent_orders: deque[int] = deque(sorted(ledger.created_since(wall() - 60 * 10**9)))
-        self.cancel_sent: dict[str, int] = {}
-        self.counters: dict[str, float] = {}
-        self.last_rejection = ""
-        self.halt: HaltState = ledger.halt_state()
-        self._day: DayRecord | None = None
-        self.synced = False
+class Executor(Book):
+    """Decides: targets to orders, broker reports to ledger entries, and the kill switch."""
 
     # ------------------------------------------------------------------ inputs
 
@@ -475,76 +399,3 @@ class Executor:
                     symbol, side, abs(pos.quantity), why="flatten by operator", operator=True
                 )
         return actions
-
-    # ------------------------------------------------------------------ views of the book
-
-    def count(self, name: str, n: float = 1) -> None:
-        self.counters[name] = self.counters.get(name, 0) + n
-
-    def position(self, symbol: str) -> Decimal:
-        pos = self.ledger.positions.get(symbol)
-        return pos.quantity if pos is not None else Decimal(0)
-
-    def working_shares(self, symbol: str) -> Decimal:
-        return sum(
-            (o.signed_pending() for o in self.ledger.working.values() if o.symbol == symbol), Decimal(0)
-        )
-
-    def marks(self) -> dict[str, Decimal]:
-        return {s: q.reference for s, q in self.quotes.items() if q.reference > 0}
-
-    def market_now(self) -> int | None:
-        return self.clock.now_ns(self.wall())
-
-    def trading_day(self) -> str:
-        return trading_day(self.market_now() or self.wall())
-
-    def day_record(self) -> DayRecord:
-        day = self.trading_day()
-        if self.market_now() is None:  # the simulator's date is unknown yet: record nothing on a guessed day
-            return self.ledger.day(day) or DayRecord(day, self.ledger.cash(), Decimal(0), Decimal(0), {})
-        if self._day is None or self._day.trading_day != day:
-            self._day = self.ledger.open_day(day, self.marks())
-        return self._day
-
-    def book(self) -> dict[str, tuple[Decimal, Decimal]]:
-        return {s: (p.quantity, p.avg_cost) for s, p in self.ledger.positions.items()}
-
-    def daily_pnl(self) -> Decimal:
-        day = self.day_record()
-        return pnl.daily_pnl(self.ledger.cash(), day.start_cash, self.book(), day.start, self.marks())
-
-    def risk_context(self, symbol: str, *, operator: bool = False) -> RiskContext:
-        now = self.wall()
-        while self.recent_orders and self.recent_orders[0] < now - 60 * 10**9:
-            self.recent_orders.popleft()
-        working: dict[str, Decimal] = {}
-        for o in self.ledger.working.values():
-            working[o.symbol] = working.get(o.symbol, Decimal(0)) + o.signed_pending()
-        market_now = self.market_now()
-        g = self.gateway
-        return RiskContext(
-            positions={s: p.quantity for s, p in self.ledger.positions.items()},
-            working=working,
-            marks=self.marks(),
-            quote=self.quotes.get(symbol),
-            now_ns=now,
-            session=None if market_now is None else session_at(market_now),
-            gateway_state=g.state if g else "",
-            gateway_ready=g is not None and g.state == "READY" and g.orders_allowed,
-            halted=self.halt.halted and not operator,  # flatten is the operator's explicit, reduce-only order
-            halt_reason=self.halt.reason,
-            circuit_open=not self.breaker.allows_order(),
-            daily_pnl=self.daily_pnl(),
-            orders_last_minute=len(self.recent_orders),
-        )
-
-    def publish_risk(self) -> Publish:
-        state = RiskState(
-            halted=self.halt.halted,
-            halt_reason=self.halt.reason,
-            circuit_open=self.breaker.is_open,
-            daily_pnl=self.daily_pnl(),
-            gross_exposure=pnl.gross_exposure(self.book(), self.marks()),
-        )
-        return Publish("risk", state)

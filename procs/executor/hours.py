@@ -21,6 +21,8 @@ PRE_MARKET_NS = 5 * HOUR_NS + HOUR_NS // 2  # extended hours open at 04:00, 5.5 
 AFTER_HOURS_NS = 4 * HOUR_NS  # and end 4 h after the close (20:00, or 17:00 on an early-close day)
 _CAL_FIRST, _CAL_LAST = "1990-01-02", "2040-12-31"
 
+MAX_STALE_NS = 15 * 60 * 10**9  # a Gateway time this far behind our estimate means the clock was reset
+
 Session = Literal["regular", "pre", "post", "closed"]
 HoursMode = Literal["regular", "extended", "always"]
 
@@ -94,10 +96,17 @@ class MarketClock:
         return self.speed is not None
 
     def anchor(self, market_ns: int, real_ns: int | None = None) -> None:
-        """The Gateway said its time is `market_ns` at wall time `real_ns` (default: now)."""
-        if market_ns > 0:
+        """The Gateway said its time is `market_ns` at wall time `real_ns` (default: now).
+
+        The bridge reports the time of its last heartbeat, seconds old: a report behind our estimate is stale
+        and ignored, unless it is so far behind that the simulator's clock itself was reset."""
+        if market_ns <= 0:
+            return
+        real = time.time_ns() if real_ns is None else real_ns
+        estimate = self.now_ns(real)
+        if estimate is None or market_ns > estimate or estimate - market_ns > MAX_STALE_NS:
             self._anchor_market_ns = market_ns
-            self._anchor_real_ns = time.time_ns() if real_ns is None else real_ns
+            self._anchor_real_ns = real
 
     def now_ns(self, real_ns: int | None = None) -> int | None:
         """The market's time now, or None while the simulator's time is still unknown."""

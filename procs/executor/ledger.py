@@ -11,139 +11,37 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from procs.executor.migrations import SCHEMA_VERSION, LedgerError, check_healthy, migrate
 from procs.executor.orders import OrderRecord, apply_fill_quantity
-
-_ORDER_COLUMNS = (
-    "client_order_id, symbol, side, quantity, order_type, limit_price, status, filled, reported_filled, "
-    "avg_fill_price, broker_order_id, perm_id, reason, error_code, reduce_only, created_ns, updated_ns, sent_ns, "
-    "decided_on_ns, why"
+from procs.executor.records import (
+    ORDER_COLUMNS,
+    ORDER_INSERT,
+    DayRecord,
+    FillIn,
+    HaltState,
+    PositionRecord,
+    book_fill,
+    dec_or_none,
+    order_from_row,
+    order_values,
+    settled,
 )
-_ORDER_INSERT = f"INSERT INTO orders ({_ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 21)})"
-_AVG_PLACES = Decimal("1e-8")
 
-__all__ = ["SCHEMA_VERSION", "Ledger", "LedgerError", "open_ledger"]
-
-
-@dataclass(frozen=True, slots=True)
-class FillIn:
-    """A fill as the executor books it (from the bridge, reconciliation or local paper trading)."""
-
-    exec_id: str
-    client_order_id: str
-    symbol: str
-    side: Literal["BUY", "SELL"]
-    quantity: Decimal
-    price: Decimal
-    commission: Decimal | None
-    exec_ns: int
-
-
-@dataclass(slots=True)
-class PositionRecord:
-    symbol: str
-    quantity: Decimal = Decimal(0)
-    avg_cost: Decimal = Decimal(0)
-    realized: Decimal = Decimal(0)  # lifetime, average-cost method
-
-
-@dataclass(frozen=True, slots=True)
-class HaltState:
-    halted: bool
-    reason: str = ""
-    since_ns: int = 0
-    source: str = ""  # operator, daily_loss, reconcile, flatten
-
-
-@dataclass(frozen=True, slots=True)
-class DayRecord:
-    trading_day: str
-    start_cash: Decimal
-    realized: Decimal
-    commissions: Decimal
-    start: dict[str, tuple[Decimal, Decimal | None]]  # symbol -> (shares at the day's start, reference price)
-
-
-def book_fill(
-    quantity: Decimal, avg_cost: Decimal, signed_fill: Decimal, price: Decimal
-) -> tuple[Decimal, Decimal, Decimal]:
-    """A position after a fill: (new quantity, new average cost, realized P&L of the shares it closed)."""
-    new_qty = quantity + signed_fill
-    if quantity == 0 or (quantity > 0) == (signed_fill > 0):
-        total_cost = abs(quantity) * avg_cost + abs(signed_fill) * price
-        return new_qty, (total_cost / abs(new_qty)).quantize(_AVG_PLACES), Decimal(0)
-    closed = min(abs(signed_fill), abs(quantity))
-    realized = closed * (price - avg_cost) * (1 if quantity > 0 else -1)
-    if new_qty == 0:
-        return new_qty, Decimal(0), realized
-    if (new_qty > 0) != (quantity > 0):  # flipped through zero: the rest opens at the fill price
-        return new_qty, price, realized
-    return new_qty, avg_cost, realized
-
-
-def _dec(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
-def _order_from_row(row: sqlite3.Row) -> OrderRecord:
-    return OrderRecord(
-        client_order_id=row["client_order_id"],
-        symbol=row["symbol"],
-        side=row["side"],
-        quantity=Decimal(row["quantity"]),
-        order_type=row["order_type"],
-        limit_price=_dec(row["limit_price"]),
-        status=row["status"],
-        filled=Decimal(row["filled"]),
-        reported_filled=Decimal(row["reported_filled"]),
-        avg_fill_price=Decimal(row["avg_fill_price"]),
-        broker_order_id=row["broker_order_id"],
-        perm_id=row["perm_id"],
-        reason=row["reason"],
-        error_code=row["error_code"],
-        reduce_only=bool(row["reduce_only"]),
-        created_ns=row["created_ns"],
-        updated_ns=row["updated_ns"],
-        sent_ns=row["sent_ns"],
-        decided_on_ns=row["decided_on_ns"],
-        why=row["why"],
-    )
-
-
-def _order_values(o: OrderRecord) -> tuple[Any, ...]:
-    return (
-        o.client_order_id,
-        o.symbol,
-        o.side,
-        str(o.quantity),
-        o.order_type,
-        None if o.limit_price is None else str(o.limit_price),
-        o.status,
-        str(o.filled),
-        str(o.reported_filled),
-        str(o.avg_fill_price),
-        o.broker_order_id,
-        o.perm_id,
-        o.reason,
-        o.error_code,
-        int(o.reduce_only),
-        o.created_ns,
-        o.updated_ns,
-        o.sent_ns,
-        o.decided_on_ns,
-        o.why,
-        int(_settled(o)),
-    )
-
-
-def _settled(o: OrderRecord) -> bool:
-    """Done and fully booked: nothing more can change the position through this order."""
-    return not o.working and o.pending() == 0
+__all__ = [
+    "SCHEMA_VERSION",
+    "DayRecord",
+    "FillIn",
+    "HaltState",
+    "Ledger",
+    "LedgerError",
+    "PositionRecord",
+    "book_fill",
+    "open_ledger",
+]
 
 
 class Ledger:
@@ -173,7 +71,7 @@ class Ledger:
     def insert_order(self, order: OrderRecord) -> None:
         """Write a new order and commit: this happens before the order is sent anywhere."""
         with self._tx():
-            self.conn.execute(_ORDER_INSERT, _order_values(order))
+            self.conn.execute(ORDER_INSERT, order_values(order))
         self._track(order)
 
     def save_order(self, order: OrderRecord) -> None:
@@ -196,13 +94,13 @@ class Ledger:
                 o.error_code,
                 o.updated_ns,
                 o.sent_ns,
-                int(_settled(o)),
+                int(settled(o)),
                 o.client_order_id,
             ),
         )
 
     def _track(self, order: OrderRecord) -> None:
-        if not _settled(order):
+        if not settled(order):
             self.working[order.client_order_id] = order
         else:
             self.working.pop(order.client_order_id, None)
@@ -211,17 +109,17 @@ class Ledger:
         if client_order_id in self.working:
             return self.working[client_order_id]
         row = self.conn.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id=?", (client_order_id,)
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id=?", (client_order_id,)
         ).fetchone()
-        return None if row is None else _order_from_row(row)
+        return None if row is None else order_from_row(row)
 
     def orders(self, *, working_only: bool = False, limit: int = 200) -> list[OrderRecord]:
         """Newest first; working_only = not settled (working, or finished with fills still in flight)."""
         where = "WHERE settled = 0" if working_only else ""
         rows = self.conn.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders {where} ORDER BY created_ns DESC LIMIT ?", (limit,)
+            f"SELECT {ORDER_COLUMNS} FROM orders {where} ORDER BY created_ns DESC LIMIT ?", (limit,)
         )
-        return [_order_from_row(r) for r in rows]
+        return [order_from_row(r) for r in rows]
 
     def created_since(self, since_ns: int) -> list[int]:
         rows = self.conn.execute("SELECT created_ns FROM orders WHERE created_ns >= ?", (since_ns,))
@@ -286,6 +184,19 @@ class Ledger:
             self._add_day(trading_day, Decimal(0), commission)
         return True
 
+    def booked_fills(self, exec_ids: list[str]) -> dict[str, bool]:
+        """Which of these exec ids are booked, each mapped to whether its commission is booked too (one query
+        per 500 ids: a reconciliation re-reads a whole day of executions)."""
+        out: dict[str, bool] = {}
+        for i in range(0, len(exec_ids), 500):
+            chunk = exec_ids[i : i + 500]
+            rows = self.conn.execute(
+                f"SELECT exec_id, commission IS NOT NULL FROM fills WHERE exec_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((r[0], bool(r[1])) for r in rows)
+        return out
+
     def has_fill(self, exec_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM fills WHERE exec_id=?", (exec_id,)).fetchone() is not None
 
@@ -342,7 +253,7 @@ class Ledger:
         if row is None:
             return None
         start = {
-            r["symbol"]: (Decimal(r["start_quantity"]), _dec(r["ref_price"]))
+            r["symbol"]: (Decimal(r["start_quantity"]), dec_or_none(r["ref_price"]))
             for r in self.conn.execute("SELECT * FROM day_marks WHERE trading_day=?", (trading_day,))
         }
         return DayRecord(

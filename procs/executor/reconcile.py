@@ -15,7 +15,8 @@ from typing import Any
 
 import msgspec
 
-from procs.executor.engine import Action, Executor, Publish, Send
+from procs.executor.actions import Action, Publish, Send
+from procs.executor.engine import Executor
 from procs.executor.orders import is_ours
 from shared.log import event
 from shared.messages import (
@@ -100,12 +101,15 @@ class Reconciler:
         last = int(self.ex.ledger.meta("last_exec_ns", "0"))
         since = max(0, last - EXEC_LOOKBACK_NS) if last else 0
         fills = msgspec.convert(await self.call(ExecutionsRequest(since_ns=since)), list[Fill])
+        report.fills_seen += len(fills)
+        booked = self.ex.ledger.booked_fills([f.exec_id for f in fills])
         actions: list[Action] = []
         for f in fills:
-            report.fills_seen += 1
-            before = self.ex.ledger.has_fill(f.exec_id)
+            known = f.exec_id in booked
+            if known and (booked[f.exec_id] or f.commission is None):
+                continue  # nothing new in it
             actions += self.ex.on_fill(f)
-            report.fills_booked += int(not before and self.ex.ledger.has_fill(f.exec_id))
+            report.fills_booked += int(not known and self.ex.ledger.has_fill(f.exec_id))
         return actions
 
     def _settle_missing(self, seen: set[str], report: ReconcileReport) -> list[Action]:

@@ -224,9 +224,10 @@ def _supervisord_reachable(scan: _Scan) -> None:
 
 
 def _heartbeat_budget(rules: Rules, name: str, state: str | None) -> float:
+    budget = dict(rules.program_budgets).get(name, rules.heartbeat_budget)
     if name == "bridge" and (state is None or state in CONNECTING_STATES):
-        return max(rules.bridge_connect_budget, rules.heartbeat_budget)
-    return rules.heartbeat_budget
+        return max(rules.bridge_connect_budget, budget)
+    return budget
 
 
 def _heartbeats(scan: _Scan, heartbeats: Mapping[str, HeartbeatSeen], listening_since: float) -> None:

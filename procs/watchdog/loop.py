@@ -38,6 +38,7 @@ def rules_from(settings: Settings) -> Rules:
         gateway_port=settings.ib_port,
         heartbeat_budget=settings.heartbeat_budget_seconds,
         bridge_connect_budget=settings.bridge_connect_budget_seconds,
+        program_budgets=settings.heartbeat_budgets,
         max_restarts=settings.watchdog_max_restarts,
         restart_window=settings.watchdog_restart_window,
     )

@@ -154,6 +154,7 @@ class Rules:
     gateway_port: int
     heartbeat_budget: float = 20.0
     bridge_connect_budget: float = 120.0
+    program_budgets: tuple[tuple[str, float], ...] = ()  # HEARTBEAT_BUDGETS: per-program overrides
     max_restarts: int = 3
     restart_window: float = 600.0
     debounce_scans: int = 2

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
-from procs.executor.engine import Cancel, Executor, Publish, Reconcile, Send
+from procs.executor.actions import Cancel, Publish, Reconcile, Send
+from procs.executor.engine import Executor
 from procs.executor.orders import is_ours
 from shared.messages import Fill, GatewayStatus, OrderEvent, TargetPosition
 

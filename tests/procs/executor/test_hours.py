@@ -59,3 +59,16 @@ def test_the_simulator_clock_is_unknown_until_anchored_then_runs_at_its_speed() 
     assert clock.now_ns(10**18 + 2 * 10**9) == market + 20 * 10**9
     clock.anchor(0)  # a report without a time changes nothing
     assert clock.now_ns(10**18) == market
+
+
+def test_a_stale_gateway_time_does_not_drag_the_clock_back_but_a_reset_does() -> None:
+    clock = MarketClock(speed=10.0)
+    market = ns("2026-11-20 15:00")
+    clock.anchor(market, real_ns=10**18)
+    later = 10**18 + 5 * 10**9  # 5 s later the estimate is 50 s on
+    clock.anchor(market + 10 * 10**9, real_ns=later)  # a heartbeat time from 4 s ago
+    assert clock.now_ns(later) == market + 50 * 10**9
+    clock.anchor(market + 60 * 10**9, real_ns=later)  # ahead of the estimate: taken
+    assert clock.now_ns(later) == market + 60 * 10**9
+    clock.anchor(market - 3600 * 10**9, real_ns=later)  # an hour behind: the simulator was restarted
+    assert clock.now_ns(later) == market - 3600 * 10**9

@@ -77,3 +77,14 @@ def test_a_target_becomes_one_order_filled_in_parts_and_a_position(short_tmp: Pa
         assert len(c.orders("AAPL")) == 1
         resume = trader(c, "resume")
         assert resume.returncode == 0 and c.status()["halted"] is False
+
+
+def test_local_execution_fills_inside_the_executor_and_sends_nothing_to_the_gateway(short_tmp: Path) -> None:
+    with running_cluster(short_tmp, env={"EXECUTION": "local", "POSITION_NOTIONAL": "10000"}) as c:
+        order = c.target_until("AAPL", 0.5, lambda: filled_order(c, "AAPL"), timeout=15)
+        fills = c.ledger("SELECT * FROM fills WHERE client_order_id=?", (order["client_order_id"],))
+        assert len(fills) == 1 and fills[0]["exec_id"].startswith("local-")
+        assert D(fills[0]["commission"]) >= D("1.00")  # IB-like minimum
+        assert D(fills[0]["price"]) <= D(str(order["limit_price"]))  # slipped, yet inside the limit
+        assert c.status()["execution"] == "local" and c.status()["positions"] == 1
+        assert c.sim.status()["open_orders"] == [] and broker_position(c, "AAPL") == 0

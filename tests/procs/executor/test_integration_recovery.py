@@ -35,7 +35,8 @@ def our_broker_fills(c: Cluster, coid: str | None = None) -> list[Fill]:
 
 
 def order_row(c: Cluster, coid: str) -> sqlite3.Row:
-    return c.ledger("SELECT * FROM orders WHERE client_order_id=?", (coid,))[0]
+    row: sqlite3.Row = c.ledger("SELECT * FROM orders WHERE client_order_id=?", (coid,))[0]
+    return row
 
 
 def booked_in_full(c: Cluster, coid: str) -> bool:
@@ -185,8 +186,8 @@ def test_the_ledger_stays_consistent_when_the_executor_is_killed_at_random_durin
         def settled() -> bool:
             c.publish_target("AAPL", 0.6)
             c.publish_target("MSFT", -0.6)
-            working = c.ledger("SELECT COUNT(*) AS n FROM orders WHERE settled = 0")[0]["n"]
-            return working == 0 and c.status()["reconciliations"] >= 2
+            working = int(c.ledger("SELECT COUNT(*) AS n FROM orders WHERE settled = 0")[0]["n"])
+            return working == 0 and int(c.status()["reconciliations"]) >= 2
 
         wait_for("every order settled", settled, 30, interval=0.3)
         assert c.status()["halted"] is False

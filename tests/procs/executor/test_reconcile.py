@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from procs.executor.engine import Executor, Publish, Send
+from procs.executor.actions import Publish, Send
+from procs.executor.engine import Executor
 from procs.executor.reconcile import Mismatch, Reconciler, diff_positions
 from shared.messages import (
     ExecutionsRequest,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from hypothesis import HealthCheck, given, settings
@@ -80,9 +81,10 @@ def beats(*rows: tuple[str, int], at: float = T0) -> dict[str, HeartbeatSeen]:
 class World:
     """Runs scans one after another, carrying the memory like the loop does."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: Rules = RULES) -> None:
         self.memory = Memory()
         self.now = T0
+        self.rules = rules
 
     def scan(
         self,
@@ -92,7 +94,7 @@ class World:
         step: float = 5.0,
     ) -> list[Decision]:
         self.now += step
-        out, self.memory = decide(snap, table, heartbeats or {}, self.memory, RULES, self.now, T0)
+        out, self.memory = decide(snap, table, heartbeats or {}, self.memory, self.rules, self.now, T0)
         return out
 
 
@@ -218,6 +220,15 @@ def test_a_running_program_silent_past_its_budget_is_restarted_by_the_heartbeat_
     assert world.scan(snap, table, beats(("strategy", 10), at=T0), step=19) == []
     [restart] = world.scan(snap, table, beats(("strategy", 10), at=T0), step=2)
     assert (restart.program, restart.rule, restart.evidence["silent_s"]) == ("strategy", "heartbeat", 21.0)
+
+
+def test_a_program_with_its_own_budget_is_judged_by_it() -> None:
+    slow = dataclasses.replace(RULES, program_budgets=(("features", 60.0),))
+    table, snap = programs(("features", 10), ("strategy", 11)), snapshot([], [python(10), python(11)])
+    world = World(slow)
+    quiet = beats(("features", 10), ("strategy", 11), at=T0)
+    assert [d.program for d in world.scan(snap, table, quiet, step=30)] == ["strategy"]
+    assert "features" in [d.program for d in world.scan(snap, table, quiet, step=31)]
 
 
 def test_the_bridge_gets_its_longer_budget_while_it_connects() -> None:
