@@ -103,6 +103,7 @@ class ExecutorApp:
         self.last_reconcile: ReconcileReport | None = None
         self.last_reconcile_ns = 0
         self.reconciliations = 0
+        self.failed = ""  # the loop that crashed, if one did
 
     async def run(self) -> None:
         svc = self.svc
@@ -119,18 +120,16 @@ class ExecutorApp:
         try:
             await svc.stop.wait()
         finally:
-            for t in tasks:
+            for t in [*tasks, *self._sending]:
                 t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            for task in list(self._sending):
-                task.cancel()
+            await asyncio.gather(*tasks, *self._sending, return_exceptions=True)
             self.sub.close()
             self.server.close()
             while not self.order_clients.empty():
                 self.order_clients.get_nowait().close()
             self.sync.close()
+        if self.failed:  # exit 1, not 0: supervisord restarts a program that stopped unexpectedly
+            raise RuntimeError(f"executor loop {self.failed} failed (see the traceback above)")
 
     async def _guard(self, loop: Awaitable[None], name: str) -> None:
         try:
@@ -139,8 +138,8 @@ class ExecutorApp:
             raise
         except Exception:  # a bug in one loop must stop the process (supervisord restarts it), not hang it
             logger.exception("executor loop {} failed", name)
+            self.failed = name
             self.svc.stop.set()
-            raise
 
     # ------------------------------------------------------------------ streams in
 

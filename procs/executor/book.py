@@ -72,10 +72,17 @@ class Book:
     def day_record(self) -> DayRecord:
         day = self.trading_day()
         if self.market_now() is None:  # the simulator's date is unknown yet: record nothing on a guessed day
-            return self.ledger.day(day) or DayRecord(day, self.ledger.cash(), Decimal(0), Decimal(0), {})
+            return self.ledger.day(day) or self._placeholder_day(day)
         if self._day is None or self._day.trading_day != day:
             self._day = self.ledger.open_day(day, self.marks())
         return self._day
+
+    def _placeholder_day(self, day: str) -> DayRecord:
+        """A day starting now from the current cash and positions (each valued at its own mark): P&L 0."""
+        start: dict[str, tuple[Decimal, Decimal | None]] = {
+            s: (p.quantity, None) for s, p in self.ledger.positions.items() if p.quantity != 0
+        }
+        return DayRecord(day, self.ledger.cash(), Decimal(0), Decimal(0), start)
 
     def book(self) -> dict[str, tuple[Decimal, Decimal]]:
         return {s: (p.quantity, p.avg_cost) for s, p in self.ledger.positions.items()}

@@ -347,6 +347,8 @@ class Executor(Book):
 
     def check_daily_loss(self) -> list[Action]:
         """Trip the kill switch when today's P&L reaches -DAILY_LOSS_LIMIT (it stays until an operator resumes)."""
+        if not self.synced or self.market_now() is None:
+            return []  # the day (and so its P&L) is not known before the first reconciliation
         loss = self.daily_pnl()
         if self.halt.halted or loss > -self.limits.daily_loss_limit:
             return []

@@ -251,3 +251,18 @@ def test_a_validation_warning_on_a_live_order_changes_nothing(make_executor: Cal
     )
     order = ex.ledger.order(coid)
     assert order is not None and order.status == "SUBMITTED"
+
+
+def test_before_the_simulator_clock_is_known_a_short_position_is_not_a_loss(
+    make_executor: Callable[..., Executor],
+) -> None:
+    from procs.executor.hours import MarketClock
+
+    ex = make_executor(daily_loss_limit="100")
+    coid = sends(ex.on_target(target(weight=-0.5)))[0].order.client_order_id
+    fill(ex, coid, "e1", "50", "100.00")  # short 50: cash +5,000
+    ex.clock = MarketClock(
+        speed=10.0
+    )  # as after a restart with GATEWAY=sim, before the bridge tells the time
+    assert ex.market_now() is None
+    assert abs(ex.daily_pnl()) < 1 and ex.check_daily_loss() == [] and not ex.halt.halted

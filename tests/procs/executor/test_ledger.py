@@ -180,3 +180,26 @@ def test_a_foreign_sqlite_file_is_not_taken_for_a_ledger(short_tmp: Path) -> Non
     conn.close()
     with pytest.raises(LedgerError, match="not an executor ledger"):
         open_ledger(path)
+
+
+def test_the_executor_process_refuses_a_corrupt_ledger_with_one_line_and_exit_78(short_tmp: Path) -> None:
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[3]
+    path = short_tmp / "var" / "data" / "ledger.sqlite"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(os.urandom(8192))
+    before = _digest(path)
+    env = {"STACK_HOME": str(short_tmp), "VAR_DIR": str(short_tmp / "var"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [str(repo / ".venv" / "bin" / "python"), "-m", "procs.executor"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 78  # a configuration-class error: supervisord does not restart-loop it
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "corrupt" in lines[0] and "untouched" in lines[0]
+    assert _digest(path) == before
