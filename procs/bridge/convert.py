@@ -134,16 +134,17 @@ def order_event(trade: Any) -> OrderEvent:
     code = int(last.errorCode) if last is not None else 0
     total = dec(order.totalQuantity)
     lmt = dec(order.lmtPrice) if order.orderType == "LMT" else None
+    perm_id = int(order.permId or st.permId)
     return OrderEvent(
         client_order_id=order.orderRef or "",
         order_id=int(order.orderId),
-        perm_id=int(order.permId or st.permId),
+        perm_id=perm_id,
         symbol=trade.contract.symbol,
         side="SELL" if order.action == "SELL" else "BUY",
         quantity=total,
         order_type=order.orderType,
         limit_price=lmt,
-        status=order_status(st.status, st.filled, st.remaining, code),
+        status=order_status(st.status, st.filled, st.remaining, code, perm_id),
         ib_status=st.status,
         filled=dec(st.filled),
         remaining=dec(st.remaining) if st.status else total,

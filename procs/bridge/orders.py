@@ -78,8 +78,14 @@ def _check_prices(req: PlaceOrder, min_tick: Decimal | None) -> None:
             raise OrderInvalid(f"{name} {price} is not a multiple of {req.symbol}'s minimum tick {min_tick}")
 
 
-def order_status(ib_status: str, filled: float, remaining: float, error_code: int = 0) -> OrderStatusName:
+def order_status(
+    ib_status: str, filled: float, remaining: float, error_code: int = 0, perm_id: int = 0
+) -> OrderStatusName:
     """IB's status word as our order state (an error-cancelled order that never worked is REJECTED)."""
+    if ib_status == "ValidationError" and error_code == 321 and perm_id == 0 and filled == 0:
+        # 321 (e.g. a read-only API) reaches ib_async as a validation *warning*; on an order the Gateway never
+        # acknowledged (no permId) it means refused, not live
+        return "REJECTED"
     if ib_status in ("PendingSubmit", "ApiPending", ""):
         return "NEW"
     if ib_status in ("PreSubmitted", "Submitted", "ValidationError", "ApiUpdate"):

@@ -12,8 +12,6 @@ import math
 from decimal import Decimal
 from typing import Literal
 
-import msgspec
-
 from procs.executor.actions import Action, Cancel, Publish, Reconcile, Send, order_event
 from procs.executor.book import Book
 from procs.executor.ledger import FillIn
@@ -57,15 +55,6 @@ CANCEL_RESEND_SECONDS = 10.0
 def _price(x: float) -> Decimal:
     """A quote's price, or 0 (unknown) when the wire says NaN, infinity or a non-positive number."""
     return to_decimal(x) if math.isfinite(x) and x > 0 else Decimal(0)
-
-
-def _as_rejection(e: OrderEvent, order: OrderRecord) -> OrderEvent:
-    """IB error 321 (e.g. the read-only API) arrives as a validation *warning* (ib_status ValidationError);
-    on an order the Gateway never acknowledged (no permId) it means the order was refused, not that it is live."""
-    never_acknowledged = e.perm_id == 0 and order.perm_id == 0 and order.status in ("NEW", "SUBMITTED")
-    if e.ib_status == "ValidationError" and e.error_code == 321 and never_acknowledged and order.filled == 0:
-        return msgspec.structs.replace(e, status="REJECTED")
-    return e
 
 
 class Executor(Book):
@@ -130,7 +119,6 @@ class Executor(Book):
                     "order.unknown", 30, "WARNING", f"status {e.status} for unknown order {e.client_order_id}"
                 )
             return []
-        e = _as_rejection(e, current)
         order = dataclasses.replace(current)
         order.broker_order_id = e.order_id or order.broker_order_id
         order.perm_id = e.perm_id or order.perm_id

@@ -117,3 +117,11 @@ def test_ib_status_words_map_to_order_states(
     ib: str, filled: float, remaining: float, code: int, ours: str
 ) -> None:
     assert order_status(ib, filled, remaining, code) == ours
+
+
+def test_a_321_validation_warning_on_an_order_the_gateway_never_acknowledged_is_a_rejection() -> None:
+    assert order_status("ValidationError", 0, 10, 321, perm_id=0) == "REJECTED"
+
+
+def test_a_validation_warning_on_a_live_order_keeps_it_live() -> None:
+    assert order_status("ValidationError", 0, 10, 321, perm_id=99) == "SUBMITTED"

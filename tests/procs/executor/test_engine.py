@@ -223,36 +223,6 @@ def test_a_gateway_coming_back_ready_asks_for_reconciliation(make_executor: Call
     assert ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True)) == []
 
 
-def test_a_321_validation_warning_on_an_unacknowledged_order_is_a_rejection(
-    make_executor: Callable[..., Executor],
-) -> None:
-    ex = make_executor()
-    coid = sends(ex.on_target(target()))[0].order.client_order_id
-    warning = OrderEvent(
-        client_order_id=coid,
-        status="SUBMITTED",
-        ib_status="ValidationError",
-        error_code=321,
-        reason="Read-Only",
-    )
-    ex.on_order_event(warning)
-    order = ex.ledger.order(coid)
-    assert order is not None and (order.status, order.error_code) == ("REJECTED", 321)
-
-
-def test_a_validation_warning_on_a_live_order_changes_nothing(make_executor: Callable[..., Executor]) -> None:
-    ex = make_executor()
-    coid = sends(ex.on_target(target()))[0].order.client_order_id
-    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED", perm_id=99))
-    ex.on_order_event(
-        OrderEvent(
-            client_order_id=coid, status="SUBMITTED", perm_id=99, ib_status="ValidationError", error_code=321
-        )
-    )
-    order = ex.ledger.order(coid)
-    assert order is not None and order.status == "SUBMITTED"
-
-
 def test_before_the_simulator_clock_is_known_a_short_position_is_not_a_loss(
     make_executor: Callable[..., Executor],
 ) -> None:
