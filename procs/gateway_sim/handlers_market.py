@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from procs.gateway_sim import wire
 from procs.gateway_sim.session import BarSub, LiveHistorySub, MarketSub
-from procs.gateway_sim.wire import BarRow, WireError
+from procs.gateway_sim.wire import BarRow
 from procs.gateway_sim.wire_requests import (
     as_int,
     parse_contract_details,
@@ -211,20 +211,8 @@ def current_time(session: Session, fields: list[str]) -> None:
     session.send(wire.current_time(session.server.clock.now_ns() // 10**9))
 
 
-def _guarded(handler: Callable[[Session, list[str]], None]) -> Callable[[Session, list[str]], None]:
-    """IndexError from a short message is the client's malformed input, not a simulator bug."""
-
-    def run(session: Session, fields: list[str]) -> None:
-        try:
-            handler(session, fields)
-        except IndexError:
-            raise WireError(f"message {fields[0]} is too short ({len(fields)} fields)") from None
-
-    return run
-
-
 HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
-    msg_id: _guarded(handler)
+    msg_id: wire.guarded(handler)
     for msg_id, handler in {
         1: market_data,
         2: cancel_market_data,

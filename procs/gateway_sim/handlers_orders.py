@@ -361,18 +361,8 @@ def describe_order(o: SimOrder) -> dict[str, Any]:
     }
 
 
-def _guarded(handler: Callable[[Session, list[str]], None]) -> Callable[[Session, list[str]], None]:
-    def run(session: Session, fields: list[str]) -> None:
-        try:
-            handler(session, fields)
-        except IndexError:
-            raise WireError(f"message {fields[0]} is too short ({len(fields)} fields)") from None
-
-    return run
-
-
 HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
-    msg_id: _guarded(handler)
+    msg_id: wire.guarded(handler)
     for msg_id, handler in {
         3: place_order,
         4: cancel_order,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 SERVER_VERSION = 178
 MIN_CLIENT_VERSION = 157
@@ -26,8 +26,23 @@ _LEN = struct.Struct(">I")
 Field = str | int | float | Decimal | bool | None
 
 
+S = TypeVar("S")
+
+
 class WireError(Exception):
     """The peer sent something that is not the TWS API; str() is one line naming the problem."""
+
+
+def guarded(handler: Callable[[S, list[str]], None]) -> Callable[[S, list[str]], None]:
+    """A request handler whose IndexError (a message too short) is the client's malformed input, not our bug."""
+
+    def run(session: S, fields: list[str]) -> None:
+        try:
+            handler(session, fields)
+        except IndexError:
+            raise WireError(f"message {fields[0]} is too short ({len(fields)} fields)") from None
+
+    return run
 
 
 def fmt(value: Field) -> str:
