@@ -280,6 +280,7 @@ def main() -> None:
     p.add_argument("--outages", type=int, default=2)
     p.add_argument("--rss-seconds", type=float, default=15.0)
     p.add_argument("--messages", type=int, default=200_000)
+    p.add_argument("--bus-only", action="store_true", help="only the bus figures (throughput and latency)")
     p.add_argument("--subscriber", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.subscriber:
@@ -288,6 +289,12 @@ def main() -> None:
     from shared.log import setup_logging
 
     setup_logging("bench-bridge")  # WARNING and above to stderr only
+    if not args.bus_only:
+        bridge_figures(args)
+    bus_figures(args)
+
+
+def bridge_figures(args: argparse.Namespace) -> None:
     with running_sim(speed=60.0) as sim:
         bare, bridge = asyncio.run(connect_to_ready(sim.port, args.connects))
         mb, mr = statistics.median(bare) * 1000, statistics.median(bridge) * 1000
@@ -310,6 +317,9 @@ def main() -> None:
             f"bridge RSS   {last:6.1f} MB after {args.rss_seconds:g} s streaming 5 symbols (peak {peak:.1f} MB; "
             "target <= 150 MB)"
         )
+
+
+def bus_figures(args: argparse.Namespace) -> None:
     rate = bus("rate", args.messages)
     print(
         f"bus throughput   {rate['count'] / rate['seconds']:,.0f} msg/s received in another process "

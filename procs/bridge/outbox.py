@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ib_async import IB
 
-from procs.bridge.pacing import TokenBucket
+from procs.bridge.pacing import Limiter
 
 # reqCurrentTime (the heartbeat) and cancelOrder jump the queue: a backlog must not look like a stalled API,
 # and a cancel is the one message a trader wants out first.
@@ -25,20 +25,20 @@ _QUIET_CODES = re.compile(r"^(Error|Warning) (1100|1101|1102|2103|2104|2105|2106
 
 
 class PacedOutbox:
-    """A FIFO drained by a token bucket; installed as the Client's sendMsg."""
+    """A FIFO drained by the pacing limiter; installed as the Client's sendMsg."""
 
     def __init__(
-        self, ib: IB, bucket: TokenBucket, *, room_limit: int = 20, clock: Callable[[], float] | None = None
+        self, ib: IB, limiter: Limiter, *, room_limit: int = 20, clock: Callable[[], float] | None = None
     ) -> None:
         self._client = ib.client
         self.room_limit = room_limit
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._bucket = bucket
+        self._limiter = limiter
         self._clock = clock
         self._queue: deque[str] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self.sent = 0
-        self.waits = 0  # times the bucket held messages back
+        self.waits = 0  # times the limiter held messages back
         self.dropped = 0  # messages discarded because their session ended before they could go
         self.max_backlog = 0
         self._client.MaxRequests = 0  # ib_async's own throttle is replaced, not stacked
@@ -52,7 +52,7 @@ class PacedOutbox:
         return len(self._queue)
 
     def send(self, msg: str | None) -> None:
-        """Queue one encoded message (ib_async calls this for every request) and send what the bucket allows."""
+        """Queue one encoded message (ib_async calls this for every request) and send what the limiter allows."""
         if msg:
             if msg.startswith(_PRIORITY_PREFIXES):
                 self._queue.appendleft(msg)
@@ -66,7 +66,7 @@ class PacedOutbox:
 
     def _drain(self) -> None:
         now = self._now()
-        while self._queue and self._bucket.try_take(now):
+        while self._queue and self._limiter.try_take(now):
             msg = self._queue.popleft()
             self._client.conn.sendMsg(self._client._prefix(msg.encode()))  # type: ignore[no-untyped-call]
             self.sent += 1
@@ -75,7 +75,7 @@ class PacedOutbox:
             self.max_backlog = max(self.max_backlog, len(self._queue))
             if self._timer is None:
                 loop = asyncio.get_running_loop()
-                self._timer = loop.call_at(loop.time() + self._bucket.wait_time(now), self._on_timer)
+                self._timer = loop.call_at(loop.time() + self._limiter.wait_time(now), self._on_timer)
         self._wake()
 
     async def flush(self, timeout: float) -> bool:
@@ -83,7 +83,7 @@ class PacedOutbox:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._queue and loop.time() < deadline:
-            await asyncio.sleep(max(0.01, self._bucket.wait_time(self._now())))
+            await asyncio.sleep(max(0.01, self._limiter.wait_time(self._now())))
         return not self._queue
 
     def clear(self) -> None:
@@ -96,7 +96,7 @@ class PacedOutbox:
 
     async def room(self, timeout: float) -> bool:
         """Wait (bounded, first come first served) until fewer than `room_limit` messages are queued, so a burst
-        of requests waits here instead of piling up behind the bucket; False on timeout."""
+        of requests waits here instead of piling up behind the limiter; False on timeout."""
         if len(self._queue) < self.room_limit and not self._waiters:
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1,5 +1,6 @@
-"""IB's pacing rules as pure arithmetic: one token bucket for every message sent to the Gateway, and the
-historical-data pacer (60 requests / 10 min, no identical request within 15 s, at most 5 per contract in 2 s).
+"""IB's pacing rules as pure arithmetic: one limiter for every message sent to the Gateway (at most N in any
+sliding 1-second window), and the historical-data pacer (60 requests / 10 min, no identical request within 15 s,
+at most 5 per contract in 2 s).
 
 Plain numbers in, plain numbers out; the caller supplies the clock. Nothing here may send, sleep or log.
 """
@@ -9,8 +10,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 IB_MAX_MSGS_PER_SECOND = 50  # all message types combined; above it the Gateway sends 100 and drops the socket
+# The window is held a little longer than IB's second: messages leave in bursts now, and a burst that reaches
+# the Gateway late (loop or network delay) must not land in the same second as the next one.
+WINDOW_SECONDS = 1.05
 HIST_MAX_REQUESTS = 60
 HIST_WINDOW_SECONDS = 600.0
 HIST_IDENTICAL_GAP_SECONDS = 15.0
@@ -18,47 +23,54 @@ HIST_SAME_CONTRACT_MAX = 5  # "no 6+ requests for the same contract within 2 s"
 HIST_SAME_CONTRACT_WINDOW = 2.0
 
 
-def gateway_bucket(msgs_per_second: float) -> TokenBucket:
-    """The bridge's one bucket: `msgs_per_second` sustained, and a burst small enough that no 1-second window
-    ever holds more than IB's 50 (burst + rate <= 49, one message of margin for the handshake)."""
-    rate = min(float(msgs_per_second), IB_MAX_MSGS_PER_SECOND - 2.0)
-    burst = max(1.0, float(int(IB_MAX_MSGS_PER_SECOND - 1 - rate)))
-    return TokenBucket(rate=rate, capacity=burst)
+class Limiter(Protocol):
+    """What the paced outbox needs: may one message go now, and if not, how long until one may."""
+
+    def try_take(self, now: float) -> bool: ...
+    def wait_time(self, now: float) -> float: ...
+
+
+def gateway_limiter(msgs_per_second: float) -> SlidingWindow:
+    """The bridge's one limiter: at most `msgs_per_second` (capped at 49, one below IB's 50 for the handshake)
+    messages in any 1-second window. A burst of 20 orders goes at once; a sustained flood runs at that rate."""
+    limit = max(1, min(int(msgs_per_second), IB_MAX_MSGS_PER_SECOND - 1))
+    return SlidingWindow(limit=limit, window=WINDOW_SECONDS)
 
 
 @dataclass
-class TokenBucket:
-    """`rate` tokens per second, holding at most `capacity`; starts full."""
+class SlidingWindow:
+    """At most `limit` messages in any `window` seconds: a message may go when fewer than `limit` went in the
+    `window` seconds before it, so message i and message i + limit are always at least `window` apart."""
 
-    rate: float
-    capacity: float
-    tokens: float = -1.0
-    last: float | None = None
+    limit: int
+    window: float
+    _sent: deque[float] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
-        if self.rate <= 0 or self.capacity < 1:
-            raise ValueError("a token bucket needs rate > 0 and capacity >= 1")
-        if self.tokens < 0:
-            self.tokens = self.capacity
+        if self.limit < 1 or self.window <= 0:
+            raise ValueError("a sliding window needs limit >= 1 and window > 0")
 
-    def _refill(self, now: float) -> None:
-        if self.last is not None and now > self.last:
-            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        if self.last is None or now > self.last:
-            self.last = now
+    def _forget(self, now: float) -> None:
+        # the same sum as wait_time's, so "wait 0" and "room now" can never disagree by a rounding
+        while self._sent and self._sent[0] + self.window <= now:
+            self._sent.popleft()
 
     def try_take(self, now: float) -> bool:
-        """Take one token if there is one."""
-        self._refill(now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+        """Count one message as sent at `now` if the window has room for it."""
+        if self._sent and now < self._sent[-1]:
+            now = self._sent[-1]  # a clock that steps back must not open room the window does not have
+        self._forget(now)
+        if len(self._sent) >= self.limit:
+            return False
+        self._sent.append(now)
+        return True
 
     def wait_time(self, now: float) -> float:
-        """Seconds until one token is available (0 when one is there now)."""
-        self._refill(now)
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+        """Seconds until one message may go (0 when one may go now)."""
+        self._forget(now)
+        if len(self._sent) < self.limit:
+            return 0.0
+        return max(0.0, self._sent[-self.limit] + self.window - now)
 
 
 @dataclass(frozen=True)

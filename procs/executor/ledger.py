@@ -3,14 +3,16 @@
 Money and quantities are TEXT decimals, never REAL. A fill is applied in one transaction keyed by exec_id, so a
 SIGKILL at any instant leaves all of it or none of it, and a replayed fill changes nothing. A file that is not a
 healthy ledger stops start-up with one line and is never written to. Open positions and working orders are also
-kept in memory, updated only after their transaction commits.
+kept in memory, updated only after their transaction commits (in a group commit, reloaded if the group fails).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ class Ledger:
         self.path = path
         self.positions: dict[str, PositionRecord] = {}
         self.working: dict[str, OrderRecord] = {}
+        self._grouped = False  # inside group(): each write is a savepoint, the group commits once
         self._load()
 
     def _load(self) -> None:
@@ -321,8 +324,38 @@ class Ledger:
                 (key, str(value)),
             )
 
-    def _tx(self) -> _Transaction:
-        return _Transaction(self.conn)
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Group commit: every write inside is one transaction, committed (fsynced) once at the end, so a burst
+        of messages costs one fsync instead of one each. Nothing written inside may leave the process (no
+        order sent, nothing published) before the group ends. If the commit fails, nothing of the group is
+        kept, on disk or in memory, and the error is raised."""
+        if self._grouped:
+            yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._grouped = True
+        try:
+            yield
+        except BaseException:
+            self._grouped = False
+            self._abandon()
+            raise
+        self._grouped = False
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Roll the open transaction back and forget what memory learned from it."""
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("ROLLBACK")
+        self._load()
+
+    def _tx(self) -> _Transaction | _Savepoint:
+        return _Savepoint(self.conn) if self._grouped else _Transaction(self.conn)
 
 
 class _Transaction:
@@ -336,6 +369,21 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+class _Savepoint:
+    """One write inside a group: undone alone on an exception, committed with the group."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("SAVEPOINT write")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.conn.execute("ROLLBACK TO write")
+        self.conn.execute("RELEASE write")
 
 
 def open_ledger(path: Path) -> Ledger:

@@ -1,4 +1,4 @@
-"""The paced outbox: ib_async's every message goes through one bucket, heartbeats and cancels jump the queue,
+"""The paced outbox: ib_async's every message goes through one limiter, heartbeats and cancels jump the queue,
 a dead session's queue never reaches the next one, and a burst of requests waits its turn at the door."""
 
 from __future__ import annotations
@@ -9,16 +9,14 @@ import logging
 from ib_async import IB
 
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
-from procs.bridge.pacing import TokenBucket
+from procs.bridge.pacing import SlidingWindow
 
 
-def outbox(
-    rate: float = 1000.0, capacity: float = 5.0, room_limit: int = 20
-) -> tuple[PacedOutbox, list[str]]:
+def outbox(limit: int = 5, window: float = 0.005, room_limit: int = 20) -> tuple[PacedOutbox, list[str]]:
     ib = IB()
     sent: list[str] = []
     ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]
-    return PacedOutbox(ib, TokenBucket(rate=rate, capacity=capacity), room_limit=room_limit), sent
+    return PacedOutbox(ib, SlidingWindow(limit=limit, window=window), room_limit=room_limit), sent
 
 
 def test_it_replaces_ib_async_sendmsg_and_its_throttle() -> None:
@@ -27,9 +25,9 @@ def test_it_replaces_ib_async_sendmsg_and_its_throttle() -> None:
     assert box._client.MaxRequests == 0
 
 
-def test_a_burst_leaves_at_the_bucket_rate() -> None:
+def test_a_burst_leaves_at_the_limiters_rate() -> None:
     async def go() -> tuple[list[str], float]:
-        box, sent = outbox(rate=200.0, capacity=5.0)
+        box, sent = outbox(limit=5, window=0.025)  # 200 messages/s, 5 at once
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         for i in range(45):
@@ -46,7 +44,7 @@ def test_a_burst_leaves_at_the_bucket_rate() -> None:
 
 def test_heartbeats_and_cancels_jump_the_queue() -> None:
     async def go() -> list[str]:
-        box, sent = outbox(rate=100.0, capacity=1.0)
+        box, sent = outbox(limit=1, window=0.01)
         for i in range(5):
             box.send(f"3\0{i}\0")
         box.send("49\x001\x00")
@@ -62,7 +60,7 @@ def test_heartbeats_and_cancels_jump_the_queue() -> None:
 
 def test_clear_drops_what_a_dead_session_queued() -> None:
     async def go() -> tuple[list[str], int]:
-        box, sent = outbox(rate=50.0, capacity=1.0)
+        box, sent = outbox(limit=1, window=0.02)
         for i in range(10):
             box.send(f"1\0{i}\0")
         box.clear()
@@ -75,7 +73,7 @@ def test_clear_drops_what_a_dead_session_queued() -> None:
 
 def test_room_makes_a_burst_wait_at_the_door_and_times_out() -> None:
     async def go() -> tuple[bool, bool, int]:
-        box, _ = outbox(rate=20.0, capacity=1.0, room_limit=3)
+        box, _ = outbox(limit=1, window=0.05, room_limit=3)
         for i in range(10):
             box.send(f"1\0{i}\0")
         blocked = await box.room(timeout=0.05)

@@ -1,5 +1,6 @@
-"""The pacing rules: the bridge's one bucket never lets a 1-second window exceed IB's 50 messages, and the
-historical pacer enforces 60 per 10 minutes, no identical request within 15 s, at most 5 per contract in 2 s."""
+"""The pacing rules: the bridge's one limiter never lets a 1-second window hold more than its limit (at most 49,
+under IB's 50) whatever the arrival pattern, yet lets a burst go at once; and the historical pacer enforces 60
+per 10 minutes, no identical request within 15 s, at most 5 per contract in 2 s."""
 
 from __future__ import annotations
 
@@ -9,18 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procs.bridge.pacing import HistoryPacer, TokenBucket, gateway_bucket
-
-
-def greedy_send_times(bucket: TokenBucket, seconds: float, step: float = 0.001) -> list[float]:
-    """A sender that tries to send on every tick: the times the bucket let messages through."""
-    sent: list[float] = []
-    t = 0.0
-    while t < seconds:
-        while bucket.try_take(t):
-            sent.append(t)
-        t = round(t + step, 6)
-    return sent
+from procs.bridge.pacing import HistoryPacer, SlidingWindow, gateway_limiter
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -33,26 +23,77 @@ def max_in_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-@settings(max_examples=25, deadline=None)
-@given(rate=st.floats(min_value=1, max_value=50))
-def test_gateway_bucket_never_exceeds_50_in_any_second(rate: float) -> None:
-    times = greedy_send_times(gateway_bucket(rate), seconds=3.0)
-    assert max_in_window(times) <= 49
-    # and it is not so timid that it wastes the allowance it was given
-    assert len(times) >= min(rate, 48) * 3.0 * 0.95
+def paced_send_times(limiter: SlidingWindow, arrivals: list[float]) -> list[float]:
+    """What the outbox does: queue each arrival, send whenever the limiter allows, wake when it says to."""
+    queue: deque[float] = deque()
+    sent: list[float] = []
+    pending = sorted(arrivals)
+    now = 0.0
+    while pending or queue:
+        while pending and pending[0] <= now:
+            queue.append(pending.pop(0))
+        while queue and limiter.try_take(now):
+            queue.popleft()
+            sent.append(now)
+        wake = [pending[0]] if pending else []
+        if queue:
+            wake.append(now + limiter.wait_time(now))
+        if wake:
+            now = max(now, min(wake))
+    return sent
 
 
-def test_token_bucket_says_how_long_to_wait() -> None:
-    b = TokenBucket(rate=10, capacity=2)
-    assert b.try_take(0.0) and b.try_take(0.0)
-    assert not b.try_take(0.0)
-    assert b.wait_time(0.0) == pytest.approx(0.1)
-    assert b.try_take(0.1)
+# arrivals: bursts (many at one instant) mixed with scattered messages, over a few seconds
+arrival_patterns = st.lists(
+    st.tuples(st.floats(min_value=0, max_value=4, allow_nan=False), st.integers(min_value=1, max_value=60)),
+    min_size=1,
+    max_size=25,
+).map(lambda bursts: [t for t, n in bursts for _ in range(n)])
 
 
-def test_token_bucket_rejects_nonsense() -> None:
+@settings(max_examples=150, deadline=None)
+@given(rate=st.floats(min_value=1, max_value=50), arrivals=arrival_patterns)
+def test_the_gateway_limiter_never_lets_a_second_hold_more_than_its_limit(
+    rate: float, arrivals: list[float]
+) -> None:
+    limiter = gateway_limiter(rate)
+    sent = paced_send_times(limiter, arrivals)
+    assert len(sent) == len(arrivals)  # everything goes out in the end
+    assert max_in_window(sent) <= min(int(rate), 49)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=60),
+    steps=st.lists(st.floats(min_value=0, max_value=0.5, allow_nan=False), min_size=1, max_size=300),
+)
+def test_a_sliding_window_counts_any_pattern_of_tries_exactly(limit: int, steps: list[float]) -> None:
+    w = SlidingWindow(limit=limit, window=1.0)
+    now, sent, refused = 0.0, [], []
+    for step in steps:
+        now += step
+        wait = w.wait_time(now)
+        took = w.try_take(now)
+        assert took == (wait == 0.0)  # it says "wait" exactly when it refuses
+        (sent if took else refused).append(now)
+    assert max_in_window(sent) <= limit
+    # never timid: each refusal was forced by `limit` messages sent less than a second before it
+    assert all(sum(1 for s in sent if 0 <= t - s < 1.0) == limit for t in refused)
+
+
+def test_a_burst_of_20_orders_goes_at_once_then_the_window_holds() -> None:
+    w = gateway_limiter(40)
+    assert all(w.try_take(10.0) for _ in range(40))  # 20 orders (and more) leave in the same instant
+    assert not w.try_take(10.5)
+    assert w.wait_time(10.5) == pytest.approx(0.55)  # the burst leaves the (slightly long) window
+    assert w.try_take(11.05)
+
+
+def test_the_limit_stays_under_ibs_50_and_nonsense_is_refused() -> None:
+    assert gateway_limiter(50).limit == 49
+    assert gateway_limiter(0.5).limit == 1
     with pytest.raises(ValueError):
-        TokenBucket(rate=0, capacity=1)
+        SlidingWindow(limit=0, window=1.0)
 
 
 def test_history_pacer_allows_60_per_10_minutes_then_names_the_rule() -> None:

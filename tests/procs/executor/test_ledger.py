@@ -112,6 +112,43 @@ def test_everything_survives_a_reopen(short_tmp: Path) -> None:
         again.close()
 
 
+def _seen_from_outside(path: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT client_order_id FROM orders ORDER BY client_order_id")]
+    finally:
+        conn.close()
+
+
+def test_a_group_commits_its_writes_once_and_a_failed_write_inside_undoes_only_itself(
+    ledger: Ledger,
+) -> None:
+    with ledger.group():
+        new_order(ledger, "ex-1")
+        new_order(ledger, "ex-2", symbol="MSFT")
+        with pytest.raises(LedgerError):
+            ledger.apply_fill(fill("e1", "10", "100.00", coid="ex-unknown"), DAY)
+        with pytest.raises(sqlite3.IntegrityError):
+            new_order(ledger, "ex-1")  # the same id twice: this write alone is undone
+        assert _seen_from_outside(ledger.path) == []  # nothing is durable before the group commits
+        assert set(ledger.working) == {"ex-1", "ex-2"}
+    assert _seen_from_outside(ledger.path) == ["ex-1", "ex-2"]
+    ledger.apply_fill(fill("e1", "10", "100.00"), DAY)  # and the ledger works normally afterwards
+    assert ledger.positions["AAPL"].quantity == D(10)
+
+
+def test_a_group_that_fails_keeps_nothing_on_disk_or_in_memory(ledger: Ledger) -> None:
+    new_order(ledger, "ex-1")
+    with pytest.raises(RuntimeError), ledger.group():
+        ledger.apply_fill(fill("e1", "40", "100.00"), DAY)
+        new_order(ledger, "ex-2", symbol="MSFT")
+        assert ledger.positions["AAPL"].quantity == D(40)
+        raise RuntimeError("the group fails before it commits")
+    assert _seen_from_outside(ledger.path) == ["ex-1"]
+    assert "AAPL" not in ledger.positions and set(ledger.working) == {"ex-1"}
+    assert not ledger.has_fill("e1")
+
+
 def test_migrations_bring_an_old_ledger_up_to_date_keeping_its_data(short_tmp: Path) -> None:
     path = short_tmp / "old.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
