@@ -29,6 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile, stop_process  # noqa: E402
+
 HOME = Path(tempfile.mkdtemp(prefix="ibbench", dir="/tmp"))
 os.environ.update(STACK_HOME=str(HOME), VAR_DIR=str(HOME / "var"))
 
@@ -45,11 +48,6 @@ from shared.messages import Bar, HealthReport, HealthRequest  # noqa: E402
 from tests.support.sim import VENV_PYTHON, RunningSim, running_sim  # noqa: E402
 
 SYMBOLS = "AAPL,MSFT,SPY,QQQ,NVDA"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Clock(Listener):
@@ -264,12 +262,7 @@ def bridge_rss(sim: RunningSim, seconds: float) -> tuple[float, float]:
             time.sleep(0.5)
         last = psutil.Process(proc.pid).memory_info().rss / 2**20
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
     return last, peak
 
 
@@ -328,7 +321,7 @@ def bus_figures(args: argparse.Namespace) -> None:
     lat = bus("latency", 5000)
     ns = lat["latencies_ns"]
     print(
-        f"bus latency at 1,000 msg/s   p50 {pct(ns, 0.5) / 1e3:6.0f} us   p99 {pct(ns, 0.99) / 1e3:6.0f} us   "
+        f"bus latency at 1,000 msg/s   p50 {percentile(ns, 0.5) / 1e3:6.0f} us   p99 {percentile(ns, 0.99) / 1e3:6.0f} us   "
         f"max {max(ns) / 1e3:6.0f} us   ({len(ns)} messages; target p99 <= 1000 us)"
     )
 

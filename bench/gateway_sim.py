@@ -23,13 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ib_async import IB, Stock  # noqa: E402
 
+from bench.common import percentile  # noqa: E402
 from procs.gateway_sim.contracts import DEFAULT_CONTRACTS  # noqa: E402
 from tests.support.sim import running_sim  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def connect_times(port: int, n: int) -> tuple[list[float], list[float]]:

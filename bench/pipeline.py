@@ -34,6 +34,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import percentile, stop_process  # noqa: E402
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
 FLOOR_FIRST_ORDER_ID = 50_000_000
@@ -237,16 +240,6 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         out.close()
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def counted_orders(ledger: Path) -> int:
     if not ledger.exists():
         return 0
@@ -304,12 +297,7 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
         return trace, ledger, streams
     finally:
         for proc in reversed(procs):  # the simulator last, so its trace is complete
-            stop(proc)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+            stop_process(proc)
 
 
 def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
@@ -351,13 +339,13 @@ def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
     print("  where the pipeline's time goes (p50 / p99 ms, each hop ends at a publish or a write):")
     for name, values in hops.items():
         if values:
-            print(f"    {name:<44} {pct(values, 0.5):7.2f} / {pct(values, 0.99):7.2f}")
+            print(f"    {name:<44} {percentile(values, 0.5):7.2f} / {percentile(values, 0.99):7.2f}")
 
 
 def report(pipeline: list[float], floor: list[float], floor_all: list[float]) -> None:
     if not pipeline:
         raise SystemExit("bench: no matched orders; see the logs")
-    p50, p99 = pct(pipeline, 0.50), pct(pipeline, 0.99)
+    p50, p99 = percentile(pipeline, 0.50), percentile(pipeline, 0.99)
     if not floor:  # --no-floor: the pipeline alone (the simulator serves nobody else)
         print(f"tick-to-order latency, pipeline alone (no floor client), {SYMBOLS.count(',') + 1} symbols")
         print(
@@ -365,7 +353,7 @@ def report(pipeline: list[float], floor: list[float], floor_all: list[float]) ->
         )
         print(f"  targets {'met' if p50 <= 5 and p99 <= 20 else 'NOT met'} (p50 <= 5 ms, p99 <= 20 ms)")
         return
-    f50, f99 = pct(floor, 0.50), pct(floor, 0.99)
+    f50, f99 = percentile(floor, 0.50), percentile(floor, 0.99)
     print(
         f"tick-to-order latency, bar written by the simulator -> placeOrder read by the simulator ({SYMBOLS.count(',') + 1} symbols)"
     )
@@ -376,7 +364,7 @@ def report(pipeline: list[float], floor: list[float], floor_all: list[float]) ->
         f"  floor (bare ib_async, same bars):                     n={len(floor)}  p50 {f50:.2f} ms  p99 {f99:.2f} ms  max {max(floor):.2f} ms"
     )
     print(
-        f"  floor (every bar it received):                        n={len(floor_all)}  p50 {pct(floor_all, 0.5):.2f} ms  p99 {pct(floor_all, 0.99):.2f} ms"
+        f"  floor (every bar it received):                        n={len(floor_all)}  p50 {percentile(floor_all, 0.5):.2f} ms  p99 {percentile(floor_all, 0.99):.2f} ms"
     )
     print(f"  ratio pipeline/floor: p50 {p50 / f50:.1f}x  p99 {p99 / f99:.1f}x")
     verdict = "met" if p50 <= 5 and p99 <= 20 else "NOT met"
