@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import percentile, stop_process  # noqa: E402
 
 HOME = Path(tempfile.mkdtemp(prefix="ibbench", dir="/tmp"))
+atexit.register(shutil.rmtree, HOME, True)  # each process (the subscriber child too) removes its own
 os.environ.update(STACK_HOME=str(HOME), VAR_DIR=str(HOME / "var"))
 
 import msgspec  # noqa: E402
