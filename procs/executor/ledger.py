@@ -22,6 +22,8 @@ from procs.executor.orders import OrderRecord, apply_fill_quantity
 from procs.executor.records import (
     ORDER_COLUMNS,
     ORDER_INSERT,
+    ORDER_MUTABLE,
+    ORDER_UPDATE,
     DayRecord,
     FillIn,
     HaltState,
@@ -29,7 +31,7 @@ from procs.executor.records import (
     book_fill,
     dec_or_none,
     order_from_row,
-    order_values,
+    order_row,
     settled,
 )
 
@@ -74,7 +76,7 @@ class Ledger:
     def insert_order(self, order: OrderRecord) -> None:
         """Write a new order and commit: this happens before the order is sent anywhere."""
         with self._tx():
-            self.conn.execute(ORDER_INSERT, order_values(order))
+            self.conn.execute(ORDER_INSERT, tuple(order_row(order).values()))
         self._track(order)
 
     def save_order(self, order: OrderRecord) -> None:
@@ -83,24 +85,8 @@ class Ledger:
         self._track(order)
 
     def _update_order(self, o: OrderRecord) -> None:
-        self.conn.execute(
-            "UPDATE orders SET status=?, filled=?, reported_filled=?, avg_fill_price=?, broker_order_id=?, "
-            "perm_id=?, reason=?, error_code=?, updated_ns=?, sent_ns=?, settled=? WHERE client_order_id=?",
-            (
-                o.status,
-                str(o.filled),
-                str(o.reported_filled),
-                str(o.avg_fill_price),
-                o.broker_order_id,
-                o.perm_id,
-                o.reason,
-                o.error_code,
-                o.updated_ns,
-                o.sent_ns,
-                int(settled(o)),
-                o.client_order_id,
-            ),
-        )
+        row = order_row(o)
+        self.conn.execute(ORDER_UPDATE, (*(row[c] for c in ORDER_MUTABLE), o.client_order_id))
 
     def _track(self, order: OrderRecord) -> None:
         if not settled(order):

@@ -19,6 +19,12 @@ ORDER_COLUMNS = (
     "decided_on_ns, why"
 )
 ORDER_INSERT = f"INSERT INTO orders ({ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 21)})"
+# what changes over an order's life; the rest is fixed when it is written, before it is sent
+ORDER_MUTABLE = (
+    "status", "filled", "reported_filled", "avg_fill_price", "broker_order_id", "perm_id", "reason",
+    "error_code", "updated_ns", "sent_ns", "settled",
+)  # fmt: skip
+ORDER_UPDATE = f"UPDATE orders SET {', '.join(c + '=?' for c in ORDER_MUTABLE)} WHERE client_order_id=?"
 AVG_PLACES = Decimal("1e-8")
 
 
@@ -107,30 +113,31 @@ def order_from_row(row: sqlite3.Row) -> OrderRecord:
     )
 
 
-def order_values(o: OrderRecord) -> tuple[Any, ...]:
-    return (
-        o.client_order_id,
-        o.symbol,
-        o.side,
-        str(o.quantity),
-        o.order_type,
-        None if o.limit_price is None else str(o.limit_price),
-        o.status,
-        str(o.filled),
-        str(o.reported_filled),
-        str(o.avg_fill_price),
-        o.broker_order_id,
-        o.perm_id,
-        o.reason,
-        o.error_code,
-        int(o.reduce_only),
-        o.created_ns,
-        o.updated_ns,
-        o.sent_ns,
-        o.decided_on_ns,
-        o.why,
-        int(settled(o)),
-    )
+def order_row(o: OrderRecord) -> dict[str, Any]:
+    """Every orders column with its stored value; the one mapping both INSERT and UPDATE are built from."""
+    return {
+        "client_order_id": o.client_order_id,
+        "symbol": o.symbol,
+        "side": o.side,
+        "quantity": str(o.quantity),
+        "order_type": o.order_type,
+        "limit_price": None if o.limit_price is None else str(o.limit_price),
+        "status": o.status,
+        "filled": str(o.filled),
+        "reported_filled": str(o.reported_filled),
+        "avg_fill_price": str(o.avg_fill_price),
+        "broker_order_id": o.broker_order_id,
+        "perm_id": o.perm_id,
+        "reason": o.reason,
+        "error_code": o.error_code,
+        "reduce_only": int(o.reduce_only),
+        "created_ns": o.created_ns,
+        "updated_ns": o.updated_ns,
+        "sent_ns": o.sent_ns,
+        "decided_on_ns": o.decided_on_ns,
+        "why": o.why,
+        "settled": int(settled(o)),
+    }
 
 
 def settled(o: OrderRecord) -> bool:
