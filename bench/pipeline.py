@@ -1,6 +1,6 @@
 """Tick-to-order latency of the whole stack, and the floor of a bare ib_async client, measured by the simulator.
 
-    .venv/bin/python bench/pipeline.py [--orders 1000] [--speed 10] [--max-seconds 300]
+    .venv/bin/python bench/pipeline.py [--orders 1000] [--speed 10] [--max-seconds 300] [--floor alone]
 
 Latency = the simulator writing the 5-second bar that completes a signal to a client's socket -> the
 simulator receiving the placeOrder that answers it; both stamps are taken inside the simulator process.
@@ -9,9 +9,14 @@ simulator receiving the placeOrder that answers it; both stamps are taken inside
   real self in its own process, 20 symbols. BAR_SECONDS=5, so each 5-second bar closes a strategy bar, and a
   mean-reversion strategy with a tiny entry band flips its targets often. An order is tied to its bar by the bar
   end the executor records with it (orders.decided_on_ns); orders re-decided after a cancel are not counted.
-- Floor: a bare ib_async client (its own client id, its client-side throttle off) that places an order the
-  moment it receives each bar (LMT BUY 1 @ 1.00 IOC: it never fills), its orderRef naming the bar. Its figures
-  are taken over the same bars as the pipeline's orders; the ratio is pipeline / floor.
+- Floor: a bare ib_async client (its own client id, its client-side throttle off, its logging off) that places
+  an order the moment it receives each bar (LMT BUY 1 @ 1.00 IOC: it never fills), its orderRef naming the bar.
+  Its figures are taken over the same bars as the pipeline's orders; the ratio is pipeline / floor.
+  `--floor alone` (the default): a second phase of the same run, with the pipeline's programs stopped, replays
+  the same simulated span (same seed, same clock start, same real duration), so the floor sees the very bars
+  the pipeline traded on and neither competes with the other for the 2 cores, as in production, where the
+  stack runs alone. `--floor concurrent`: the floor runs beside the pipeline in one phase, both slowed by the
+  other (the floor's 20 orders per bar double the simulator's work). `--floor none`: the pipeline alone.
 The simulator's pacing is off for the run (the floor sends one order per bar, ~40/s). The stamps come from two
 functions of the simulator wrapped in its child process for this benchmark; the simulator's code is unchanged.
 """
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +110,12 @@ def run_traced_sim(argv: list[str]) -> int:
 
 def run_floor(port: int, symbols: list[str]) -> int:
     """A bare ib_async client: one order per bar received, as fast as it can."""
+    import logging
+
     from ib_async import IB, LimitOrder, Stock
+
+    # silent, as a floor should be: ib_async would print two lines for the cancel of every IOC order
+    logging.getLogger("ib_async").setLevel(logging.CRITICAL)
 
     async def go() -> None:
         ib = IB()
@@ -250,8 +261,38 @@ def counted_orders(ledger: Path) -> int:
         conn.close()
 
 
-def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
+def start_sim(home: Path, port: int, args: argparse.Namespace, sim_start: str, env: dict[str, str]) -> Any:
     from procs.gateway_sim.control import control_path, request
+
+    sim_args = ["--port", str(port), "--speed", str(args.speed), "--no-pacing", "--start", sim_start]
+    sim_args += ["--control-dir", str(home / "run"), "--log-dir", str(home)]
+    sim_env = dict(env, PIPELINE_TRACE=str(home / "trace.txt"))
+    proc = start([str(PYTHON), __file__, "_sim", *sim_args], sim_env, home / "sim.out")
+    wait_for("the simulator", lambda: request(control_path(home / "run", port), ["status"]).get("ok"), 30)
+    return proc
+
+
+def run_floor_alone(args: argparse.Namespace, home: Path, sim_start: str, seconds: float) -> None:
+    """Phase 2: a fresh simulator from the same clock start, the floor client alone, for as long as phase 1."""
+    port = free_port()
+    env = stack_env(home, port, args.speed, args.bridge_rate)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(start_sim(home, port, args, sim_start, env))
+        began = time.monotonic()
+        floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
+        procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
+        print(f"  floor alone on the same simulated span: {seconds:.0f}s", flush=True)
+        while time.monotonic() - began < seconds:
+            if procs[-1].poll() is not None:
+                raise SystemExit(f"bench: the floor client exited early; logs in {home}")
+            time.sleep(1.0)
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
+
+
+def run(args: argparse.Namespace, home: Path, sim_start: str) -> tuple[Path, Path, StreamTimes, float]:
     from shared.bus import pub_endpoint, req_endpoint, request_once
     from shared.config import load_settings
     from shared.messages import HealthRequest
@@ -261,11 +302,8 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
     trace = home / "trace.txt"
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        sim_args = ["--port", str(port), "--speed", str(args.speed), "--no-pacing"]
-        sim_args += ["--control-dir", str(home / "run"), "--log-dir", str(home)]
-        sim_env = dict(env, PIPELINE_TRACE=str(trace))
-        procs.append(start([str(PYTHON), __file__, "_sim", *sim_args], sim_env, home / "sim.out"))
-        wait_for("the simulator", lambda: request(control_path(home / "run", port), ["status"]).get("ok"), 30)
+        procs.append(start_sim(home, port, args, sim_start, env))
+        sim_began = time.monotonic()
         for program in PROGRAMS:
             procs.append(start([str(PYTHON), "-m", f"procs.{program}"], env, home / f"{program}.out"))
         os.environ.update(STACK_HOME=str(home), VAR_DIR=str(home / "var"), IB_PORT=str(port))
@@ -277,7 +315,7 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
             lambda: request_once(bridge, HealthRequest(), 1.0).result["state"] == "READY",
             60,
         )
-        if not args.no_floor:
+        if args.floor == "concurrent":
             floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
             procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
         ledger = home / "var" / "data" / "ledger.sqlite"
@@ -294,13 +332,13 @@ def run(args: argparse.Namespace, home: Path) -> tuple[Path, Path, StreamTimes]:
                 raise SystemExit(f"bench: a program exited early: {dead}; logs in {home}")
             time.sleep(1.0)
         streams.close()
-        return trace, ledger, streams
+        return trace, ledger, streams, time.monotonic() - sim_began
     finally:
         for proc in reversed(procs):  # the simulator last, so its trace is complete
             stop_process(proc)
 
 
-def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
+def analyse(trace: Path, ledger: Path, streams: StreamTimes, floor_mode: str) -> None:
     bars: dict[tuple[int, str, int], int] = {}
     received: dict[tuple[int, str], int] = {}
     for line in trace.read_text().splitlines():
@@ -335,18 +373,18 @@ def analyse(trace: Path, ledger: Path, streams: StreamTimes) -> None:
             if written is not None:
                 floor_all[bar_key] = (arrived - written) / 1e6
     floor_same = [floor_all[k] for k in pipeline if k in floor_all]
-    report(list(pipeline.values()), floor_same, list(floor_all.values()))
+    report(list(pipeline.values()), floor_same, list(floor_all.values()), floor_mode)
     print("  where the pipeline's time goes (p50 / p99 ms, each hop ends at a publish or a write):")
     for name, values in hops.items():
         if values:
             print(f"    {name:<44} {percentile(values, 0.5):7.2f} / {percentile(values, 0.99):7.2f}")
 
 
-def report(pipeline: list[float], floor: list[float], floor_all: list[float]) -> None:
+def report(pipeline: list[float], floor: list[float], floor_all: list[float], floor_mode: str) -> None:
     if not pipeline:
         raise SystemExit("bench: no matched orders; see the logs")
     p50, p99 = percentile(pipeline, 0.50), percentile(pipeline, 0.99)
-    if not floor:  # --no-floor: the pipeline alone (the simulator serves nobody else)
+    if not floor:  # --floor none: the pipeline alone (the simulator serves nobody else)
         print(f"tick-to-order latency, pipeline alone (no floor client), {SYMBOLS.count(',') + 1} symbols")
         print(
             f"  pipeline: n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms"
@@ -361,7 +399,7 @@ def report(pipeline: list[float], floor: list[float], floor_all: list[float]) ->
         f"  pipeline (bridge>features>strategy>executor>bridge): n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms   (targets: p50 <= 5 ms, p99 <= 20 ms)"
     )
     print(
-        f"  floor (bare ib_async, same bars):                     n={len(floor)}  p50 {f50:.2f} ms  p99 {f99:.2f} ms  max {max(floor):.2f} ms"
+        f"  floor (bare ib_async, same bars, {floor_mode + '):':<12}         n={len(floor)}  p50 {f50:.2f} ms  p99 {f99:.2f} ms  max {max(floor):.2f} ms"
     )
     print(
         f"  floor (every bar it received):                        n={len(floor_all)}  p50 {percentile(floor_all, 0.5):.2f} ms  p99 {percentile(floor_all, 0.99):.2f} ms"
@@ -392,16 +430,22 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, trace, ledger)")
     p.add_argument(
-        "--no-floor",
-        action="store_true",
-        help="leave the floor client out (its 20 orders per bar also load the simulator and the 2 cores)",
+        "--floor",
+        choices=("alone", "concurrent", "none"),
+        default="alone",
+        help="the floor client in a second phase over the same bars (default), beside the pipeline, or not at all",
     )
     args = p.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="ibpipe", dir="/tmp"))
     started = time.monotonic()
+    from procs.gateway_sim.market_hours import default_sim_start
+
+    sim_start = default_sim_start(datetime.now(UTC)).isoformat()  # both phases: the same simulated span
     try:
-        trace, ledger, streams = run(args, home)
-        analyse(trace, ledger, streams)
+        trace, ledger, streams, seconds = run(args, home, sim_start)
+        if args.floor == "alone":
+            run_floor_alone(args, home, sim_start, seconds + 2.0)
+        analyse(trace, ledger, streams, args.floor)
         if args.keep:  # every stream's publish times, for a closer look at one burst
             with open(home / "streams.txt", "w") as out:
                 for kind, times in streams.times.items():

@@ -20,6 +20,7 @@ from procs.bridge.pacing import HistoryPacer
 from procs.bridge.session import GatewaySession
 from shared.bus import RequestError
 from shared.config import mask_account
+from shared.log import event
 from shared.messages import (
     AccountRequest,
     AccountValue,
@@ -262,6 +263,16 @@ class BridgeApi:
             ) from None
         s.orders.sent(req.client_order_id, trade.order.orderId, s.generation)
         s.count("orders_placed")
+        event(
+            "order_placed",
+            client_order_id=req.client_order_id,
+            order_id=trade.order.orderId,
+            symbol=req.symbol,
+            side=req.side,
+            quantity=req.quantity,
+            order_type=req.order_type,
+            limit_price=req.limit_price,
+        )
         return OrderAck(client_order_id=req.client_order_id, order_id=trade.order.orderId, status="NEW")
 
     async def cancel_order(self, req: CancelOrder) -> OrderAck:
@@ -281,6 +292,7 @@ class BridgeApi:
             self.session.ib.cancelOrder(trade.order)
         except ConnectionError:
             raise RequestError("the Gateway connection dropped; retry the cancel") from None
+        event("cancel_sent", client_order_id=ev.client_order_id, order_id=ev.order_id, symbol=ev.symbol)
         return OrderAck(client_order_id=ev.client_order_id, order_id=ev.order_id, status="PENDING_CANCEL")
 
     async def open_orders(self, req: OpenOrdersRequest) -> list[OrderEvent]:

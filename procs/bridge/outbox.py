@@ -3,6 +3,10 @@ types combined), and ib_async's log lines for codes the bridge reports itself ar
 
 A thin adapter over ib_async's Client: it replaces Client.sendMsg. It must never send a message queued for a
 dead session on a new one, and never let a heartbeat wait behind a backlog of requests.
+
+ib_async also logs a whole Trade (every field of the order, its status and its log) for each of the ~10 messages
+an order brings back; the bridge logs each order, state change and fill in one short line of its own, so those
+lines are dropped before they reach the log: routing them cost about a quarter of the bridge's CPU in a burst.
 """
 
 from __future__ import annotations
@@ -22,6 +26,17 @@ from procs.bridge.pacing import Limiter
 _PRIORITY_PREFIXES = ("49\0", "4\0")
 # codes the bridge turns into state changes and logs once per transition (or per interval) itself
 _QUIET_CODES = re.compile(r"^(Error|Warning) (1100|1101|1102|2103|2104|2105|2106|2107|2108|2110|2158|10197),")
+# per-order, per-fill and per-position lines the bridge writes itself, shorter (procs/bridge/stream.py, api.py)
+_OWN_LINES = (
+    "placeOrder:",
+    "cancelOrder:",
+    "openOrder:",
+    "orderStatus:",
+    "execDetails",
+    "commissionReport:",
+    "position:",
+    "updatePortfolio:",
+)
 
 
 class PacedOutbox:
@@ -122,13 +137,16 @@ class PacedOutbox:
 class _QuietCodes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
+        if record.levelno <= logging.INFO and text.startswith(_OWN_LINES):
+            return False
         # our own cancel of a connect attempt (after 326 or an early close) is not an error worth a line
         return not (_QUIET_CODES.match(text) or text == "API connection failed: CancelledError()")
 
 
-def quiet_ib_async_codes() -> None:
-    """Drop ib_async's per-message lines for the codes the bridge reports per transition (1100 storms...)."""
-    for name in ("ib_async.wrapper", "ib_async.client"):
+def quiet_ib_async() -> None:
+    """Drop ib_async's lines for the codes the bridge reports per transition (1100 storms...) and its per-order
+    lines, which the bridge writes itself in short form."""
+    for name in ("ib_async.wrapper", "ib_async.client", "ib_async.ib"):
         log = logging.getLogger(name)
         if not any(isinstance(f, _QuietCodes) for f in log.filters):
             log.addFilter(_QuietCodes())

@@ -21,7 +21,7 @@ from loguru import logger
 from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
 from procs.bridge.feeds import Feeds
 from procs.bridge.orders import OrderRegistry
-from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
+from procs.bridge.outbox import PacedOutbox, quiet_ib_async
 from procs.bridge.pacing import gateway_limiter
 from procs.bridge.requests import REQUEST_TIMEOUT, GatewayRequests
 from procs.bridge.states import (
@@ -134,7 +134,7 @@ class GatewaySession:
         self._sync_due: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        quiet_ib_async_codes()
+        quiet_ib_async()
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
         self.ib.client.apiError += self._on_api_error

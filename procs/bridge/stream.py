@@ -19,7 +19,7 @@ from procs.bridge.session import GatewaySession, Listener
 from procs.bridge.states import Status
 from procs.bridge.subscriptions import SubscriptionSpec
 from shared.config import mask_account
-from shared.log import log_every
+from shared.log import event, log_every
 from shared.messages import Alert, GatewayStatus, Message, OrderEvent
 
 Publish = Callable[[str, Message], None]
@@ -109,6 +109,16 @@ class Streams(Listener):
             return
         self._order_seen[key] = state
         self.send(f"order.{ev.status.lower()}", ev)
+        event(
+            "order_status",
+            client_order_id=ev.client_order_id,
+            order_id=ev.order_id,
+            symbol=ev.symbol,
+            status=ev.status,
+            ib_status=ev.ib_status,
+            filled=ev.filled,
+            reason=repr(ev.reason),
+        )
 
     def _on_exec(self, trade: Any, fill: Any) -> None:
         self._publish_fill(fill)
@@ -124,10 +134,22 @@ class Streams(Listener):
             return
         self._fills[msg.exec_id] = with_commission
         self.send("fill", msg)
+        if sent is None:
+            event(
+                "fill",
+                exec_id=msg.exec_id,
+                client_order_id=msg.client_order_id,
+                symbol=msg.symbol,
+                side=msg.side,
+                quantity=msg.quantity,
+                price=msg.price,
+            )
 
     def _on_position(self, position: Any) -> None:
         if position.account == self.session.settings.ib_account:
-            self.send("position", convert.position(position))
+            msg = convert.position(position)
+            self.send("position", msg)
+            event("position", symbol=msg.symbol, quantity=msg.quantity, avg_cost=msg.avg_cost)
 
     def _on_account_value(self, value: Any) -> None:
         if value.account == self.session.settings.ib_account:

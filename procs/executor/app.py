@@ -100,6 +100,7 @@ class ExecutorApp:
             else None
         )
         self.reconcile_wanted = asyncio.Event()
+        self.sync_wanted = asyncio.Event()
         self.reconcile_reason = "start-up"
         self.reconciler = Reconciler(ex, self.sync.call)
         self.last_reconcile: ReconcileReport | None = None
@@ -117,6 +118,7 @@ class ExecutorApp:
             asyncio.create_task(self._guard(self._streams(), "streams")),
             asyncio.create_task(self._guard(self._timers(), "timers")),
             asyncio.create_task(self._guard(self._reconcile_loop(), "reconcile")),
+            asyncio.create_task(self._guard(self._sync_behind(), "ledger sync")),
             asyncio.create_task(self.server.serve(svc.stop)),
         ]
         try:
@@ -150,21 +152,43 @@ class ExecutorApp:
             got = await self.sub.recv(timeout=0.2)
             if got is None:
                 continue
-            # Group commit: the messages already waiting (a burst of targets, an order's reports) are decided in
-            # one ledger transaction, fsynced once, and only then is anything sent or published. An order is
-            # still durable before it leaves; a burst of N costs one fsync instead of N.
             batch = [got]
             while len(batch) < BATCH_MAX and (more := self.sub.recv_nowait()) is not None:
                 batch.append(more)
-            with self.ex.ledger.group():  # a failed commit raises: crash-only, nothing of it was sent
-                decided = [(item, self._decide(item)) for item in batch]
+            await self._decide_batch(batch)
+
+    async def _decide_batch(self, batch: list[Received]) -> None:
+        """Group commit: the messages already waiting (a burst of targets, an order's reports) are decided in one
+        ledger transaction and only then is anything sent or published. A group ends early at the first message
+        that makes an order, which goes out at once (committed, so a SIGKILL cannot lose it); the rest of the
+        batch follows in the next group. The disk sync runs behind, in a thread (Ledger.sync)."""
+        ledger = self.ex.ledger
+        at = 0
+        while at < len(batch):
+            decided: list[tuple[Received, list[Action]]] = []
+            with ledger.group():  # a failed commit raises: crash-only, nothing of it was sent
+                while at < len(batch):
+                    item = batch[at]
+                    at += 1
+                    decided.append((item, self._decide(item)))
+                    if any(isinstance(a, Send) for a in decided[-1][1]):
+                        break
             for item, actions in decided:
                 try:
                     await self.execute(actions)
                 except Exception as exc:  # one bad message costs one message
                     self._failed(item, exc)
             if any(isinstance(a, Send) for _, actions in decided for a in actions):
-                await asyncio.sleep(0)  # let the orders go out before the next message is read
+                await asyncio.sleep(0)  # let the order go out before the next message is decided
+
+    async def _sync_behind(self) -> None:
+        """fsync the ledger's new orders right behind their sends, from a thread, coalescing bursts."""
+        while not self.svc.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sync_wanted.wait(), 1.0)
+            if self.sync_wanted.is_set():
+                self.sync_wanted.clear()
+                await asyncio.to_thread(self.ex.ledger.sync)
 
     def _decide(self, got: Received) -> list[Action]:
         try:
@@ -212,6 +236,11 @@ class ExecutorApp:
     # ------------------------------------------------------------------ actions out
 
     async def execute(self, actions: list[Action]) -> None:
+        """Carry out decided actions; new orders in the ledger get their disk sync right behind their sends."""
+        ledger = self.ex.ledger
+        if ledger.unsynced:
+            ledger.unsynced = False
+            self.sync_wanted.set()  # the fsync runs in a thread: the sends spawned below never wait for it
         for a in actions:
             if isinstance(a, Publish):
                 self.svc.publish(a.topic, a.msg)
@@ -364,6 +393,7 @@ class ExecutorApp:
             "last_reconcile_reason": r.reason if r else "",
             "last_reconcile_open_orders": r.open_orders if r else 0,
             "reconciliations": self.reconciliations,
+            "ledger_syncs": self.ex.ledger.syncs,  # fsyncs of new orders (and halts), each right behind its send
             "position_mismatches": [str(m) for m in r.mismatches] if r else [],
         }
 

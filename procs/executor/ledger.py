@@ -1,7 +1,15 @@
 """The executor's ledger: orders, fills, positions, cash, daily P&L and the halt, in one SQLite file (WAL).
 
 Money and quantities are TEXT decimals, never REAL. A fill is applied in one transaction keyed by exec_id, so a
-SIGKILL at any instant leaves all of it or none of it, and a replayed fill changes nothing. A file that is not a
+SIGKILL at any instant leaves all of it or none of it, and a replayed fill changes nothing.
+
+Durability: every commit reaches the operating system before the call returns (SQLite WAL at
+synchronous=NORMAL), so a SIGKILL of the executor at any instant loses nothing it committed: an order is in the
+ledger before it is sent. The disk itself is synced (`sync`) right behind each burst of new orders, from a
+thread, so the fsync (0.3 to 2 ms here under load) never delays an order; a halt or resume is synced before it
+returns. A power failure can cut off only the newest commits, never a middle one; what they held the broker
+still knows, and reconciliation finds it by orderRef and execId (an order of ours the ledger never saw halts
+trading with both numbers, so nothing is ever sent twice). A file that is not a
 healthy ledger stops start-up with one line and is never written to. Open positions and working orders are also
 kept in memory, updated only after their transaction commits (in a group commit, reloaded if the group fails).
 """
@@ -10,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -57,6 +66,11 @@ class Ledger:
         self.positions: dict[str, PositionRecord] = {}
         self.working: dict[str, OrderRecord] = {}
         self._grouped = False  # inside group(): each write is a savepoint, the group commits once
+        self.unsynced = (
+            False  # new orders were committed since the last sync(); the app syncs them behind the send
+        )
+        self.syncs = 0
+        self._wal = f"{path}-wal"
         self._load()
 
     def _load(self) -> None:
@@ -69,6 +83,7 @@ class Ledger:
         self.working = {o.client_order_id: o for o in self.orders(working_only=True, limit=1_000_000)}
 
     def close(self) -> None:
+        self.sync()
         self.conn.close()
 
     # ------------------------------------------------------------------ orders
@@ -77,6 +92,7 @@ class Ledger:
         """Write a new order and commit: this happens before the order is sent anywhere."""
         with self._tx():
             self.conn.execute(ORDER_INSERT, tuple(order_row(order).values()))
+        self.unsynced = True
         self._track(order)
 
     def save_order(self, order: OrderRecord) -> None:
@@ -282,6 +298,7 @@ class Ledger:
                 "UPDATE halt SET halted=1, reason=?, since_ns=?, source=? WHERE id=1",
                 (reason, time.time_ns(), source),
             )
+        self.sync()
         return self.halt_state()
 
     def clear_halt(self) -> HaltState:
@@ -289,6 +306,7 @@ class Ledger:
             self.conn.execute(
                 "UPDATE halt SET halted=0, reason='', since_ns=?, source='' WHERE id=1", (time.time_ns(),)
             )
+        self.sync()
         return self.halt_state()
 
     def meta(self, key: str, default: str = "") -> str:
@@ -312,10 +330,10 @@ class Ledger:
 
     @contextlib.contextmanager
     def group(self) -> Iterator[None]:
-        """Group commit: every write inside is one transaction, committed (fsynced) once at the end, so a burst
-        of messages costs one fsync instead of one each. Nothing written inside may leave the process (no
-        order sent, nothing published) before the group ends. If the commit fails, nothing of the group is
-        kept, on disk or in memory, and the error is raised."""
+        """Group commit: every write inside is one transaction, committed once at the end, so a burst of
+        messages costs one commit instead of one each. Nothing written
+        inside may leave the process (no order sent, nothing published) before the group ends. If the commit
+        fails, nothing of the group is kept, on disk or in memory, and the error is raised."""
         if self._grouped:
             yield
             return
@@ -329,10 +347,27 @@ class Ledger:
             raise
         self._grouped = False
         try:
-            self.conn.execute("COMMIT")
+            self._commit()
         except sqlite3.Error:
             self._abandon()
             raise
+
+    def _commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def sync(self) -> None:
+        """fsync the WAL file, and with it every commit made so far (what SQLite at synchronous=FULL does at each
+        commit). Safe from any thread: it touches only the file, never the connection. Raises OSError if the
+        disk fails, which must stop the executor."""
+        try:
+            fd = os.open(self._wal, os.O_RDONLY)
+        except FileNotFoundError:  # no commit since the last connection closed and removed it
+            return
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        self.syncs += 1
 
     def _abandon(self) -> None:
         """Roll the open transaction back and forget what memory learned from it."""
@@ -341,20 +376,23 @@ class Ledger:
         self._load()
 
     def _tx(self) -> _Transaction | _Savepoint:
-        return _Savepoint(self.conn) if self._grouped else _Transaction(self.conn)
+        return _Savepoint(self.conn) if self._grouped else _Transaction(self)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (and on an early return inside it)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.ledger.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        if exc_type is not None:
+            self.ledger.conn.execute("ROLLBACK")
+        else:
+            self.ledger._commit()
 
 
 class _Savepoint:
@@ -379,7 +417,7 @@ def open_ledger(path: Path) -> Ledger:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # 0.2 ms per commit here; an order or fill is money
+        conn.execute("PRAGMA synchronous=NORMAL")  # and Ledger.sync() behind new orders (see the module doc)
         conn.execute("PRAGMA busy_timeout=5000")
         migrate(conn)
     except sqlite3.DatabaseError as exc:

@@ -64,6 +64,12 @@ def parse_args(argv: list[str], settings: Any) -> argparse.Namespace:
         "--log-dir", type=Path, default=None, help="log file directory (default: the stack's var/log)"
     )
     p.add_argument("--tick-interval", type=float, default=0.25, help="real seconds between quote updates")
+    p.add_argument(
+        "--account-push-seconds",
+        type=float,
+        default=180.0,
+        help="simulated seconds between pushes of changed account values (IB: 3 minutes)",
+    )
     p.add_argument("--lazy-close", action="store_true", help="leave closed sessions in CLOSE_WAIT (a fault)")
     p.add_argument("--readonly", action="store_true", help="reject orders with 321, like Read-Only API")
     p.add_argument("--no-pacing", action="store_true", help="do not enforce 50 messages/s")
@@ -78,8 +84,8 @@ def build_config(args: argparse.Namespace) -> Any:
         raise ConfigProblem(
             f"--port {args.port}: use a free port that is not a real Gateway's (default 14002)"
         )
-    if args.speed <= 0 or args.tick_interval <= 0:
-        raise ConfigProblem("--speed and --tick-interval must be positive")
+    if args.speed <= 0 or args.tick_interval <= 0 or args.account_push_seconds <= 0:
+        raise ConfigProblem("--speed, --tick-interval and --account-push-seconds must be positive")
     try:
         cash = Decimal(str(args.cash))
     except InvalidOperation:
@@ -110,6 +116,7 @@ def build_config(args: argparse.Namespace) -> Any:
         start=start,
         replay=replay,
         tick_interval=args.tick_interval,
+        account_push_seconds=args.account_push_seconds,
         lazy_close=args.lazy_close,
         readonly=args.readonly,
         pacing=not args.no_pacing,

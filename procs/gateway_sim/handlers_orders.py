@@ -294,7 +294,7 @@ def deliver(server: SimServer, events: Iterable[SimEvent], caller: Session | Non
                 if s.subs.account and folio:
                     s.send(folio)
         elif isinstance(ev, AccountChanged):
-            _account_changed(server)
+            server.account_changed = True  # pushed by the market loop, as often as IB does (push_account)
         elif isinstance(ev, OrderRejected):
             target = caller if caller is not None else server.clients.get(_owner_of(server, ev.order_id))
             if target is not None:
@@ -312,7 +312,19 @@ def _order_changed(server: SimServer, o: SimOrder, caller: Session | None) -> No
             s.send(wire_orders.open_order(o, contract) + status, 2)
 
 
-def _account_changed(server: SimServer) -> None:
+def push_account(server: SimServer, now_ns: int) -> None:
+    """Changed account values go out every `account_push_seconds` of simulated time, as IB sends them every three
+    minutes, not after each fill; positions and portfolio lines go out at once (deliver)."""
+    if not server.account_changed:
+        return
+    if now_ns - server.account_pushed_ns < server.config.account_push_seconds * 1e9:
+        return
+    server.account_changed = False
+    server.account_pushed_ns = now_ns
+    _send_account_values(server)
+
+
+def _send_account_values(server: SimServer) -> None:
     values = b"".join(account_value_messages(server))
     stamp = wire.account_time(server.clock.now().astimezone(NEW_YORK).strftime("%H:%M"))
     for s in server.live_sessions():

@@ -52,6 +52,8 @@ class SimConfig:
     start: datetime | None = None  # sim clock start; None: the latest session open (or now, inside one)
     replay: Mapping[str, list[SimBar]] | None = None
     tick_interval: float = 0.25  # real seconds between quote updates of each subscribed symbol
+    # IB pushes changed account values every 3 minutes (positions and portfolio at once, on every change)
+    account_push_seconds: float = 180.0  # simulated seconds
     lazy_close: bool = False
     readonly: bool = False
     pacing: bool = True
@@ -79,6 +81,10 @@ class SimServer:
         self.clients: dict[int, Session] = {}
         self.port = config.port
         self.next_order_id = 1
+        self.account_changed = (
+            False  # account values changed since the last push (handlers_orders.push_account)
+        )
+        self.account_pushed_ns = self.clock.now_ns()
         self.started_at = time.time()
         self._listener: asyncio.Server | None = None
         self._not_silent = asyncio.Event()

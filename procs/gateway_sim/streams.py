@@ -1,7 +1,8 @@
 """The simulator's clockwork: quotes for every subscribed symbol, 5-second real-time bars, keep-up-to-date
 history bars, and the broker's look at each new price (fills of working orders).
 
-One asyncio task, waking every `tick_interval` real seconds; each wake sends at most one batch per session.
+One asyncio task, waking every `tick_interval` real seconds; each wake sends at most one batch per session,
+and the account values that changed, when their three (simulated) minutes are up.
 It must never spin: every pass sleeps, and a pass that fails is logged (rate-limited) and the loop goes on.
 """
 
@@ -60,6 +61,8 @@ async def run_market_loop(server: SimServer) -> None:
 
 
 def stream_once(server: SimServer, volumes: DayVolumes) -> None:
+    from procs.gateway_sim.handlers_orders import push_account
+
     now = server.clock.now_ns()
     faults = server.faults
     if faults.silent == "off" and not faults.streams_paused:
@@ -73,6 +76,7 @@ def stream_once(server: SimServer, volumes: DayVolumes) -> None:
             if chunks:
                 session.send(b"".join(chunks), len(chunks))
     _working_orders(server, now)
+    push_account(server, now)
 
 
 def _quotes(

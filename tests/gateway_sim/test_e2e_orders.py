@@ -47,7 +47,10 @@ async def test_market_order_fills_with_execution_commission_position_and_account
         trade = ib.placeOrder(contract, MarketOrder("BUY", 200, orderRef="cid-mkt-1"))
         record(trade, log)
         await wait_until(lambda: trade.orderStatus.status == "Filled", what="the MKT order to fill")
-        await wait_until(lambda: "commission" in log and cash_updates, what="commission and account update")
+        # account values come with IB's next three-minute push (3 s of real time at this speed), not per fill
+        await wait_until(
+            lambda: "commission" in log and cash_updates, timeout=10.0, what="commission and account update"
+        )
         # the Gateway's order: the order is known (openOrder/orderStatus) before its execution and commission
         assert log.index("exec") < log.index("commission")
         assert log[0].startswith("status:") and log.index("status:Submitted") < log.index("exec")

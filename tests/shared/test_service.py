@@ -14,9 +14,12 @@ from tests.support.stack import wait_for
 
 PROGRAM = """
 import asyncio
+import gc
 from shared.service import run_service
 async def main(svc):
+    svc.detail["frozen_at_start"] = gc.get_freeze_count()
     svc.set_state("RUNNING")
+    svc.detail["frozen_when_running"] = gc.get_freeze_count()
     svc.count("loops")
     await svc.stop.wait()
 raise SystemExit(run_service("features", main))
@@ -89,3 +92,17 @@ def test_a_second_instance_of_a_program_refuses_to_start(short_tmp: Path) -> Non
     finally:
         first.terminate()
         first.wait(timeout=10)
+
+
+def test_start_up_heap_is_frozen_so_collections_in_a_burst_stay_short(short_tmp: Path) -> None:
+    proc = _start(short_tmp)
+    try:
+        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
+        hb = wait_for("a heartbeat file", lambda: hb_file.exists() and json.loads(hb_file.read_text()), 10)
+        detail = hb["detail"]
+        # the imports are frozen before the program's main runs, and again what start-up made, once RUNNING
+        assert detail["frozen_at_start"] > 10_000
+        assert detail["frozen_when_running"] > detail["frozen_at_start"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -8,7 +8,7 @@ import logging
 
 from ib_async import IB
 
-from procs.bridge.outbox import PacedOutbox, quiet_ib_async_codes
+from procs.bridge.outbox import PacedOutbox, quiet_ib_async
 from procs.bridge.pacing import SlidingWindow
 
 
@@ -85,7 +85,7 @@ def test_room_makes_a_burst_wait_at_the_door_and_times_out() -> None:
 
 
 def test_ib_async_lines_for_codes_we_report_ourselves_are_kept_quiet(caplog: object) -> None:
-    quiet_ib_async_codes()
+    quiet_ib_async()
     log = logging.getLogger("ib_async.wrapper")
     records: list[str] = []
 
@@ -102,3 +102,33 @@ def test_ib_async_lines_for_codes_we_report_ourselves_are_kept_quiet(caplog: obj
     finally:
         log.removeHandler(handler)
     assert records == ["Error 201, reqId 12: Order rejected"]
+
+
+def test_ib_async_per_order_lines_are_dropped_because_the_bridge_writes_its_own() -> None:
+    quiet_ib_async()
+    records: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Catch()
+    loggers = [logging.getLogger(name) for name in ("ib_async.wrapper", "ib_async.ib")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)  # as the bridge runs them (shared.log.setup_logging)
+    try:
+        loggers[1].info("placeOrder: New order Trade(contract=Stock(symbol='AAPL'), order=LimitOrder(...))")
+        loggers[0].info("orderStatus: Trade(contract=Stock(symbol='AAPL'), ...)")
+        loggers[0].info("execDetails Execution(execId='0001', ...)")
+        loggers[0].info("Warning 2100, reqId -1: API client has been unsubscribed from account data.")
+        loggers[0].warning("IBKR API validation warning: Trade(...)")
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.removeHandler(handler)
+            log.setLevel(level)
+    assert records == [
+        "Warning 2100, reqId -1: API client has been unsubscribed from account data.",
+        "IBKR API validation warning: Trade(...)",
+    ]

@@ -43,6 +43,8 @@ def test_a_target_becomes_one_order_filled_in_parts_and_a_position(short_tmp: Pa
         assert sum(D(f["quantity"]) for f in fills) == qty == D(order["filled"])
         broker = [f for f in c.broker_fills() if f.client_order_id == order["client_order_id"]]
         assert sorted(f.exec_id for f in broker) == sorted(f["exec_id"] for f in fills)
+        # the new order reached the disk too, synced right behind its send
+        wait_for("the ledger synced behind the order", lambda: c.status()["ledger_syncs"] >= 1, 10)
         ledger_pos = D(c.ledger("SELECT quantity FROM positions WHERE symbol='AAPL'")[0]["quantity"])
         assert (
             ledger_pos == qty == wait_for("broker position", lambda: broker_position(c, "AAPL") or None, 10)

@@ -45,6 +45,25 @@ def test_money_is_stored_as_text_and_sums_exactly(ledger: Ledger) -> None:
     assert cash_type == "text"
 
 
+def test_commits_reach_the_os_at_once_and_orders_and_halts_are_synced_to_disk(ledger: Ledger) -> None:
+    (level,) = ledger.conn.execute("PRAGMA synchronous").fetchone()
+    assert level == 1  # NORMAL: a commit is written (SIGKILL-safe) before it returns, not fsynced
+    assert not ledger.unsynced and ledger.syncs == 0
+    new_order(ledger)
+    assert ledger.unsynced  # the executor syncs it right behind the send (ExecutorApp.execute)
+    ledger.unsynced = False
+    ledger.sync()
+    assert ledger.syncs == 1
+    order = ledger.order("ex-1")
+    assert order is not None
+    ledger.save_order(order)  # an order's later states need no sync: the broker can tell them again
+    assert not ledger.unsynced and ledger.syncs == 1
+    ledger.set_halt("test", "operator")  # a halt is synced before it returns
+    assert ledger.syncs == 2
+    ledger.clear_halt()
+    assert ledger.syncs == 3
+
+
 def test_a_fill_is_booked_once_by_exec_id(ledger: Ledger) -> None:
     new_order(ledger)
     assert ledger.apply_fill(fill("e1", "40", "100.20"), DAY) is not None
