@@ -45,6 +45,7 @@ def setup_logging(
 ) -> Path | None:
     """Configure loguru for `program`; returns the log file path (None when logging to stderr only)."""
     level = settings.log_level if settings else "INFO"
+    _sink_floor["level"] = min(logger.level(level).no, logger.level("WARNING").no)
     logger.remove()
     logger.configure(patcher=_mask_record, extra={"program": program})
     fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[program]} | {name}:{line} | {message}"
@@ -85,7 +86,16 @@ def log_every(key: str, seconds: float, level: str, message: str, **extra: Any) 
     return True
 
 
-def event(name: str, **fields: Any) -> None:
+def event(name: str, level: str = "INFO", **fields: Any) -> None:
     """One structured log line for a decision: `name key=value ...`, the fields also bound for JSON logs."""
+    if level == "DEBUG" and not _debug_enabled():
+        return  # the hot paths call this for every order event: skip the formatting when nobody reads it
     text = " ".join(f"{k}={v}" for k, v in fields.items())
-    logger.opt(depth=1).bind(event=name, **fields).info(f"{name} {text}")
+    logger.opt(depth=1).bind(event=name, **fields).log(level, f"{name} {text}")
+
+
+def _debug_enabled() -> bool:
+    return _sink_floor["level"] <= logger.level("DEBUG").no
+
+
+_sink_floor = {"level": 20}  # the lowest level any sink takes, set by setup_logging (INFO until then)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import msgspec
@@ -101,6 +102,8 @@ class ExecutorApp:
         )
         self.reconcile_wanted = asyncio.Event()
         self.sync_wanted = asyncio.Event()
+        # one thread of its own: the default pool would start threads (and take the GIL) during a burst
+        self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger-sync")
         self.reconcile_reason = "start-up"
         self.reconciler = Reconciler(ex, self.sync.call)
         self.last_reconcile: ReconcileReport | None = None
@@ -131,6 +134,7 @@ class ExecutorApp:
             self.server.close()
             while not self.order_clients.empty():
                 self.order_clients.get_nowait().close()
+            self._sync_thread.shutdown(wait=True)
             self.sync.close()
         if self.failed:  # exit 1, not 0: supervisord restarts a program that stopped unexpectedly
             raise RuntimeError(f"executor loop {self.failed} failed (see the traceback above)")
@@ -188,7 +192,7 @@ class ExecutorApp:
                 await asyncio.wait_for(self.sync_wanted.wait(), 1.0)
             if self.sync_wanted.is_set():
                 self.sync_wanted.clear()
-                await asyncio.to_thread(self.ex.ledger.sync)
+                await asyncio.get_running_loop().run_in_executor(self._sync_thread, self.ex.ledger.sync)
 
     def _decide(self, got: Received) -> list[Action]:
         try:

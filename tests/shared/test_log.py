@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
 from loguru import logger
 
 from shared.log import log_every, setup_logging
@@ -27,3 +28,27 @@ def test_log_every_suppresses_repeats_and_says_how_many(short_tmp: Path) -> None
     assert results == [True, False, False, False, False]
     logger.complete()
     assert path is not None and path.read_text().count("farm down") == 1
+
+
+def test_debug_events_are_written_only_when_the_log_level_takes_them(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.config import load_settings
+    from shared.log import event
+
+    path = setup_logging("bridge", log_dir=short_tmp)  # INFO, the default
+    event("order_status", "DEBUG", client_order_id="ex-1", status="FILLED")
+    event("order_placed", client_order_id="ex-1")
+    logger.complete()
+    assert path is not None
+    text = path.read_text()
+    assert "order_placed client_order_id=ex-1" in text and "order_status" not in text
+
+    for key, value in {"STACK_HOME": short_tmp, "VAR_DIR": short_tmp / "var", "LOG_LEVEL": "DEBUG"}.items():
+        monkeypatch.setenv(key, str(value))
+    debug_path = setup_logging("executor", load_settings(), log_dir=short_tmp)
+    event("order_status", "DEBUG", client_order_id="ex-2", status="FILLED")
+    logger.complete()
+    assert (
+        debug_path is not None and "order_status client_order_id=ex-2 status=FILLED" in debug_path.read_text()
+    )
