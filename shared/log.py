@@ -88,14 +88,10 @@ def log_every(key: str, seconds: float, level: str, message: str, **extra: Any) 
 
 def event(name: str, level: str = "INFO", **fields: Any) -> None:
     """One structured log line for a decision: `name key=value ...`, the fields also bound for JSON logs."""
-    if level == "DEBUG" and not _debug_enabled():
+    if level == "DEBUG" and _sink_floor["level"] > logging.DEBUG:
         return  # the hot paths call this for every order event: skip the formatting when nobody reads it
     text = " ".join(f"{k}={v}" for k, v in fields.items())
     logger.opt(depth=1).bind(event=name, **fields).log(level, f"{name} {text}")
-
-
-def _debug_enabled() -> bool:
-    return _sink_floor["level"] <= logger.level("DEBUG").no
 
 
 _sink_floor = {"level": 20}  # the lowest level any sink takes, set by setup_logging (INFO until then)

@@ -347,13 +347,10 @@ class Ledger:
             raise
         self._grouped = False
         try:
-            self._commit()
+            self.conn.execute("COMMIT")
         except sqlite3.Error:
             self._abandon()
             raise
-
-    def _commit(self) -> None:
-        self.conn.execute("COMMIT")
 
     def sync(self) -> None:
         """fsync the WAL file, and with it every commit made so far (what SQLite at synchronous=FULL does at each
@@ -376,23 +373,20 @@ class Ledger:
         self._load()
 
     def _tx(self) -> _Transaction | _Savepoint:
-        return _Savepoint(self.conn) if self._grouped else _Transaction(self)
+        return _Savepoint(self.conn) if self._grouped else _Transaction(self.conn)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (and on an early return inside it)."""
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     def __enter__(self) -> None:
-        self.ledger.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.ledger.conn.execute("ROLLBACK")
-        else:
-            self.ledger._commit()
+        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 class _Savepoint:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support.stack import wait_for
 
@@ -37,11 +38,19 @@ def _start(home: Path, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", PROGRAM], env=full, stderr=subprocess.PIPE, text=True)
 
 
+def _heartbeat(home: Path) -> dict[str, Any]:
+    """The program's heartbeat file, once it has written one."""
+    path = home / "var" / "run" / "heartbeat-features.json"
+    hb: dict[str, Any] = wait_for(
+        "a heartbeat file", lambda: path.exists() and json.loads(path.read_text()), 10
+    )
+    return hb
+
+
 def test_sigterm_stops_cleanly_with_exit_0_after_heartbeats(short_tmp: Path) -> None:
     proc = _start(short_tmp)
     try:
-        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
-        hb = wait_for("a heartbeat file", lambda: hb_file.exists() and json.loads(hb_file.read_text()), 10)
+        hb = _heartbeat(short_tmp)
         assert hb["program"] == "features" and hb["pid"] == proc.pid and hb["state"] == "RUNNING"
         assert hb["counters"]["loops"] == 1
         proc.send_signal(signal.SIGTERM)
@@ -69,12 +78,9 @@ def test_a_bad_setting_exits_78_with_one_line_naming_the_key(short_tmp: Path) ->
 def test_heartbeats_keep_coming_while_the_program_is_idle(short_tmp: Path) -> None:
     proc = _start(short_tmp)
     try:
-        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
-        first = wait_for(
-            "a heartbeat", lambda: hb_file.exists() and json.loads(hb_file.read_text())["ts_ns"], 10
-        )
+        first = _heartbeat(short_tmp)["ts_ns"]
         time.sleep(0.6)
-        assert json.loads(hb_file.read_text())["ts_ns"] > first
+        assert _heartbeat(short_tmp)["ts_ns"] > first
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -97,9 +103,7 @@ def test_a_second_instance_of_a_program_refuses_to_start(short_tmp: Path) -> Non
 def test_start_up_heap_is_frozen_so_collections_in_a_burst_stay_short(short_tmp: Path) -> None:
     proc = _start(short_tmp)
     try:
-        hb_file = short_tmp / "var" / "run" / "heartbeat-features.json"
-        hb = wait_for("a heartbeat file", lambda: hb_file.exists() and json.loads(hb_file.read_text()), 10)
-        detail = hb["detail"]
+        detail = _heartbeat(short_tmp)["detail"]
         # the imports are frozen before the program's main runs, and again what start-up made, once RUNNING
         assert detail["frozen_at_start"] > 10_000
         assert detail["frozen_when_running"] > detail["frozen_at_start"]
