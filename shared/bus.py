@@ -86,6 +86,74 @@ def topic_matches(topic: str, prefix: str) -> bool:
     return topic == prefix or topic.startswith(prefix + ".")
 
 
+class Readiness:
+    """Waits for a zmq socket to be readable (or writable) on the socket's own file descriptor: one asyncio reader
+    for the socket's life instead of pyzmq's Future, poll and callback chain for every message, which cost a hop
+    that carries one message at a time (a bar, an order) about twice the CPU per message (bench/bus.py).
+
+    ZMQ_FD is a signal, not a level: it fires when the socket's state may have changed, and reading ZMQ_EVENTS both
+    answers and clears it. So the reader always reads EVENTS (else asyncio's level-triggered epoll would spin), and
+    a waiter checks EVENTS itself before it sleeps, so a message that came in meanwhile is never missed."""
+
+    def __init__(self, sock: zmq.Socket[bytes]) -> None:
+        self._sock = sock
+        self._fd = int(sock.getsockopt(zmq.FD))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+        self._event: int = zmq.POLLIN
+
+    def recheck(self) -> None:
+        """Call after any other operation on the socket (a send): it may have taken the descriptor's signal of a
+        message that arrived meanwhile, and a waiter would then sleep until its timeout."""
+        self._on_signal()
+
+    def _on_signal(self) -> None:
+        events = int(self._sock.getsockopt(zmq.EVENTS))  # also clears the descriptor
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and events & self._event:
+            waiter.set_result(True)
+
+    @staticmethod
+    def _expire(waiter: asyncio.Future[bool]) -> None:
+        if not waiter.done():
+            waiter.set_result(False)
+
+    async def wait(self, timeout: float | None, event: int = zmq.POLLIN) -> bool:
+        """True once the socket has `event` (POLLIN: a message to read); False when `timeout` seconds pass first."""
+        if int(self._sock.getsockopt(zmq.EVENTS)) & event:
+            return True
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self.close()
+            loop.add_reader(self._fd, self._on_signal)
+            self._loop = loop
+        self._event = event
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else loop.call_later(max(0.0, timeout), self._expire, waiter)
+        try:
+            return await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def close(self) -> None:
+        """Forget the descriptor; call before the socket closes."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        self._loop = None
+
+
+def _plain_socket(ctx: zmq.asyncio.Context, kind: int) -> tuple[zmq.asyncio.Socket, zmq.Socket[bytes]]:
+    """(owner, socket): the owner is tracked by ctx, so ctx.destroy() closes it even if we never do; all I/O goes
+    through the plain (non-asyncio) shadow, waited on with Readiness."""
+    owner = ctx.socket(kind)
+    sock: zmq.Socket[bytes] = zmq.Socket.shadow(owner.underlying)
+    sock.setsockopt(zmq.LINGER, 0)
+    return owner, sock
+
+
 class Publisher:
     """Binds a PUB socket and stamps every message with source, epoch, seq (+1 each) and ts_ns."""
 
@@ -93,10 +161,7 @@ class Publisher:
         self.source = source
         self.epoch = f"{source}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.seq = 0
-        # PUB never blocks, so a plain socket on the same context keeps publish() synchronous and cheap.
-        self._owner = ctx.socket(zmq.PUB)  # tracked by ctx, so ctx.destroy() closes it even if we never do
-        self._sock: zmq.Socket[bytes] = zmq.Socket.shadow(self._owner.underlying)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._owner, self._sock = _plain_socket(ctx, zmq.PUB)  # PUB never blocks: publish() stays synchronous
         self._sock.setsockopt(zmq.SNDHWM, HWM)
         _bind(self._sock, ep)
         self.endpoint = ep
@@ -142,8 +207,7 @@ class Subscriber:
     """Connects a SUB socket to one or more publishers and tracks each source's epoch and seq."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoints: Sequence[str], prefixes: Sequence[str]) -> None:
-        self._sock: zmq.asyncio.Socket = ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._owner, self._sock = _plain_socket(ctx, zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, HWM)
         self.prefixes = tuple(prefixes)
         for p in self.prefixes:
@@ -151,9 +215,9 @@ class Subscriber:
         for ep in endpoints:
             self._sock.connect(ep)
         self.stats = StreamStats()
-        # The same socket read without a future while messages wait: ~10x the throughput of awaiting each one
-        # (measured 150k vs 16k msg/s). Every FAST_READS reads it still yields, so a flood cannot starve the loop.
-        self._nowait: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
+        self._ready = Readiness(self._sock)
+        # messages already waiting are read without waiting (~10x the throughput of a wait each); every FAST_READS
+        # reads it still yields, so a flood cannot starve the loop
         self._fast_reads = 0
 
     FAST_READS = 256
@@ -164,14 +228,11 @@ class Subscriber:
         while True:
             frames = self._read_waiting()
             if frames is None:
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                # one recv future with a timeout, not poll() then recv(): a poll costs a Poller and a second
-                # wake-up, on every message of a hop (measured: a tenth of the executor's busy time)
-                try:
-                    frames = await asyncio.wait_for(self._sock.recv_multipart(), wait)
-                except TimeoutError:
+                wait = None if deadline is None else deadline - time.monotonic()
+                if not await self._ready.wait(wait):
                     return None
-            elif self._fast_reads >= self.FAST_READS:
+                continue
+            if self._fast_reads >= self.FAST_READS:
                 self._fast_reads = 0
                 await asyncio.sleep(0)
             got = self._accept(frames)
@@ -190,7 +251,7 @@ class Subscriber:
 
     def _read_waiting(self) -> list[bytes] | None:
         try:
-            frames = self._nowait.recv_multipart(zmq.NOBLOCK)
+            frames = self._sock.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             self._fast_reads = 0
             return None
@@ -238,7 +299,8 @@ class Subscriber:
         log_every("bus.malformed", 10.0, "WARNING", f"dropped a malformed message ({what})")
 
     def close(self) -> None:
-        self._sock.close(linger=0)
+        self._ready.close()
+        self._owner.close(linger=0)
 
 
 class RequestClient:
@@ -250,19 +312,21 @@ class RequestClient:
         self.timeout = timeout
         self.retries = retries
         self._lock = asyncio.Lock()
-        self._sock: zmq.asyncio.Socket | None = None
+        self._open: tuple[zmq.asyncio.Socket, zmq.Socket[bytes], Readiness] | None = None
 
-    def _socket(self) -> zmq.asyncio.Socket:
-        if self._sock is None:
-            self._sock = self._ctx.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.connect(self.endpoint)
-        return self._sock
+    def _socket(self) -> tuple[zmq.Socket[bytes], Readiness]:
+        if self._open is None:
+            owner, sock = _plain_socket(self._ctx, zmq.REQ)
+            sock.connect(self.endpoint)
+            self._open = (owner, sock, Readiness(sock))
+        return self._open[1], self._open[2]
 
     def _reset(self) -> None:
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
+        if self._open is not None:
+            owner, _, ready = self._open
+            ready.close()
+            owner.close(linger=0)
+            self._open = None
 
     async def request(self, req: Request, *, timeout: float | None = None, idempotent: bool = True) -> Reply:
         """Send and wait; RequestTimeout after every try. The same req_id is reused on every retry."""
@@ -272,16 +336,20 @@ class RequestClient:
         tries = 1 + (self.retries if idempotent else 0)
         async with self._lock:  # REQ is lockstep: one request in flight per client
             for _ in range(tries):
-                sock = self._socket()
-                await sock.send(body)
+                sock, ready = self._socket()
                 deadline = time.monotonic() + wait
-                while (left := deadline - time.monotonic()) > 0:
-                    try:
-                        reply = _REPLY.decode(await asyncio.wait_for(sock.recv(), left))
-                    except (TimeoutError, msgspec.DecodeError):
-                        break
-                    if reply.req_id == req_id:
-                        return reply
+                if await ready.wait(wait, zmq.POLLOUT):  # a REQ with nothing to send to waits here
+                    sock.send(body, zmq.NOBLOCK)
+                    ready.recheck()
+                    while await ready.wait(deadline - time.monotonic()):
+                        try:
+                            reply = _REPLY.decode(sock.recv(zmq.NOBLOCK))
+                        except zmq.Again:  # the signal came before the message
+                            continue
+                        except msgspec.DecodeError:
+                            break
+                        if reply.req_id == req_id:
+                            return reply
                 self._reset()
         raise RequestTimeout(f"no reply from {self.endpoint} within {wait:g}s ({tries} tries)")
 
@@ -309,16 +377,13 @@ class RequestServer:
     MAX_TAKEN = 64  # requests taken per wake-up before the loop gets a turn
 
     def __init__(self, ctx: zmq.asyncio.Context, ep: str, request_type: Any, handler: Handler) -> None:
-        self._sock: zmq.asyncio.Socket = ctx.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._owner, self._sock = _plain_socket(ctx, zmq.ROUTER)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         _bind(self._sock, ep)
         self.endpoint = ep
         self._decoder = msgspec.msgpack.Decoder(request_type)
         self._handler = handler
-        # the same socket read without a future while requests wait: a burst (orders) is taken in one loop turn
-        # instead of a poll's three or four turns each, which a busy loop (the bridge's) makes long
-        self._nowait: zmq.Socket[bytes] = zmq.Socket.shadow(self._sock.underlying)
+        self._ready = Readiness(self._sock)
         self._tasks: set[asyncio.Task[None]] = set()
         self.malformed = 0
         self.served = 0
@@ -326,11 +391,13 @@ class RequestServer:
     async def serve(self, stop: asyncio.Event) -> None:
         """Answer requests until `stop` is set."""
         while not stop.is_set():
-            if not await self._sock.poll(200):
+            if not await self._ready.wait(0.2):
                 continue
-            for _ in range(self.MAX_TAKEN):  # bounded, so a flood of requests cannot starve the loop
+            # every request already waiting is taken in this loop turn (a burst of orders), but a bounded number,
+            # so a flood of requests cannot starve the loop
+            for _ in range(self.MAX_TAKEN):
                 try:
-                    frames = self._nowait.recv_multipart(zmq.NOBLOCK)
+                    frames = self._sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 self._start(frames)
@@ -347,10 +414,11 @@ class RequestServer:
 
     async def _answer(self, ident: bytes, body: bytes) -> None:
         reply = await self._reply_for(body)
-        try:
-            await self._sock.send_multipart((ident, b"", _ENCODER.encode(reply)))
+        try:  # a ROUTER never waits to send: it queues, or refuses at once
+            self._sock.send_multipart((ident, b"", _ENCODER.encode(reply)), zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # the client gave up and closed; its retry carries the same req_id
             log_every("bus.reply-lost", 10.0, "INFO", f"reply {reply.req_id} not delivered: {exc}")
+        self._ready.recheck()
 
     async def _reply_for(self, body: bytes) -> Reply:
         try:
@@ -370,7 +438,8 @@ class RequestServer:
         return Reply(req_id=req.req_id, ok=True, result=result)
 
     def close(self) -> None:
-        self._sock.close(linger=0)
+        self._ready.close()
+        self._owner.close(linger=0)
 
 
 def _guess_req_id(body: bytes) -> str:
