@@ -154,13 +154,20 @@ def _plain_socket(ctx: zmq.asyncio.Context, kind: int) -> tuple[zmq.asyncio.Sock
     return owner, sock
 
 
+def stream_of(topic: str) -> str:
+    """A topic's stream: `bar.AAPL` -> `bar`, `fill` -> `fill`. Messages are numbered per stream too."""
+    return topic.partition(".")[0]
+
+
 class Publisher:
-    """Binds a PUB socket and stamps every message with source, epoch, seq (+1 each) and ts_ns."""
+    """Binds a PUB socket and stamps every message with source, epoch, seq (+1 each), stream_seq (+1 each in its
+    stream) and ts_ns."""
 
     def __init__(self, ctx: zmq.asyncio.Context, ep: str, source: str) -> None:
         self.source = source
         self.epoch = f"{source}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.seq = 0
+        self.stream_seqs: dict[str, int] = {}
         self._owner, self._sock = _plain_socket(ctx, zmq.PUB)  # PUB never blocks: publish() stays synchronous
         self._sock.setsockopt(zmq.SNDHWM, HWM)
         _bind(self._sock, ep)
@@ -169,10 +176,12 @@ class Publisher:
     def publish(self, topic: str, msg: Message) -> Message:
         """Stamp and send; returns the stamped message."""
         self.seq += 1
+        stream = stream_of(topic)
+        n = self.stream_seqs[stream] = self.stream_seqs.get(stream, 0) + 1
         stamped = msgspec.structs.replace(
-            msg, source=self.source, epoch=self.epoch, seq=self.seq, ts_ns=time.time_ns()
+            msg, source=self.source, epoch=self.epoch, seq=self.seq, stream_seq=n, ts_ns=time.time_ns()
         )
-        self._sock.send_multipart((topic.encode(), _ENCODER.encode(stamped)), copy=False)
+        self._sock.send_multipart((topic.encode(), _ENCODER.encode(stamped)))
         return stamped
 
     def close(self) -> None:
@@ -200,16 +209,21 @@ class StreamStats:
     lost: int = 0
     new_epochs: int = 0
     malformed: int = 0
-    last_seen: dict[str, tuple[str, int]] = field(default_factory=dict)  # source -> (epoch, seq)
+    epochs: dict[str, str] = field(default_factory=dict)  # source -> its epoch
+    last_seen: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, stream) -> stream_seq
 
 
 class Subscriber:
-    """Connects a SUB socket to one or more publishers and tracks each source's epoch and seq."""
+    """Connects a SUB socket to one or more publishers and tracks each source's epoch and each stream's numbers.
+
+    A gap is only certain in a stream taken whole: prefix "" (everything), `bar.` or `fill` take whole streams,
+    `bar.AAPL` takes part of one (its gaps go unseen)."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoints: Sequence[str], prefixes: Sequence[str]) -> None:
         self._owner, self._sock = _plain_socket(ctx, zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, HWM)
         self.prefixes = tuple(prefixes)
+        self._whole = {p.removesuffix(".") for p in self.prefixes if "." not in p.removesuffix(".")}
         for p in self.prefixes:
             self._sock.setsockopt(zmq.SUBSCRIBE, p.encode())
         for ep in endpoints:
@@ -275,24 +289,27 @@ class Subscriber:
     def _sequence(self, topic: str, msg: Published) -> Received:
         st = self.stats
         st.received += 1
-        prev = st.last_seen.get(msg.source)
-        st.last_seen[msg.source] = (msg.epoch, msg.seq)
-        if prev is None:
-            return Received(topic, msg)
-        epoch, seq = prev
-        if epoch != msg.epoch:
+        stream = stream_of(topic)
+        known = st.epochs.get(msg.source)
+        if known != msg.epoch:  # the first message of a source, or of its new process: numbers start again
+            st.epochs[msg.source] = msg.epoch
+            for key in [k for k in st.last_seen if k[0] == msg.source]:
+                del st.last_seen[key]
+            st.last_seen[(msg.source, stream)] = msg.stream_seq
+            if known is None:
+                return Received(topic, msg)
             st.new_epochs += 1
             return Received(topic, msg, new_epoch=True)
-        # the prefix filter hides other topics' numbers, so a gap is only certain when we take everything from it
-        gap = msg.seq - seq - 1 if self._takes_everything() else 0
+        prev = st.last_seen.get((msg.source, stream))
+        st.last_seen[(msg.source, stream)] = msg.stream_seq
+        if prev is None or not ("" in self._whole or stream in self._whole):
+            return Received(topic, msg)
+        gap = msg.stream_seq - prev - 1
         if gap > 0:
             st.gaps += 1
             st.lost += gap
             return Received(topic, msg, gap=gap)
         return Received(topic, msg)
-
-    def _takes_everything(self) -> bool:
-        return "" in self.prefixes
 
     def _malformed(self, what: str) -> None:
         self.stats.malformed += 1

@@ -19,6 +19,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="ki
     epoch: str = ""
     seq: int = 0
     ts_ns: int = 0
+    # +1 per message of the same stream (the topic up to its first dot: bar, quote, order, fill...), so a subscriber
+    # that takes whole streams (`bar.`, `gateway`) and nothing else still sees every gap in them
+    stream_seq: int = 0
 
 
 # ---------------------------------------------------------------- streams (PUB/SUB)

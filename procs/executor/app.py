@@ -33,6 +33,7 @@ from shared.bus import (
     Subscriber,
     pub_endpoint,
     req_endpoint,
+    stream_of,
 )
 from shared.config import ConfigError
 from shared.log import log_every
@@ -55,7 +56,8 @@ from shared.messages import (
 )
 from shared.service import Service
 
-STREAMS = ("target.", "quote.", "order.", "fill", "gateway", "position")
+STREAMS = ("target.", "quote.", "order.", "fill", "gateway", "position")  # whole streams: their gaps are seen
+BROKER_STREAMS = frozenset({"order", "fill", "position"})
 RETRY_SECONDS = 2.0
 SENDERS = 8  # orders in flight to the bridge at once
 BATCH_MAX = 64  # stream messages decided in one ledger transaction
@@ -202,6 +204,8 @@ class ExecutorApp:
             return []
         if got.new_epoch and got.msg.source == "bridge":
             actions.append(Reconcile("new bridge epoch"))
+        elif got.gap and stream_of(got.topic) in BROKER_STREAMS:  # a lost fill or order state: ask the broker
+            actions.append(Reconcile(f"{got.gap} {stream_of(got.topic)} message(s) lost on the bus"))
         return actions
 
     def _failed(self, got: Received, exc: Exception) -> None:

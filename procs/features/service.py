@@ -1,7 +1,7 @@
 """The feature worker's adapter: bridge bars off the bus, warm-up through the bridge, vectors onto the bus.
 
-Everything from the bridge's PUB is read (so seq gaps are certain), bars go to the FeatureWorker, each vector
-goes out as `feat.<SYM>`. A warm-up task asks the bridge for history, one symbol at a time, at start, after
+Only the bridge's `bar.` and `gateway` streams are read (whole streams, so their gaps are certain; quotes and
+order reports would only wake it), bars go to the FeatureWorker, each vector goes out as `feat.<SYM>`. A warm-up task asks the bridge for history, one symbol at a time, at start, after
 a seq gap or new bridge epoch, and when the Gateway is READY again. It must never block the bar loop on a
 request, and never let a bad bar or a failed request stop the process.
 """
@@ -28,6 +28,7 @@ HISTORY_TIMEOUT = 60.0  # the bridge paces history requests; one may wait behind
 CLOCK_WAIT = 6.0  # the bridge re-sends its status (with the Gateway's clock) every ~5 s
 SERVES_HISTORY = frozenset({"READY", "DEGRADED"})  # DEGRADED: a farm is down, history may still come
 RETRY_MAX = 30.0
+STREAMS = ("bar.", "gateway")
 
 
 class WarmupQueue:
@@ -67,7 +68,7 @@ class FeatureService:
 
     async def run(self) -> None:
         svc = self.svc
-        sub = Subscriber(svc.ctx, [self.bridge_pub], [""])
+        sub = Subscriber(svc.ctx, [self.bridge_pub], STREAMS)
         bridge = RequestClient(svc.ctx, self.bridge_req, timeout=HISTORY_TIMEOUT, retries=0)
         self.queue.ask(self.worker.symbols, "start")
         warmer = asyncio.create_task(self._warm_up_forever(bridge))

@@ -61,19 +61,47 @@ async def test_subscriber_detects_a_seq_gap_and_a_new_epoch(ctx: zmq.asyncio.Con
     pub = Publisher(ctx, "inproc://p2", "bridge")
     sub = Subscriber(ctx, ["inproc://p2"], [""])
     await _first(sub, pub, bar())
-    pub.seq += 3  # three messages lost on the way
+    pub.stream_seqs["bar"] += 3  # three bars lost on the way
     pub.publish("bar.AAPL", bar())
     got = await sub.recv(timeout=1)
     assert got is not None and got.gap == 3 and got.needs_resync
     pub.close()
     restarted = Publisher(ctx, "inproc://p2b", "bridge")  # same program, new process: new epoch
     sub2 = Subscriber(ctx, ["inproc://p2b"], [""])
-    sub2.stats.last_seen["bridge"] = (pub.epoch, pub.seq)
+    sub2.stats.epochs["bridge"] = pub.epoch
     await _first(sub2, restarted, bar())
     assert sub2.stats.new_epochs == 1
     restarted.close()
     sub.close()
     sub2.close()
+
+
+async def test_a_gap_is_seen_in_a_whole_stream_taken_alone_and_never_in_a_partial_one(
+    ctx: zmq.asyncio.Context,
+) -> None:
+    pub = Publisher(ctx, "inproc://p3", "bridge")
+    whole = Subscriber(ctx, ["inproc://p3"], ["bar.", "gateway"])
+    partial = Subscriber(ctx, ["inproc://p3"], ["bar.AAPL"])
+    await _first(whole, pub, bar())
+    await _first(partial, pub, bar())
+    while await whole.recv(timeout=0.05) is not None:  # the bars that reached it while `partial` joined
+        pass
+    for _ in range(5):  # other streams in between: not gaps of the bar stream
+        pub.publish("quote.AAPL", bar())
+    pub.publish("bar.AAPL", bar())
+    got = await whole.recv(timeout=1)
+    assert got is not None and got.gap == 0 and not got.needs_resync
+    pub.publish("bar.MSFT", bar("MSFT"))  # a bar the partial subscriber does not take
+    pub.stream_seqs["bar"] += 2  # two bars lost on the way
+    pub.publish("bar.AAPL", bar())
+    seen = [await whole.recv(timeout=1), await whole.recv(timeout=1)]
+    assert [g.gap for g in seen if g is not None] == [0, 2] and whole.stats.lost == 2
+    while (got := await partial.recv(timeout=0.2)) is not None:
+        assert got.gap == 0  # its numbers jump, but it never took every bar: no gap is certain
+    assert partial.stats.gaps == 0
+    for s in (whole, partial):
+        s.close()
+    pub.close()
 
 
 async def test_topic_prefix_never_matches_a_longer_symbol() -> None:

@@ -52,6 +52,7 @@ class FakeBridge:
         """Look like a restarted bridge on the wire: a new epoch, seq counting from 1 again."""
         self.publisher.epoch = f"bridge-restarted-{time.monotonic_ns()}"
         self.publisher.seq = 0
+        self.publisher.stream_seqs.clear()
 
     async def close(self) -> None:
         self.stop.set()
