@@ -18,7 +18,7 @@ from procs.bridge import convert
 from procs.bridge.orders import DONE, OrderConflict, OrderInvalid, check_place_order
 from procs.bridge.pacing import HistoryPacer
 from procs.bridge.session import GatewaySession
-from shared.bus import RequestError
+from shared.bus import AnswerLater, RequestError
 from shared.config import mask_account
 from shared.log import event
 from shared.messages import (
@@ -223,36 +223,63 @@ class BridgeApi:
             await asyncio.sleep(verdict.wait)
         raise RequestError("historical pacing: too many waiting requests; retry later")
 
+    def answer_now(self, req: Any) -> Any:
+        """The quick path (RequestServer's `quick`): a PlaceOrder whose contract is known and for which the outbox
+        has room is placed without waiting, even from between two of the Gateway's messages; anything else is
+        AnswerLater, for `handle`."""
+        if not isinstance(req, PlaceOrder):
+            raise AnswerLater
+        details = self.session.requests.known_details(req.symbol)
+        if details is None or not self.session.outbox.has_room():
+            raise AnswerLater
+        self.session.count("requests_PlaceOrder")
+        ack = self._claim(req)
+        if ack is not None:
+            return ack
+        try:
+            return self._place(req, details)
+        except BaseException:
+            self.session.orders.release(req.client_order_id)
+            raise
+
     async def place_order(self, req: PlaceOrder) -> OrderAck:
+        ack = self._claim(req)
+        if ack is not None:
+            return ack
+        try:
+            details = await self._details(req.symbol)
+            if not await self.session.outbox.room(QUEUE_TIMEOUT):
+                raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
+            return self._place(req, details)
+        except BaseException:
+            self.session.orders.release(req.client_order_id)
+            raise
+
+    def _claim(self, req: PlaceOrder) -> OrderAck | None:
+        """Check the order and take its client order id (before any await: a concurrent retry must see it taken);
+        the ack of the order already placed under that id when this is a retry."""
         try:
             check_place_order(req)
         except OrderInvalid as exc:
             raise RequestError(str(exc)) from None
         self._require_orders()
-        orders = self.session.orders
         try:
-            claim = orders.claim(req)  # before any await: a concurrent retry must see this id taken
+            claim = self.session.orders.claim(req)
         except OrderConflict as exc:
             raise RequestError(str(exc)) from None
-        if not claim.new:
-            rec = claim.record
-            return OrderAck(
-                client_order_id=rec.client_order_id, order_id=rec.order_id, status=rec.status, duplicate=True
-            )
-        try:
-            return await self._send_order(req)
-        except BaseException:
-            orders.release(req.client_order_id)
-            raise
+        if claim.new:
+            return None
+        rec = claim.record
+        return OrderAck(
+            client_order_id=rec.client_order_id, order_id=rec.order_id, status=rec.status, duplicate=True
+        )
 
-    async def _send_order(self, req: PlaceOrder) -> OrderAck:
-        details = await self._details(req.symbol)
+    def _place(self, req: PlaceOrder, details: Any) -> OrderAck:
+        """Send a claimed order to the Gateway (synchronous: ib_async queues it in the paced outbox)."""
         try:
             check_place_order(req, convert.dec(details.minTick) or None)
         except OrderInvalid as exc:
             raise RequestError(str(exc)) from None
-        if not await self.session.outbox.room(QUEUE_TIMEOUT):
-            raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
         self._require_orders()  # the state may have changed while we waited
         s = self.session
         try:

@@ -109,10 +109,14 @@ class PacedOutbox:
             self._timer.cancel()
             self._timer = None
 
+    def has_room(self) -> bool:
+        """True when a message queued now would not wait behind `room_limit` others or behind earlier waiters."""
+        return len(self._queue) < self.room_limit and not self._waiters
+
     async def room(self, timeout: float) -> bool:
         """Wait (bounded, first come first served) until fewer than `room_limit` messages are queued, so a burst
         of requests waits here instead of piling up behind the limiter; False on timeout."""
-        if len(self._queue) < self.room_limit and not self._waiters:
+        if self.has_room():
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)

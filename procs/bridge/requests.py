@@ -44,11 +44,18 @@ class GatewayRequests:
         if not fut.cancelled():
             fut.exception()  # retrieved here, so a failure every asker gave up on is not reported as lost
 
-    async def contract_details(self, symbol: str) -> ContractDetails | None:
-        """The Gateway's details of a US stock, cached for an hour; None when it knows no such stock."""
+    def known_details(self, symbol: str) -> ContractDetails | None:
+        """The cached details of a stock, or None when they must be asked for (unknown or an hour old)."""
         cached = self._details.get(symbol)
         if cached is not None and time.monotonic() - cached[0] < DETAILS_MAX_AGE:
             return cached[1]
+        return None
+
+    async def contract_details(self, symbol: str) -> ContractDetails | None:
+        """The Gateway's details of a US stock, cached for an hour; None when it knows no such stock."""
+        known = self.known_details(symbol)
+        if known is not None:
+            return known
         found = await self.once(("details", symbol), lambda: self.ib.reqContractDetailsAsync(stock(symbol)))
         chosen = next((d for d in found if d.contract and d.contract.secType == "STK"), None)
         if chosen is not None and chosen.contract is not None:

@@ -131,7 +131,7 @@ def test_a_seq_gap_and_a_new_bridge_epoch_each_trigger_a_new_warm_up(stack_env: 
     async def go() -> None:
         async with Harness(stack_env) as h:
             assert len(h.bridge.requests) == 2
-            h.bridge.publisher.stream_seqs["gateway"] += 3  # three messages of a stream it takes lost on the way
+            h.bridge.publisher.stream_seqs["gateway"] += 3  # three gateway states lost on the way
             h.bridge.status(T0)
             await until(
                 "warm-up after the gap", lambda: len(h.bridge.requests) == 4, tick=lambda: h.bridge.status(T0)
