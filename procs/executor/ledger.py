@@ -66,6 +66,7 @@ class Ledger:
         self.positions: dict[str, PositionRecord] = {}
         self.working: dict[str, OrderRecord] = {}
         self._grouped = False  # inside group(): each write is a savepoint, the group commits once
+        self._group_open = False  # the group's transaction has begun (at its first write)
         self.unsynced = (
             False  # new orders were committed since the last sync(); the app syncs them behind the send
         )
@@ -337,15 +338,18 @@ class Ledger:
         if self._grouped:
             yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
-        self._grouped = True
+        self._grouped = True  # the transaction begins at the group's first write: most groups (quotes, targets
+        self._group_open = False  # that change nothing) write nothing and cost no BEGIN/COMMIT at all
         try:
             yield
         except BaseException:
             self._grouped = False
-            self._abandon()
+            if self._group_open:
+                self._abandon()
             raise
         self._grouped = False
+        if not self._group_open:
+            return
         try:
             self.conn.execute("COMMIT")
         except sqlite3.Error:
@@ -373,7 +377,12 @@ class Ledger:
         self._load()
 
     def _tx(self) -> _Transaction | _Savepoint:
-        return _Savepoint(self.conn) if self._grouped else _Transaction(self.conn)
+        if not self._grouped:
+            return _Transaction(self.conn)
+        if not self._group_open:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._group_open = True
+        return _Savepoint(self.conn)
 
 
 class _Transaction:

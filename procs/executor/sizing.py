@@ -8,7 +8,7 @@ allowed: that is risk.py's job.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Literal
 
@@ -30,13 +30,16 @@ class QuoteSnapshot:
     ask: Decimal
     last: Decimal
     received_ns: int = 0
+    # the price a collar is measured against: the mid when both sides are there, else the last trade (worked out
+    # once: marks, P&L and every risk check read it, many times per quote)
+    reference: Decimal = field(init=False, compare=False)
 
-    @property
-    def reference(self) -> Decimal:
-        """The price a collar is measured against: the mid when both sides are there, else the last trade."""
+    def __post_init__(self) -> None:
         if self.bid > 0 and self.ask > 0 and self.ask >= self.bid:
-            return (self.bid + self.ask) / 2
-        return self.last if self.last > 0 else max(self.bid, self.ask)
+            ref = (self.bid + self.ask) / 2
+        else:
+            ref = self.last if self.last > 0 else max(self.bid, self.ask)
+        object.__setattr__(self, "reference", ref)
 
     def touch(self, side: Literal["BUY", "SELL"]) -> Decimal:
         """The price a marketable order meets: the ask to buy, the bid to sell (the last trade when missing)."""

@@ -156,6 +156,21 @@ def test_a_group_commits_its_writes_once_and_a_failed_write_inside_undoes_only_i
     assert ledger.positions["AAPL"].quantity == D(10)
 
 
+def test_a_group_begins_its_transaction_at_its_first_write_and_one_that_writes_nothing_costs_none(
+    ledger: Ledger,
+) -> None:
+    with ledger.group():  # a burst of quotes and targets that change nothing: no BEGIN, no COMMIT
+        assert ledger.order("ex-none") is None and ledger.cash() == D(0)
+        assert not ledger.conn.in_transaction
+    with ledger.group():
+        assert not ledger.conn.in_transaction
+        new_order(ledger, "ex-1")
+        assert ledger.conn.in_transaction  # begun by the write, held until the group ends
+        assert _seen_from_outside(ledger.path) == []
+    assert not ledger.conn.in_transaction
+    assert _seen_from_outside(ledger.path) == ["ex-1"]
+
+
 def test_a_group_that_fails_keeps_nothing_on_disk_or_in_memory(ledger: Ledger) -> None:
     new_order(ledger, "ex-1")
     with pytest.raises(RuntimeError), ledger.group():
