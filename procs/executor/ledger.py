@@ -338,8 +338,10 @@ class Ledger:
         if self._grouped:
             yield
             return
-        self._grouped = True  # the transaction begins at the group's first write: most groups (quotes, targets
-        self._group_open = False  # that change nothing) write nothing and cost no BEGIN/COMMIT at all
+        # the transaction begins at the group's first write (_tx): most groups (quotes, targets that change
+        # nothing) write nothing and cost no BEGIN/COMMIT at all
+        self._grouped = True
+        self._group_open = False
         try:
             yield
         except BaseException:
