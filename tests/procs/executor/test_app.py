@@ -1,16 +1,20 @@
-"""The executor's adapter: a crashed loop ends the process with an error (so supervisord restarts it)."""
+"""The executor's adapter: a crashed loop ends the process with an error (so supervisord restarts it); a message
+lost from the broker's streams sends it to reconcile."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from procs.executor.actions import Reconcile
 from procs.executor.app import ExecutorApp
 from procs.executor.engine import Executor
-from shared.bus import new_context
+from shared.bus import Received, new_context
+from shared.messages import Fill, Quote
 from shared.service import Service
 
 
@@ -29,5 +33,36 @@ async def test_a_crashed_loop_stops_the_executor_with_an_error(
     try:
         with pytest.raises(RuntimeError, match="timers failed"):
             await asyncio.wait_for(app.run(), 10)
+    finally:
+        ctx.destroy(linger=0)
+
+
+async def test_a_gap_in_the_broker_streams_asks_for_a_reconciliation_and_a_gap_in_quotes_does_not(
+    make_executor: Callable[..., Executor], stack_env: Path
+) -> None:
+    ex = make_executor()
+    ctx = new_context()
+    try:
+        app = ExecutorApp(
+            Service(program="executor", settings=ex.settings, ctx=ctx, stop=asyncio.Event()), ex
+        )
+        fill = Fill(
+            exec_id="e1",
+            client_order_id="ex-x",
+            symbol="AAPL",
+            side="BUY",
+            quantity=Decimal(1),
+            price=Decimal(1),
+            exec_ns=1,
+        )
+        lost_fill = app._decide(Received("fill", fill, gap=2))
+        assert [a.reason for a in lost_fill if isinstance(a, Reconcile)] == [
+            "2 fill message(s) lost on the bus"
+        ]
+        assert app._decide(Received("fill", fill)) == []
+        quote = Quote(symbol="AAPL", bid=99.99, ask=100.01, last=100.0)
+        assert not any(isinstance(a, Reconcile) for a in app._decide(Received("quote.AAPL", quote, gap=5)))
+        app.sub.close()
+        app.server.close()
     finally:
         ctx.destroy(linger=0)
