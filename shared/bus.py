@@ -94,7 +94,9 @@ class Readiness:
 
     ZMQ_FD is a signal, not a level: it fires when the socket's state may have changed, and reading ZMQ_EVENTS both
     answers and clears it. So the reader always reads EVENTS (else asyncio's level-triggered epoll would spin), and
-    a waiter checks EVENTS itself before it sleeps, so a message that came in meanwhile is never missed."""
+    a waiter checks EVENTS itself before it sleeps, so a message that came in meanwhile is never missed. Any other
+    operation on the socket (a send) can take that signal too: call `recheck()` after it. One task waits at a time
+    (each socket here has one reader)."""
 
     def __init__(self, sock: zmq.Socket[bytes]) -> None:
         self._sock = sock

@@ -12,6 +12,7 @@ import zmq
 import zmq.asyncio
 
 from shared.bus import (
+    AnswerLater,
     Publisher,
     RequestClient,
     RequestError,
@@ -208,3 +209,53 @@ async def test_malformed_request_gets_an_error_naming_the_field(ctx: zmq.asyncio
     raw.close(linger=0)
     client.close()
     server.close()
+
+
+async def test_the_quick_handler_answers_between_two_steps_of_a_busy_callback(
+    ctx: zmq.asyncio.Context,
+) -> None:
+    """take_waiting() answers a waiting order right away, without the event loop (the bridge calls it between two
+    Gateway messages); what the quick handler declines goes to the async handler, which answers it later."""
+    answered: list[str] = []
+
+    def quick(req: object) -> str:
+        if not isinstance(req, PlaceOrder):
+            raise AnswerLater
+        if req.quantity <= 0:
+            raise RequestError("quantity must be positive")
+        answered.append(req.client_order_id)
+        return "placed now"
+
+    async def handler(req: object) -> str:
+        return "answered later"
+
+    server = RequestServer(ctx, "inproc://r4", BridgeRequest, handler, quick=quick)
+    raw = ctx.socket(zmq.REQ)
+    raw.connect("inproc://r4")
+    order = PlaceOrder(req_id="o1", client_order_id="c1", symbol="AAPL", side="BUY", quantity=Decimal(1))
+    await raw.send(msgspec.msgpack.encode(order))
+    assert await _taken(server)
+    assert answered == ["c1"]  # placed inside take_waiting(), no task, no loop turn
+    reply = msgspec.msgpack.decode(await raw.recv(), type=Reply)
+    assert reply.ok and reply.result == "placed now" and reply.req_id == "o1"
+    await raw.send(msgspec.msgpack.encode(PlaceOrder(req_id="o2", client_order_id="c2", symbol="AAPL",
+                                                     side="BUY", quantity=Decimal(-1))))  # fmt: skip
+    assert await _taken(server)
+    refused = msgspec.msgpack.decode(await raw.recv(), type=Reply)
+    assert not refused.ok and refused.error == "quantity must be positive"
+    await raw.send(msgspec.msgpack.encode(HealthRequest(req_id="h1")))
+    assert await _taken(server)
+    later = msgspec.msgpack.decode(await asyncio.wait_for(raw.recv(), 2), type=Reply)
+    assert later.ok and later.result == "answered later" and answered == ["c1"]
+    assert server.take_waiting() == 0  # nothing waiting: one look at the socket, nothing taken
+    raw.close(linger=0)
+    server.close()
+
+
+async def _taken(server: RequestServer) -> bool:
+    """take_waiting() until it takes something (the request crosses the inproc pipe), bounded."""
+    for _ in range(100):
+        if server.take_waiting():
+            return True
+        await asyncio.sleep(0.01)
+    return False
