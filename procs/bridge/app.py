@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from ib_async import IB
 
@@ -16,6 +17,8 @@ from procs.bridge.stream import Streams
 from shared.bus import RequestServer, req_endpoint
 from shared.messages import BridgeRequest
 from shared.service import Service
+
+LOOK_EVERY = 100e-6  # seconds of decoding between two looks at the request socket
 
 
 async def _mirror_health(svc: Service, session: GatewaySession, api: BridgeApi) -> None:
@@ -35,19 +38,25 @@ async def _mirror_health(svc: Service, session: GatewaySession, api: BridgeApi) 
             await asyncio.wait_for(svc.stop.wait(), min(1.0, svc.settings.heartbeat_seconds))
 
 
-def orders_between_messages(ib: IB, server: RequestServer) -> None:
+def orders_between_messages(ib: IB, server: RequestServer, every: float = LOOK_EVERY) -> None:
     """Let waiting orders jump the queue of the Gateway's messages.
 
     ib_async decodes everything one read brought in a single callback: the ~8 replies to one order (two openOrder
-    among them) take about a millisecond, and the next order of a burst used to wait behind them. After each
-    message the request socket is looked at (one getsockopt); orders it holds are placed on the spot by the
-    quick path, between two messages, where ib_async's state is whole."""
+    among them) take about a millisecond, and the next order of a burst used to wait behind them. Between two
+    messages, at most every `every` seconds of decoding (a look costs ~2 us; a bar burst is 100 small messages),
+    the request socket is looked at, and orders it holds are placed on the spot by the quick path, where
+    ib_async's state is whole."""
     decoder = ib.client.decoder
     interpret = decoder.interpret
+    looked = 0.0
 
     def interpret_then_take_orders(fields: list[str]) -> None:
+        nonlocal looked
         interpret(fields)  # type: ignore[no-untyped-call]
-        server.take_waiting()
+        now = time.perf_counter()
+        if now - looked >= every:
+            looked = now
+            server.take_waiting()
 
     decoder.interpret = interpret_then_take_orders  # type: ignore[method-assign]
 
