@@ -202,10 +202,11 @@ class ExecutorApp:
         except Exception as exc:  # its writes were rolled back alone (a savepoint); the others stand
             self._failed(got, exc)
             return []
+        stream = stream_of(got.topic)
         if got.new_epoch and got.msg.source == "bridge":
             actions.append(Reconcile("new bridge epoch"))
-        elif got.gap and stream_of(got.topic) in BROKER_STREAMS:  # a lost fill or order state: ask the broker
-            actions.append(Reconcile(f"{got.gap} {stream_of(got.topic)} message(s) lost on the bus"))
+        elif got.gap and stream in BROKER_STREAMS:  # a lost fill or order state: ask the broker
+            actions.append(Reconcile(f"{got.gap} {stream} message(s) lost on the bus"))
         return actions
 
     def _failed(self, got: Received, exc: Exception) -> None:

@@ -1,7 +1,8 @@
 """The feature worker's adapter: bridge bars off the bus, warm-up through the bridge, vectors onto the bus.
 
 Only the bridge's `bar.` and `gateway` streams are read (whole streams, so their gaps are certain; quotes and
-order reports would only wake it), bars go to the FeatureWorker, each vector goes out as `feat.<SYM>`. A warm-up task asks the bridge for history, one symbol at a time, at start, after
+order reports would only wake it), bars go to the FeatureWorker, each vector goes out as `feat.<SYM>`.
+A warm-up task asks the bridge for history, one symbol at a time, at start, after
 a seq gap or new bridge epoch, and when the Gateway is READY again. It must never block the bar loop on a
 request, and never let a bad bar or a failed request stop the process.
 """
