@@ -230,7 +230,7 @@ class BridgeApi:
         if not isinstance(req, PlaceOrder):
             raise AnswerLater
         details = self.session.requests.known_details(req.symbol)
-        if details is None or not self.session.outbox.has_room():
+        if details is None or not self.session.outbox.has_room(order=True):
             raise AnswerLater
         self.session.count("requests_PlaceOrder")
         ack = self._claim(req)
@@ -248,7 +248,7 @@ class BridgeApi:
             return ack
         try:
             details = await self._details(req.symbol)
-            if not await self.session.outbox.room(QUEUE_TIMEOUT):
+            if not await self.session.outbox.room(QUEUE_TIMEOUT, order=True):
                 raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
             return self._place(req, details)
         except BaseException:

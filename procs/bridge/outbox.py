@@ -2,7 +2,9 @@
 types combined), and ib_async's log lines for codes the bridge reports itself are kept out of the log.
 
 A thin adapter over ib_async's Client: it replaces Client.sendMsg. It must never send a message queued for a
-dead session on a new one, and never let a heartbeat wait behind a backlog of requests.
+dead session on a new one, and never let a heartbeat or an order wait behind a backlog of requests: they have a
+lane of their own, drained first, and a reserve of the window (pacing.order_reserve) the other messages never use,
+so the first order after a burst of subscriptions (start-up, a reconnect) goes at once.
 
 ib_async also logs a whole Trade (every field of the order, its status and its log) for each of the ~10 messages
 an order brings back; the bridge logs each order, state change and fill in one short line of its own, so those
@@ -21,9 +23,12 @@ from ib_async import IB
 
 from procs.bridge.pacing import Limiter
 
-# reqCurrentTime (the heartbeat) and cancelOrder jump the queue: a backlog must not look like a stalled API,
-# and a cancel is the one message a trader wants out first.
-_PRIORITY_PREFIXES = ("49\0", "4\0")
+# The order lane: placeOrder and reqGlobalCancel in their order; reqCurrentTime (the heartbeat: a backlog must not
+# look like a stalled API) and cancelOrder (the one message a trader wants out first) at its head, but a cancel
+# never ahead of its own order's placeOrder.
+_ORDER_PREFIXES = ("3\0", "58\0")
+_HEARTBEAT = "49\0"
+_CANCEL = "4\0"
 # codes the bridge turns into state changes and logs once per transition (or per interval) itself
 _QUIET_CODES = re.compile(r"^(Error|Warning) (1100|1101|1102|2103|2104|2105|2106|2107|2108|2110|2158|10197),")
 # per-order, per-fill and per-position lines the bridge writes itself, shorter (procs/bridge/stream.py, api.py)
@@ -39,17 +44,32 @@ _OWN_LINES = (
 )
 
 
+def _order_id(msg: str, at: int) -> str:
+    fields = msg.split("\0", at + 1)
+    return fields[at] if len(fields) > at else ""
+
+
 class PacedOutbox:
-    """A FIFO drained by the pacing limiter; installed as the Client's sendMsg."""
+    """Two FIFOs (orders, then the rest) drained by the pacing limiter; installed as the Client's sendMsg.
+
+    `reserve`: slots of the limiter's window left to the order lane (the rest of the traffic never takes them)."""
 
     def __init__(
-        self, ib: IB, limiter: Limiter, *, room_limit: int = 20, clock: Callable[[], float] | None = None
+        self,
+        ib: IB,
+        limiter: Limiter,
+        *,
+        room_limit: int = 20,
+        reserve: int = 0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._client = ib.client
         self.room_limit = room_limit
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.reserve = reserve
+        self._waiters: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
         self._limiter = limiter
         self._clock = clock
+        self._orders: deque[str] = deque()
         self._queue: deque[str] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self.sent = 0
@@ -64,16 +84,28 @@ class PacedOutbox:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._orders) + len(self._queue)
 
     def send(self, msg: str | None) -> None:
         """Queue one encoded message (ib_async calls this for every request) and send what the limiter allows."""
         if msg:
-            if msg.startswith(_PRIORITY_PREFIXES):
-                self._queue.appendleft(msg)
+            if msg.startswith(_ORDER_PREFIXES):
+                self._orders.append(msg)
+            elif msg.startswith(_HEARTBEAT):
+                self._orders.appendleft(msg)
+            elif msg.startswith(_CANCEL):
+                self._orders.insert(self._after_own_place(_order_id(msg, 2)), msg)
             else:
                 self._queue.append(msg)
         self._drain()
+
+    def _after_own_place(self, order_id: str) -> int:
+        """Where a cancel goes in the order lane: first, or right behind its own order's queued placeOrder."""
+        for i in range(len(self._orders) - 1, -1, -1):
+            msg = self._orders[i]
+            if msg.startswith("3\0") and _order_id(msg, 1) == order_id:
+                return i + 1
+        return 0
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -81,45 +113,57 @@ class PacedOutbox:
 
     def _drain(self) -> None:
         now = self._now()
-        while self._queue and self._limiter.try_take(now):
-            msg = self._queue.popleft()
-            self._client.conn.sendMsg(self._client._prefix(msg.encode()))  # type: ignore[no-untyped-call]
-            self.sent += 1
-        if self._queue:
+        limiter = self._limiter
+        while self._orders and limiter.try_take(now):
+            self._write(self._orders.popleft())
+        while not self._orders and self._queue and limiter.try_take(now, self.reserve):
+            self._write(self._queue.popleft())
+        if self._orders or self._queue:
             self.waits += 1
-            self.max_backlog = max(self.max_backlog, len(self._queue))
+            self.max_backlog = max(self.max_backlog, self.backlog)
             if self._timer is None:
+                wait = limiter.wait_time(now) if self._orders else limiter.wait_time(now, self.reserve)
                 loop = asyncio.get_running_loop()
-                self._timer = loop.call_at(loop.time() + self._limiter.wait_time(now), self._on_timer)
+                self._timer = loop.call_at(loop.time() + wait, self._on_timer)
         self._wake()
+
+    def _write(self, msg: str) -> None:
+        self._client.conn.sendMsg(self._client._prefix(msg.encode()))  # type: ignore[no-untyped-call]
+        self.sent += 1
 
     async def flush(self, timeout: float) -> bool:
         """Let what is queued go out (an order must not be lost to an orderly stop); False if time ran out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._queue and loop.time() < deadline:
+        while self.backlog and loop.time() < deadline:
             await asyncio.sleep(max(0.01, self._limiter.wait_time(self._now())))
-        return not self._queue
+        return not self.backlog
 
     def clear(self) -> None:
         """The session ended: what it queued must not reach the next one."""
-        self.dropped += len(self._queue)
+        self.dropped += self.backlog
+        self._orders.clear()
         self._queue.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def has_room(self) -> bool:
-        """True when a message queued now would not wait behind `room_limit` others or behind earlier waiters."""
-        return len(self._queue) < self.room_limit and not self._waiters
+    def _queued(self, order: bool) -> int:
+        """What a message of this lane would wait behind: an order only other orders, the rest everything."""
+        return len(self._orders) if order else self.backlog
 
-    async def room(self, timeout: float) -> bool:
-        """Wait (bounded, first come first served) until fewer than `room_limit` messages are queued, so a burst
-        of requests waits here instead of piling up behind the limiter; False on timeout."""
-        if self.has_room():
+    def has_room(self, order: bool = False) -> bool:
+        """True when a message queued now would not wait behind `room_limit` others or behind earlier waiters
+        (`order`: in the order lane)."""
+        return self._queued(order) < self.room_limit and not self._waiters[order]
+
+    async def room(self, timeout: float, order: bool = False) -> bool:
+        """Wait (bounded, first come first served) until fewer than `room_limit` messages are queued ahead, so a
+        burst of requests waits here instead of piling up behind the limiter; False on timeout."""
+        if self.has_room(order):
             return True
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        self._waiters[order].append(fut)
         self._wake()
         try:
             await asyncio.wait_for(fut, timeout)
@@ -128,13 +172,14 @@ class PacedOutbox:
         return True
 
     def _wake(self) -> None:
-        free = self.room_limit - len(self._queue)
-        while self._waiters and free > 0:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                free -= 1
-        if self._waiters and self._timer is None:
+        for order, waiters in self._waiters.items():
+            free = self.room_limit - self._queued(order)
+            while waiters and free > 0:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    free -= 1
+        if any(self._waiters.values()) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(0.05, self._on_timer)
 
 

@@ -22,7 +22,7 @@ from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, Retry
 from procs.bridge.feeds import Feeds
 from procs.bridge.orders import OrderRegistry
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async
-from procs.bridge.pacing import gateway_limiter
+from procs.bridge.pacing import gateway_limiter, order_reserve
 from procs.bridge.requests import REQUEST_TIMEOUT, GatewayRequests
 from procs.bridge.states import (
     GatewayConditions,
@@ -104,7 +104,8 @@ class GatewaySession:
     ) -> None:
         s = self.settings = settings
         self.ib = IB()
-        self.outbox = PacedOutbox(self.ib, gateway_limiter(s.bridge_msgs_per_second))
+        limiter = gateway_limiter(s.bridge_msgs_per_second)
+        self.outbox = PacedOutbox(self.ib, limiter, reserve=order_reserve(limiter.limit))
         self.conditions = GatewayConditions(readonly=s.ib_readonly)
         self.policy = ReconnectPolicy(
             cap=s.reconnect_backoff_max,

@@ -1,5 +1,6 @@
-"""The paced outbox: ib_async's every message goes through one limiter, heartbeats and cancels jump the queue,
-a dead session's queue never reaches the next one, and a burst of requests waits its turn at the door."""
+"""The paced outbox: ib_async's every message goes through one limiter, orders, heartbeats and cancels have a lane
+and a reserve of their own, a cancel never overtakes its own order, a dead session's queue never reaches the next
+one, and a burst of requests waits its turn at the door."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from procs.bridge.outbox import PacedOutbox, quiet_ib_async
 from procs.bridge.pacing import SlidingWindow
 
 
-def outbox(limit: int = 5, window: float = 0.005, room_limit: int = 20) -> tuple[PacedOutbox, list[str]]:
+def outbox(
+    limit: int = 5, window: float = 0.005, room_limit: int = 20, reserve: int = 0
+) -> tuple[PacedOutbox, list[str]]:
     ib = IB()
     sent: list[str] = []
     ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]
-    return PacedOutbox(ib, SlidingWindow(limit=limit, window=window), room_limit=room_limit), sent
+    box = PacedOutbox(ib, SlidingWindow(limit=limit, window=window), room_limit=room_limit, reserve=reserve)
+    return box, sent
 
 
 def test_it_replaces_ib_async_sendmsg_and_its_throttle() -> None:
@@ -56,6 +60,66 @@ def test_heartbeats_and_cancels_jump_the_queue() -> None:
     sent = asyncio.run(go())
     assert sent[0].startswith("3\0")
     assert {sent[1], sent[2]} == {"49\x001\x00", "4\x001\x007\x00"}
+
+
+def test_an_order_overtakes_queued_requests_and_takes_the_reserve_they_leave() -> None:
+    async def go() -> tuple[list[str], list[str], int]:
+        box, sent = outbox(limit=5, window=0.05, reserve=2)
+        for i in range(10):
+            box.send(f"1\0{i}\0")  # subscriptions: only 3 of the 5 slots are theirs
+        at_once = list(sent)
+        box.send("3\x0042\x00AAPL\x00")
+        box.send("58\x001\x00")  # a global cancel rides the order lane too
+        after_orders = list(sent)
+        while box.backlog:
+            await asyncio.sleep(0.01)
+        return at_once, after_orders, len(sent)
+
+    at_once, after_orders, total = asyncio.run(go())
+    assert at_once == [f"1\0{i}\0" for i in range(3)]
+    assert after_orders[3:] == ["3\x0042\x00AAPL\x00", "58\x001\x00"]  # at once, ahead of 7 queued
+    assert total == 12
+
+
+def test_requests_wait_while_orders_are_queued_and_never_touch_the_reserve() -> None:
+    async def go() -> list[str]:
+        box, sent = outbox(limit=3, window=0.03, reserve=1)
+        for i in range(4):
+            box.send(f"3\0{i}\0")  # 3 go, 1 waits for the window
+        box.send("1\x00sub\x00")
+        while box.backlog:
+            await asyncio.sleep(0.005)
+        return sent
+
+    sent = asyncio.run(go())
+    assert [m.split("\0")[0] for m in sent] == ["3", "3", "3", "3", "1"]
+
+
+def test_a_cancel_never_overtakes_its_own_orders_placement() -> None:
+    async def go() -> list[str]:
+        box, sent = outbox(limit=1, window=0.01)
+        box.send("3\x001\x00")  # goes
+        box.send("3\x002\x00")
+        box.send("3\x003\x00")
+        box.send("4\x001\x002\x00\x00")  # cancel of order 2: right behind its placement, ahead of order 3
+        box.send("4\x001\x009\x00\x00")  # cancel of an order already out: first
+        while box.backlog:
+            await asyncio.sleep(0.005)
+        return sent
+
+    sent = asyncio.run(go())
+    assert sent == ["3\x001\x00", "4\x001\x009\x00\x00", "3\x002\x00", "4\x001\x002\x00\x00", "3\x003\x00"]
+
+
+def test_an_order_has_room_while_requests_crowd_the_door() -> None:
+    async def go() -> tuple[bool, bool, bool]:
+        box, _ = outbox(limit=1, window=0.05, room_limit=3)
+        for i in range(10):
+            box.send(f"1\0{i}\0")
+        return box.has_room(), box.has_room(order=True), await box.room(timeout=0.01, order=True)
+
+    requests, orders, order_waited = asyncio.run(go())
+    assert requests is False and orders is True and order_waited is True
 
 
 def test_clear_drops_what_a_dead_session_queued() -> None:

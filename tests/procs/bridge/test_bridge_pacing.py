@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procs.bridge.pacing import HistoryPacer, SlidingWindow, gateway_limiter
+from procs.bridge.pacing import HistoryPacer, SlidingWindow, gateway_limiter, order_reserve
 
 
 def max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -79,6 +79,39 @@ def test_a_sliding_window_counts_any_pattern_of_tries_exactly(limit: int, steps:
     assert max_in_window(sent) <= limit
     # never timid: each refusal was forced by `limit` messages sent less than a second before it
     assert all(sum(1 for s in sent if 0 <= t - s < 1.0) == limit for t in refused)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=49),
+    tries=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=0.3, allow_nan=False), st.booleans()),
+        min_size=1,
+        max_size=300,
+    ),
+)
+def test_a_reserve_is_left_to_orders_in_any_pattern(limit: int, tries: list[tuple[float, bool]]) -> None:
+    keep = order_reserve(limit)
+    w = SlidingWindow(limit=limit, window=1.0)
+    now, sent, other = 0.0, [], []
+    for step, is_order in tries:
+        now += step
+        k = 0 if is_order else keep
+        wait = w.wait_time(now, k)
+        took = w.try_take(now, k)
+        assert took == (wait == 0.0)
+        if took:
+            sent.append(now)
+            if not is_order:
+                other.append(now)
+        else:  # refused only when the window holds limit - k messages sent less than a second before
+            assert sum(1 for s in sent if 0 <= now - s < 1.0) >= limit - k
+    assert max_in_window(sent) <= limit
+    assert max_in_window(other) <= limit - keep  # the rest of the traffic never takes the reserve
+
+
+def test_the_reserve_is_a_fifth_of_the_window() -> None:
+    assert [order_reserve(n) for n in (49, 40, 20, 5, 4, 1)] == [9, 8, 4, 1, 0, 0]
 
 
 def test_a_burst_of_20_orders_goes_at_once_then_the_window_holds() -> None:
