@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import percentile, stop_process  # noqa: E402
+from shared.config import Settings  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
@@ -441,8 +442,8 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--bridge-rate",
         type=float,
-        default=40.0,
-        help="BRIDGE_MSGS_PER_SECOND: at most this many messages in any 1 s window (default 40, the stack's)",
+        default=Settings.model_fields["bridge_msgs_per_second"].default,
+        help="BRIDGE_MSGS_PER_SECOND: at most this many messages in any 1.05 s window (default: the stack's)",
     )
     p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, trace, ledger)")
     p.add_argument(

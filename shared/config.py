@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     # -- bridge
     bridge_heartbeat_seconds: float = Field(5.0, gt=0)
     bridge_heartbeat_timeout: float = Field(10.0, gt=0)
-    bridge_msgs_per_second: float = Field(40.0, gt=0, le=50)
+    # ib_async's own default; held over a 1.05 s window, so any second of IB's sees at most 45 of its 50
+    bridge_msgs_per_second: float = Field(45.0, gt=0, le=50)
     reconnect_backoff_max: float = Field(30.0, gt=0)
     reconnect_max_failures: int = Field(10, ge=1)
     waiting_retry_seconds: float = Field(300.0, gt=0)
