@@ -90,8 +90,9 @@ def test_nothing_on_the_port_means_an_empty_snapshot_and_no_owner_search(
     assert snap.close_waits == () and not snap.listening and snap.tcp_sockets > 0
 
 
-def _scan_as_nobody(port: int, supervised_pid: int) -> dict[str, list[object]]:
-    """Three watchdog scans in a forked child that dropped to user nobody: root's sockets become unreadable.
+def _scan_unprivileged(port: int, supervised_pid: int) -> dict[str, list[object]]:
+    """Three watchdog scans in a forked child that cannot read the holder's /proc entries: run as root, the child
+    drops to user nobody; run as anyone else, the holder made itself undumpable (its /proc files are root's).
 
     supervisord's table (given) lists `supervised_pid` as our bridge, so only the unreadable owner stands
     between the socket and a restart.
@@ -101,8 +102,9 @@ def _scan_as_nobody(port: int, supervised_pid: int) -> dict[str, list[object]]:
     if pid == 0:  # the child: only the scan and the decision, then _exit
         try:
             os.close(read_end)
-            os.setgid(65534)
-            os.setuid(65534)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
             table = ProgramTable(
                 (ProgramInfo("bridge", "bridge", "RUNNING", supervised_pid, time.time()),), 1
             )
@@ -124,19 +126,21 @@ def _scan_as_nobody(port: int, supervised_pid: int) -> dict[str, list[object]]:
     return dict(json.loads(data))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the scanner as another user (nobody)")
 def test_a_watchdog_that_cannot_read_the_socket_owner_reports_unknown_and_does_nothing(
     listener: Listener, short_tmp: Path
 ) -> None:
     holder = start_unsupervised(
-        [sys.executable, str(HELPERS / "client_program.py"), "holder", "--connect", str(listener.port)],
+        [
+            *(sys.executable, str(HELPERS / "client_program.py"), "holder"),
+            *("--connect", str(listener.port), "--undumpable"),
+        ],
         short_tmp,
     )
     try:
         wait_for("the client connected", lambda: listener.accept_all() >= 1, 10)
         listener.close_sessions()
         wait_for("its CLOSE_WAIT", lambda: take_snapshot(listener.port).by_side("client"), 5)
-        result = _scan_as_nobody(listener.port, holder.pid)
+        result = _scan_unprivileged(listener.port, holder.pid)
         assert result["seen"] == [["client", None]] * 3  # the socket is there, its owner is not readable
         assert result["decisions"] == [["UNKNOWN", "owner-unreadable"]]  # said once, nothing done
         assert holder.poll() is None
