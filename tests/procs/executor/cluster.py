@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,14 @@ from shared.messages import (
     ExecutionsRequest,
     Fill,
     HealthRequest,
+    PositionsRequest,
     Request,
     StatusRequest,
     TargetPosition,
 )
 from tests.support.sim import RunningSim, running_sim
 
+D = Decimal
 REPO = Path(__file__).resolve().parents[3]
 PYTHON = REPO / ".venv" / "bin" / "python"
 
@@ -206,6 +209,61 @@ class Cluster:
             self.stop(program)
         if self._publisher is not None:
             self._publisher.close()
+
+
+def broker_positions(c: Cluster) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
+    for p in c.request("bridge", PositionsRequest()):
+        out[p["symbol"]] = out.get(p["symbol"], D(0)) + D(str(p["quantity"]))
+    return {s: q for s, q in out.items() if q != 0}
+
+
+def our_broker_fills(c: Cluster, coid: str | None = None) -> list[Fill]:
+    return [
+        f
+        for f in c.broker_fills()
+        if f.client_order_id.startswith("ex-") and coid in (None, f.client_order_id)
+    ]
+
+
+def check_ledger_against_broker(c: Cluster) -> None:
+    """The ledger is whole and agrees with the broker: every broker fill booked once, none invented, positions and
+    cash add up, and no order reached the broker twice (one broker order per client order id, never filled
+    beyond its quantity)."""
+    path = c.settings.data_dir / "ledger.sqlite"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        fills = list(conn.execute("SELECT * FROM fills"))
+        signed = {f["exec_id"]: D(f["quantity"]) * (1 if f["side"] == "BUY" else -1) for f in fills}
+        by_symbol: dict[str, Decimal] = {}
+        for f in fills:
+            by_symbol[f["symbol"]] = by_symbol.get(f["symbol"], D(0)) + signed[f["exec_id"]]
+        positions = {r["symbol"]: D(r["quantity"]) for r in conn.execute("SELECT * FROM positions")}
+        assert {s: q for s, q in positions.items() if q} == {s: q for s, q in by_symbol.items() if q}
+        for o in conn.execute("SELECT * FROM orders"):
+            mine = [D(f["quantity"]) for f in fills if f["client_order_id"] == o["client_order_id"]]
+            assert sum(mine, D(0)) == D(o["filled"]), o["client_order_id"]
+        commissions = sum((D(f["commission"]) for f in fills if f["commission"] is not None), D(0))
+        moved = sum((signed[f["exec_id"]] * D(f["price"]) for f in fills), D(0))
+        (cash,) = conn.execute("SELECT cash FROM account").fetchone()
+        assert D(cash) == -moved - commissions
+        broker = our_broker_fills(c)
+        assert sorted(signed) == sorted(f.exec_id for f in broker)  # every fill once, none invented
+        assert {s: q for s, q in positions.items() if q} == broker_positions(c)
+        quantity = {o["client_order_id"]: D(o["quantity"]) for o in conn.execute("SELECT * FROM orders")}
+        placed: dict[str, set[int]] = {}
+        filled: dict[str, Decimal] = {}
+        for f in broker:
+            placed.setdefault(f.client_order_id, set()).add(f.order_id)
+            filled[f.client_order_id] = filled.get(f.client_order_id, D(0)) + f.quantity
+        assert {coid: ids for coid, ids in placed.items() if len(ids) > 1} == {}, "an order placed twice"
+        assert all(filled[coid] <= quantity[coid] for coid in filled), "an order filled beyond its quantity"
+        refs = [o["order_ref"] for o in c.sim.status()["open_orders"] if o["order_ref"].startswith("ex-")]
+        assert len(refs) == len(set(refs)), "two working orders at the broker under one client order id"
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

@@ -12,26 +12,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from shared.messages import Fill, PositionsRequest
-
-from .cluster import REPO, Cluster, running_cluster, wait_for
+from .cluster import (
+    REPO,
+    Cluster,
+    broker_positions,
+    check_ledger_against_broker,
+    our_broker_fills,
+    running_cluster,
+    wait_for,
+)
 
 D = Decimal
-
-
-def broker_positions(c: Cluster) -> dict[str, Decimal]:
-    out: dict[str, Decimal] = {}
-    for p in c.request("bridge", PositionsRequest()):
-        out[p["symbol"]] = out.get(p["symbol"], D(0)) + D(str(p["quantity"]))
-    return {s: q for s, q in out.items() if q != 0}
-
-
-def our_broker_fills(c: Cluster, coid: str | None = None) -> list[Fill]:
-    return [
-        f
-        for f in c.broker_fills()
-        if f.client_order_id.startswith("ex-") and coid in (None, f.client_order_id)
-    ]
 
 
 def order_row(c: Cluster, coid: str) -> sqlite3.Row:
@@ -140,33 +131,6 @@ def test_the_daily_loss_limit_halts_and_stays_halted_across_a_restart(short_tmp:
         assert c.status()["halted"]
 
 
-def _check_ledger_against_broker(c: Cluster) -> None:
-    path = c.settings.data_dir / "ledger.sqlite"
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        fills = list(conn.execute("SELECT * FROM fills"))
-        signed = {f["exec_id"]: D(f["quantity"]) * (1 if f["side"] == "BUY" else -1) for f in fills}
-        by_symbol: dict[str, Decimal] = {}
-        for f in fills:
-            by_symbol[f["symbol"]] = by_symbol.get(f["symbol"], D(0)) + signed[f["exec_id"]]
-        positions = {r["symbol"]: D(r["quantity"]) for r in conn.execute("SELECT * FROM positions")}
-        assert {s: q for s, q in positions.items() if q} == {s: q for s, q in by_symbol.items() if q}
-        for o in conn.execute("SELECT * FROM orders"):
-            mine = [D(f["quantity"]) for f in fills if f["client_order_id"] == o["client_order_id"]]
-            assert sum(mine, D(0)) == D(o["filled"]), o["client_order_id"]
-        commissions = sum((D(f["commission"]) for f in fills if f["commission"] is not None), D(0))
-        moved = sum((signed[f["exec_id"]] * D(f["price"]) for f in fills), D(0))
-        (cash,) = conn.execute("SELECT cash FROM account").fetchone()
-        assert D(cash) == -moved - commissions
-        broker = our_broker_fills(c)
-        assert sorted(signed) == sorted(f.exec_id for f in broker)  # every fill once, none invented
-        assert {s: q for s, q in positions.items() if q} == broker_positions(c)
-    finally:
-        conn.close()
-
-
 def test_the_ledger_stays_consistent_when_the_executor_is_killed_at_random_during_fills(
     short_tmp: Path,
 ) -> None:
@@ -191,4 +155,4 @@ def test_the_ledger_stays_consistent_when_the_executor_is_killed_at_random_durin
 
         wait_for("every order settled", settled, 30, interval=0.3)
         assert c.status()["halted"] is False
-        _check_ledger_against_broker(c)
+        check_ledger_against_broker(c)
