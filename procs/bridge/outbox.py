@@ -26,7 +26,8 @@ from procs.bridge.pacing import Limiter
 # The order lane: placeOrder and reqGlobalCancel in their order; reqCurrentTime (the heartbeat: a backlog must not
 # look like a stalled API) and cancelOrder (the one message a trader wants out first) at its head, but a cancel
 # never ahead of its own order's placeOrder.
-_ORDER_PREFIXES = ("3\0", "58\0")
+_PLACE = "3\0"
+_ORDER_PREFIXES = (_PLACE, "58\0")
 _HEARTBEAT = "49\0"
 _CANCEL = "4\0"
 # codes the bridge turns into state changes and logs once per transition (or per interval) itself
@@ -103,7 +104,7 @@ class PacedOutbox:
         """Where a cancel goes in the order lane: first, or right behind its own order's queued placeOrder."""
         for i in range(len(self._orders) - 1, -1, -1):
             msg = self._orders[i]
-            if msg.startswith("3\0") and _order_id(msg, 1) == order_id:
+            if msg.startswith(_PLACE) and _order_id(msg, 1) == order_id:
                 return i + 1
         return 0
 

@@ -31,9 +31,9 @@ class Limiter(Protocol):
 
 
 def order_reserve(limit: int) -> int:
-    """The slots of the window only orders, cancels and heartbeats may use: a fifth of it (9 of 49, 8 of 40).
-    Start-up and every reconnect send a subscription per symbol and feed, more than a second's worth; without a
-    reserve the first orders of the day waited up to a quarter of a second behind them."""
+    """The slots of the window only orders, cancels and heartbeats may use: a fifth of it (9 of 45, 8 of 40).
+    Start-up, a reconnect and a 1101 send a subscription per symbol and feed, more than a window's worth; an order
+    decided meanwhile must not wait a second behind them."""
     return limit // 5
 
 
