@@ -1,6 +1,7 @@
 """Tick-to-order latency of the whole stack, and the floor of a bare ib_async client, measured by the simulator.
 
     .venv/bin/python bench/pipeline.py [--orders 1000] [--speed 10] [--max-seconds 300] [--floor alone]
+                                       [--symbols 20]
 
 Latency = the simulator writing the 5-second bar that completes a signal to a client's socket -> the
 simulator receiving the placeOrder that answers it; both stamps are taken inside the simulator process.
@@ -19,6 +20,8 @@ simulator receiving the placeOrder that answers it; both stamps are taken inside
   other (the floor's 20 orders per bar double the simulator's work). `--floor none`: the pipeline alone.
 A last line gives the pipeline's figures without its first three trading bars (start-up: every symbol opens a
 position at once and waits for the pacing window), for the steady state; the headline figures include them.
+Every symbol's bar is written in the same instant, in the same order: the figures by a bar's place in that burst
+show how much of the latency is queueing behind the other symbols (`--symbols 2`: nearly none).
 The simulator's pacing is off for the run (the floor sends one order per bar, ~40/s). The stamps come from two
 functions of the simulator wrapped in its child process for this benchmark; the simulator's code is unchanged.
 """
@@ -49,7 +52,7 @@ from shared.config import Settings  # noqa: E402
 PYTHON = ROOT / ".venv" / "bin" / "python"
 BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
 FLOOR_FIRST_ORDER_ID = 50_000_000
-SYMBOLS = "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP"
+ALL_SYMBOLS = "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP".split(",")
 BAR_NS = 5 * 10**9
 STARTUP_BARS = 3  # trading bars left out of the steady-state line (see steady())
 PROGRAMS = ("bridge", "features", "strategy", "executor")
@@ -218,7 +221,11 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
     raise SystemExit(f"bench: timed out waiting for {what}")
 
 
-def stack_env(home: Path, port: int, speed: float, bridge_rate: float) -> dict[str, str]:
+def symbols(args: argparse.Namespace) -> str:
+    return ",".join(ALL_SYMBOLS[: args.symbols])
+
+
+def stack_env(home: Path, port: int, args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         STACK_HOME=str(home),
@@ -227,8 +234,8 @@ def stack_env(home: Path, port: int, speed: float, bridge_rate: float) -> dict[s
         GATEWAY="sim",
         IB_PORT=str(port),
         IB_CLIENT_ID=str(BRIDGE_CLIENT_ID),
-        SIM_SPEED=str(speed),
-        SYMBOLS=SYMBOLS,
+        SIM_SPEED=str(args.speed),
+        SYMBOLS=symbols(args),
         BAR_SECONDS="5",
         WARMUP_BARS="60",
         STRATEGY="meanrev",
@@ -242,7 +249,7 @@ def stack_env(home: Path, port: int, speed: float, bridge_rate: float) -> dict[s
         DAILY_LOSS_LIMIT="1000000000",
         MAX_ORDERS_PER_MINUTE="100000",
         LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
-        BRIDGE_MSGS_PER_SECOND=str(bridge_rate),
+        BRIDGE_MSGS_PER_SECOND=str(args.bridge_rate),
     )
     return env
 
@@ -279,12 +286,12 @@ def start_sim(home: Path, port: int, args: argparse.Namespace, sim_start: str, e
 def run_floor_alone(args: argparse.Namespace, home: Path, sim_start: str, seconds: float) -> None:
     """Phase 2: a fresh simulator from the same clock start, the floor client alone, for as long as phase 1."""
     port = free_port()
-    env = stack_env(home, port, args.speed, args.bridge_rate)
+    env = stack_env(home, port, args)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(start_sim(home, port, args, sim_start, env))
         began = time.monotonic()
-        floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
+        floor_args = ["_floor", "--port", str(port), "--symbols", symbols(args)]
         procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
         print(f"  floor alone on the same simulated span: {seconds:.0f}s", flush=True)
         while time.monotonic() - began < seconds:
@@ -302,7 +309,7 @@ def run(args: argparse.Namespace, home: Path, sim_start: str) -> tuple[Path, Pat
     from shared.messages import HealthRequest
 
     port = free_port()
-    env = stack_env(home, port, args.speed, args.bridge_rate)
+    env = stack_env(home, port, args)
     trace = home / "trace.txt"
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -320,7 +327,7 @@ def run(args: argparse.Namespace, home: Path, sim_start: str) -> tuple[Path, Pat
             60,
         )
         if args.floor == "concurrent":
-            floor_args = ["_floor", "--port", str(port), "--symbols", SYMBOLS]
+            floor_args = ["_floor", "--port", str(port), "--symbols", symbols(args)]
             procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
         ledger = home / "var" / "data" / "ledger.sqlite"
         began, last_report = time.monotonic(), 0.0
@@ -342,13 +349,18 @@ def run(args: argparse.Namespace, home: Path, sim_start: str) -> tuple[Path, Pat
             stop_process(proc)
 
 
-def analyse(trace: Path, ledger: Path, streams: StreamTimes, floor_mode: str) -> None:
+def analyse(trace: Path, ledger: Path, streams: StreamTimes, args: argparse.Namespace) -> None:
     bars: dict[tuple[int, str, int], int] = {}
+    place: dict[tuple[str, int], int] = {}  # a pipeline bar: its place in its burst (0 = first)
     received: dict[tuple[int, str], int] = {}
+    burst, write_ns = 0, -1
     for line in trace.read_text().splitlines():
         kind, client_text, *rest = line.split()
         if kind == "B":
             bars[(int(client_text), rest[0], int(rest[1]))] = int(rest[2])
+            if int(client_text) == BRIDGE_CLIENT_ID:
+                burst, write_ns = (burst + 1, write_ns) if int(rest[2]) == write_ns else (0, int(rest[2]))
+                place[(rest[0], int(rest[1]))] = burst
         elif kind == "O":
             received.setdefault((int(client_text), rest[0]), int(rest[2]))  # the first arrival counts
     conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
@@ -377,8 +389,9 @@ def analyse(trace: Path, ledger: Path, streams: StreamTimes, floor_mode: str) ->
             if written is not None:
                 floor_all[bar_key] = (arrived - written) / 1e6
     floor_same = [floor_all[k] for k in pipeline if k in floor_all]
-    report(list(pipeline.values()), floor_same, list(floor_all.values()), floor_mode)
+    report(list(pipeline.values()), floor_same, list(floor_all.values()), args)
     steady(pipeline)
+    by_place(pipeline, place)
     print("  where the pipeline's time goes (p50 / p99 ms, each hop ends at a publish or a write):")
     for name, values in hops.items():
         if values:
@@ -397,12 +410,27 @@ def steady(pipeline: dict[tuple[str, int], float], skip_bars: int = STARTUP_BARS
         )
 
 
-def report(pipeline: list[float], floor: list[float], floor_all: list[float], floor_mode: str) -> None:
+def by_place(pipeline: dict[tuple[str, int], float], place: dict[tuple[str, int], int]) -> None:
+    """p50 by the bar's place in the simulator's burst: the first bar of a burst waits for nobody."""
+    groups: dict[int, list[float]] = {}
+    for key, ms in pipeline.items():
+        if key in place:
+            groups.setdefault(place[key], []).append(ms)
+    last = max(groups, default=0)
+    shown = sorted({0, last // 4, last // 2, 3 * last // 4, last} & set(groups))
+    text = ", ".join(f"#{i + 1} {percentile(groups[i], 0.5):.2f} (n={len(groups[i])})" for i in shown)
+    print(f"  p50 ms by the bar's place in the burst of {last + 1}: {text}")
+
+
+def report(
+    pipeline: list[float], floor: list[float], floor_all: list[float], args: argparse.Namespace
+) -> None:
+    floor_mode = args.floor
     if not pipeline:
         raise SystemExit("bench: no matched orders; see the logs")
     p50, p99 = percentile(pipeline, 0.50), percentile(pipeline, 0.99)
     if not floor:  # --floor none: the pipeline alone (the simulator serves nobody else)
-        print(f"tick-to-order latency, pipeline alone (no floor client), {SYMBOLS.count(',') + 1} symbols")
+        print(f"tick-to-order latency, pipeline alone (no floor client), {args.symbols} symbols")
         print(
             f"  pipeline: n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms"
         )
@@ -410,7 +438,7 @@ def report(pipeline: list[float], floor: list[float], floor_all: list[float], fl
         return
     f50, f99 = percentile(floor, 0.50), percentile(floor, 0.99)
     print(
-        f"tick-to-order latency, bar written by the simulator -> placeOrder read by the simulator ({SYMBOLS.count(',') + 1} symbols)"
+        f"tick-to-order latency, bar written by the simulator -> placeOrder read by the simulator ({args.symbols} symbols)"
     )
     print(
         f"  pipeline (bridge>features>strategy>executor>bridge): n={len(pipeline)}  p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {max(pipeline):.2f} ms   (targets: p50 <= 5 ms, p99 <= 20 ms)"
@@ -445,6 +473,14 @@ def main(argv: list[str]) -> int:
         default=Settings.model_fields["bridge_msgs_per_second"].default,
         help="BRIDGE_MSGS_PER_SECOND: at most this many messages in any 1.05 s window (default: the stack's)",
     )
+    p.add_argument(
+        "--symbols",
+        type=int,
+        default=len(ALL_SYMBOLS),
+        choices=range(1, len(ALL_SYMBOLS) + 1),
+        metavar=f"1..{len(ALL_SYMBOLS)}",
+        help=f"symbols traded (default {len(ALL_SYMBOLS)}): fewer means less queueing in each bar's burst",
+    )
     p.add_argument("--keep", action="store_true", help="keep the run's directory (logs, trace, ledger)")
     p.add_argument(
         "--floor",
@@ -462,7 +498,7 @@ def main(argv: list[str]) -> int:
         trace, ledger, streams, seconds = run(args, home, sim_start)
         if args.floor == "alone":
             run_floor_alone(args, home, sim_start, seconds + 2.0)
-        analyse(trace, ledger, streams, args.floor)
+        analyse(trace, ledger, streams, args)
         if args.keep:  # every stream's publish times, for a closer look at one burst
             with open(home / "streams.txt", "w") as out:
                 for kind, times in streams.times.items():
