@@ -31,10 +31,11 @@ class Limiter(Protocol):
 
 
 def order_reserve(limit: int) -> int:
-    """The slots of the window only orders, cancels and heartbeats may use: a fifth of it (9 of 45, 8 of 40).
-    Start-up, a reconnect and a 1101 send a subscription per symbol and feed, more than a window's worth; an order
-    decided meanwhile must not wait a second behind them."""
-    return limit // 5
+    """The slots of the window only orders, cancels and heartbeats may use: half of it (22 of 45, 20 of 40).
+    Start-up, a reconnect and a 1101 send a subscription per symbol and feed, and the feature worker's history
+    requests come right before the first trading bar: a burst of one order per symbol (20) decided meanwhile must
+    go at once, not wait a second behind them. The rest of the traffic is delayed by a window at most."""
+    return limit // 2
 
 
 def gateway_limiter(msgs_per_second: float) -> SlidingWindow:

@@ -25,14 +25,14 @@ def sim(stack_env: Path) -> Iterator[GatewaySim]:
 
 
 def test_an_order_overtakes_the_resubscriptions_after_1101(sim: GatewaySim) -> None:
-    # 20 messages per window, 4 of them kept for orders: 40 re-subscriptions take about two seconds
+    # 20 messages per window, 10 of them kept for orders: 40 re-subscriptions take about four seconds
     settings = bridge_settings(sim.port, symbols=SYMBOLS, bridge_msgs_per_second=20)
 
     async def go() -> tuple[int, int, int]:
         async with live_bridge(settings) as b:
             await b.wait_state("READY", timeout=10)
             outbox = b.session.outbox
-            assert outbox.reserve == 4
+            assert outbox.reserve == 10
             await wait_until(lambda: outbox.backlog == 0, "the start-up subscriptions sent", 10)
             assert await b.session.requests.contract_details("AAPL") is not None
             sim.error(1101)  # data lost: every subscription must be asked for again

@@ -110,8 +110,8 @@ def test_a_reserve_is_left_to_orders_in_any_pattern(limit: int, tries: list[tupl
     assert max_in_window(other) <= limit - keep  # the rest of the traffic never takes the reserve
 
 
-def test_the_reserve_is_a_fifth_of_the_window() -> None:
-    assert [order_reserve(n) for n in (49, 40, 20, 5, 4, 1)] == [9, 8, 4, 1, 0, 0]
+def test_the_reserve_is_half_the_window() -> None:
+    assert [order_reserve(n) for n in (49, 45, 40, 20, 3, 1)] == [24, 22, 20, 10, 1, 0]
 
 
 def test_a_burst_of_20_orders_goes_at_once_then_the_window_holds() -> None:
