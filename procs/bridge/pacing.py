@@ -34,7 +34,7 @@ def order_reserve(limit: int) -> int:
     """The slots of the window only orders, cancels and heartbeats may use: half of it (22 of 45, 20 of 40).
     Start-up, a reconnect and a 1101 send a subscription per symbol and feed, and the feature worker's history
     requests come right before the first trading bar: a burst of one order per symbol (20) decided meanwhile must
-    go at once, not wait a second behind them. The rest of the traffic is delayed by a window at most."""
+    go at once, not wait a second behind them. The rest of the traffic keeps the other half of every window."""
     return limit // 2
 
 

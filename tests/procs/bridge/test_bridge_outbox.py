@@ -10,7 +10,7 @@ import logging
 from ib_async import IB
 
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async
-from procs.bridge.pacing import SlidingWindow
+from procs.bridge.pacing import SlidingWindow, gateway_limiter, order_reserve
 
 
 def outbox(
@@ -79,6 +79,28 @@ def test_an_order_overtakes_queued_requests_and_takes_the_reserve_they_leave() -
     assert at_once == [f"1\0{i}\0" for i in range(3)]
     assert after_orders[3:] == ["3\x0042\x00AAPL\x00", "58\x001\x00"]  # at once, ahead of 7 queued
     assert total == 12
+
+
+def test_the_first_bars_burst_of_orders_goes_at_once_behind_the_history_requests() -> None:
+    # what a bench run traced: the feature worker's 20 history requests and a few reconciliation requests, then,
+    # ~0.1 s later, an order for each of 20 symbols (with a fifth of the window kept, the last two waited 85 ms)
+    async def go() -> tuple[int, int]:
+        ib = IB()
+        sent: list[str] = []
+        ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]
+        limiter = gateway_limiter(45)  # the default BRIDGE_MSGS_PER_SECOND
+        box = PacedOutbox(ib, limiter, reserve=order_reserve(limiter.limit))
+        for i in range(26):
+            box.send(f"20\0{i}\0")
+        for i in range(20):
+            box.send(f"3\0{100 + i}\0")
+        orders_out = sum(1 for m in sent if m.startswith("3\0"))
+        box.clear()
+        return orders_out, box.dropped
+
+    orders_out, requests_held = asyncio.run(go())
+    assert orders_out == 20
+    assert requests_held == 3  # the rest of the traffic keeps to its half (23 of 45)
 
 
 def test_requests_wait_while_orders_are_queued_and_never_touch_the_reserve() -> None:
