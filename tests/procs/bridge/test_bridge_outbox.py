@@ -10,7 +10,7 @@ import logging
 from ib_async import IB
 
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async
-from procs.bridge.pacing import SlidingWindow, gateway_limiter, order_reserve
+from procs.bridge.pacing import WINDOW_SECONDS, SlidingWindow, gateway_limiter, order_reserve
 
 
 def outbox(
@@ -85,11 +85,8 @@ def test_the_first_bars_burst_of_orders_goes_at_once_behind_the_history_requests
     # what a bench run traced: the feature worker's 20 history requests and a few reconciliation requests, then,
     # ~0.1 s later, an order for each of 20 symbols (with a fifth of the window kept, the last two waited 85 ms)
     async def go() -> tuple[int, int]:
-        ib = IB()
-        sent: list[str] = []
-        ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]
-        limiter = gateway_limiter(45)  # the default BRIDGE_MSGS_PER_SECOND
-        box = PacedOutbox(ib, limiter, reserve=order_reserve(limiter.limit))
+        limit = gateway_limiter(45).limit  # the default BRIDGE_MSGS_PER_SECOND
+        box, sent = outbox(limit=limit, window=WINDOW_SECONDS, reserve=order_reserve(limit))
         for i in range(26):
             box.send(f"20\0{i}\0")
         for i in range(20):
