@@ -126,6 +126,9 @@ def test_10197_is_one_warning_per_interval_and_no_reconnect(sim: GatewaySim) -> 
     async def go() -> tuple[float, str]:
         async with live_bridge(bridge_settings(sim.port)) as b:
             await b.wait_state("READY")
+            # once the subscriptions are in: a market-data request during a competing session is answered with
+            # a 10197 of its own, and that would be a fourth
+            await wait_until(lambda: streams_live(sim, 2), "subscriptions at the simulator")
             for _ in range(3):
                 sim.error(10197)
             await wait_until(lambda: b.session.counters.get("code_10197") == 3, "three 10197")
