@@ -214,15 +214,27 @@ class Listener:
 
 
 class AlertTap:
-    """Collects every Alert the watchdog publishes, from a background thread (plain zmq SUB)."""
+    """Collects every Alert the watchdog publishes, from a background thread (plain zmq SUB).
 
-    def __init__(self, endpoint: str) -> None:
+    Returns once connected to the watchdog: a report it makes once (a stranger's socket) is lost to a subscriber
+    still joining, and on a loaded machine the join can take longer than a scan."""
+
+    def __init__(self, endpoint: str, timeout: float = 20.0) -> None:
         self.alerts: list[Alert] = []
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"alert")
+        monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._sock.connect(endpoint)
+        # the subscription goes out with the handshake, well before the watchdog's next scan
+        joined = monitor.poll(int(timeout * 1000))
+        self._sock.disable_monitor()
+        monitor.close()
+        if not joined:
+            self._sock.close()
+            self._ctx.term()
+            raise AssertionError(f"the watchdog's {endpoint} did not accept a subscriber in {timeout:g} s")
         self._stop = threading.Event()
         self._decoder = msgspec.msgpack.Decoder(Published)
         self._thread = threading.Thread(target=self._run, daemon=True)
