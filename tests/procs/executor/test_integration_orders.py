@@ -62,7 +62,8 @@ def test_a_target_becomes_one_order_filled_in_parts_and_a_position(short_tmp: Pa
         )
         assert rejected[0]["error_code"] == 321 and "Read-Only" in rejected[0]["reason"]
         assert broker_position(c, "MSFT") == 0
-        c.sim.ctl("readonly", "off")
+        # read-only stays on: the MSFT target published meanwhile still stands, and on a busy machine one of those
+        # publications reaches the executor late; with the API writable again it would rightly buy MSFT
 
         # the operator's commands, through the request socket
         status = trader(c, "status")
