@@ -34,7 +34,11 @@ def test_an_order_overtakes_the_resubscriptions_after_1101(sim: GatewaySim) -> N
             await b.wait_state("READY", timeout=10)
             outbox = b.session.outbox
             assert outbox.reserve == 22
-            await wait_until(lambda: outbox.backlog == 0, "the start-up subscriptions sent", 30)
+            await wait_until(
+                lambda: b.session.counters.get("subscriptions_issued", 0) >= 40 and outbox.backlog == 0,
+                "the start-up subscriptions sent",
+                30,
+            )
             assert await b.session.requests.contract_details("AAPL") is not None
             sim.error(1101)  # data lost: every subscription must be asked for again
             await wait_until(lambda: outbox.backlog > 10, "the re-subscriptions queued", 5)
