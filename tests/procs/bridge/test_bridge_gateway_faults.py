@@ -197,7 +197,11 @@ def test_326_backs_off_and_retries_with_the_same_client_id(sim: GatewaySim) -> N
                     code == 326 and refused_at.append(time.monotonic())
                 )
                 await wait_until(lambda: len(refused_at) >= 2, "two 326 refusals", timeout=6)
-                reason = b.session.status().reason
+                # the error arrives before the failed attempt is handled: the state's reason follows it shortly
+                reason = await wait_until(
+                    lambda: "326" in b.session.status().reason and b.session.status().reason,
+                    "326 as the reason",
+                )
                 other.disconnect()
                 await b.wait_state("READY", timeout=5)
                 assert only_session(sim)["client_id"] == 1
