@@ -95,6 +95,9 @@ class OrderEvent(Message, frozen=True, kw_only=True):
     avg_fill_price: Decimal = Decimal(0)
     reason: str = ""
     error_code: int = 0
+    # False: a terminal status that only the client library asserted (ib_async marks an order Cancelled on any
+    # order-scoped error, informational ones included); the Gateway's open-order list decides, not this event
+    confirmed: bool = True
 
 
 class Fill(Message, frozen=True, kw_only=True):
@@ -114,10 +117,16 @@ class Fill(Message, frozen=True, kw_only=True):
 
 
 class Position(Message, frozen=True, kw_only=True):
+    """One holding per contract: a symbol alone does not identify it (an option on AAPL is not AAPL stock)."""
+
     account: str = ""  # masked
     symbol: str
     quantity: Decimal
     avg_cost: Decimal = Decimal(0)
+    sec_type: str = "STK"  # STK, OPT, FUT, CASH, ...
+    con_id: int = 0
+    currency: str = ""
+    local_symbol: str = ""  # e.g. an option's OCC symbol, or EUR.USD
 
 
 class AccountValue(Message, frozen=True, kw_only=True):
@@ -268,7 +277,19 @@ class ResumeRequest(Request, frozen=True, kw_only=True):
 
 
 class FlattenRequest(Request, frozen=True, kw_only=True):
-    pass
+    symbols: list[str] = []  # empty: every traded symbol
+
+
+class ReconcileRequest(Request, frozen=True, kw_only=True):
+    """bin/trader reconcile: ledger and broker side by side, per symbol (read-only)."""
+
+
+class AcceptBrokerRequest(Request, frozen=True, kw_only=True):
+    """bin/trader accept-broker: set the ledger's position in `symbol` to the broker's, with an audit row."""
+
+    symbol: str
+    reason: str
+    operator: str = ""  # who (the CLI sends the OS user)
 
 
 BridgeRequest = (
@@ -290,6 +311,8 @@ ExecutorRequest = (
     | HaltRequest
     | ResumeRequest
     | FlattenRequest
+    | ReconcileRequest
+    | AcceptBrokerRequest
     | HealthRequest
 )
 
