@@ -1,22 +1,25 @@
 """The strategy registry: STRATEGY picks a strategy by name, STRATEGY_PARAMS ("k=v,k=v") sets its parameters.
 
-A strategy's parameters are its dataclass fields, typed float, int or bool. An unknown name, an unknown key or
-a bad value raises ConfigError with one line naming the setting (the program then exits 78); it must never
-guess a value or silently ignore a key.
+A strategy's parameters are its dataclass fields, typed float, int or bool; a strategy whose keys are not fixed
+(hold: one key per symbol) parses them itself in a `from_params(params, symbols)` class method. An unknown name,
+an unknown key or a bad value raises ConfigError with one line naming the setting (the program then exits 78);
+it must never guess a value or silently ignore a key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Collection
 from typing import Any
 
 from procs.strategy.base import Strategy
+from procs.strategy.hold import Hold
 from procs.strategy.meanrev import MeanReversion
 from procs.strategy.trend import TrendFollower
-from shared.config import ConfigError
+from shared.config import ConfigError, load_settings
 
-STRATEGIES: dict[str, type[Any]] = {cls.name: cls for cls in (TrendFollower, MeanReversion)}
+STRATEGIES: dict[str, type[Any]] = {cls.name: cls for cls in (TrendFollower, MeanReversion, Hold)}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
@@ -55,12 +58,26 @@ def param_types(cls: type[Any]) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def build_strategy(name: str, params_text: str = "") -> Strategy:
-    """The configured strategy; ConfigError (one line) for an unknown name, key or bad value."""
+def traded_symbols() -> tuple[str, ...]:
+    """The SYMBOLS setting, for a strategy whose parameters name symbols when the caller did not pass them."""
+    return tuple(load_settings().symbols)
+
+
+def build_strategy(name: str, params_text: str = "", symbols: Collection[str] | None = None) -> Strategy:
+    """The configured strategy; ConfigError (one line) for an unknown name, key or bad value.
+
+    `symbols`: the traded symbols (SYMBOLS), which a strategy keyed by symbol (hold) checks its keys against;
+    None reads the SYMBOLS setting, and only for such a strategy.
+    """
     cls = STRATEGIES.get(name.strip().lower())
     if cls is None:
         known = ", ".join(sorted(STRATEGIES))
         raise ConfigError(f"setting STRATEGY: unknown strategy {name!r}; choose one of {known}")
+    if hasattr(cls, "from_params"):
+        built: Strategy = cls.from_params(
+            parse_params(params_text), traded_symbols() if symbols is None else symbols
+        )
+        return built
     types = param_types(cls)
     kwargs = {}
     for key, raw in parse_params(params_text).items():

@@ -33,7 +33,7 @@ def test_params_text_splits_into_pairs() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("moonshot", "", "setting STRATEGY: unknown strategy 'moonshot'; choose one of meanrev, trend"),
+        ("moonshot", "", "setting STRATEGY: unknown strategy 'moonshot'; choose one of hold, meanrev, trend"),
         ("trend", "fast=10", "setting STRATEGY_PARAMS: trend has no parameter 'fast'"),
         ("trend", "weight=lots", "setting STRATEGY_PARAMS: trend parameter weight='lots' must be a number"),
         (
