@@ -24,6 +24,7 @@ from procs.executor.engine import Executor
 from procs.executor.ledger import LedgerError, open_ledger
 from procs.executor.local import LocalBroker
 from procs.executor.reconcile import Reconciler, ReconcileReport
+from procs.executor.risk import Rejection
 from shared.bus import (
     Received,
     RequestClient,
@@ -35,7 +36,7 @@ from shared.bus import (
     req_endpoint,
     stream_of,
 )
-from shared.config import ConfigError
+from shared.config import ConfigError, mask_account
 from shared.log import log_every
 from shared.messages import (
     CancelOrder,
@@ -71,6 +72,12 @@ async def main(svc: Service) -> None:
         ledger = open_ledger(s.data_dir / "ledger.sqlite")
     except LedgerError as exc:
         raise ConfigError(str(exc)) from None  # exit 78: restarting cannot fix a bad ledger file
+    try:  # a ledger never resends orders to another account or books local fills for broker orders
+        identity = {"account": s.ib_account, "trading_mode": s.trading_mode, "execution": s.execution}
+        ledger.claim_identity(identity, {**identity, "account": mask_account(s.ib_account)})
+    except LedgerError as exc:
+        ledger.close()
+        raise ConfigError(str(exc)) from None
     clock = hours.MarketClock(s.sim_speed if s.gateway == "sim" else None)
     try:
         await ExecutorApp(svc, Executor(s, ledger, clock)).run()
@@ -90,12 +97,15 @@ class ExecutorApp:
             self.order_clients.put_nowait(RequestClient(svc.ctx, bridge_req, timeout=2.0, retries=2))
         self._sending: set[asyncio.Task[None]] = set()
         self.sync = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)  # reconciliation, contracts
+        # the operator's reads of the broker (accept-broker) on a socket of their own: a REQ socket carries one
+        # request at a time, and a reconciliation may be waiting on `sync`
+        self.operator_client = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)
         self.sub = Subscriber(svc.ctx, [pub_endpoint(s, "bridge"), pub_endpoint(s, "strategy")], STREAMS)
         self.server = RequestServer(
             svc.ctx,
             req_endpoint(s, "executor"),
             ExecutorRequest,
-            Commands(ex, self.execute, self.state, self.extra).handle,
+            Commands(ex, self.execute, self.state, self.extra, self.operator_client.call).handle,
         )
         self.local = (
             LocalBroker(s.local_slippage_bps, s.local_commission_per_share, ex.ticks)
@@ -138,6 +148,7 @@ class ExecutorApp:
                 self.order_clients.get_nowait().close()
             self._sync_thread.shutdown(wait=True)
             self.sync.close()
+            self.operator_client.close()
         if self.failed:  # exit 1, not 0: supervisord restarts a program that stopped unexpectedly
             raise RuntimeError(f"executor loop {self.failed} failed (see the traceback above)")
 
@@ -233,7 +244,13 @@ class ExecutorApp:
         if isinstance(msg, Fill):
             return ex.on_fill(msg)
         if isinstance(msg, Position):
-            ex.broker_positions[msg.symbol] = msg.quantity
+            if msg.sec_type == "STK" and (
+                msg.symbol in ex.limits.symbols or msg.symbol in ex.ledger.positions
+            ):
+                ex.broker_positions[msg.symbol] = msg.quantity
+            elif msg.con_id:  # a holding the stack does not trade: shown, never compared
+                others = [p for p in ex.other_holdings.values() if p.con_id != msg.con_id]
+                ex.note_other_holdings([*others, msg] if msg.quantity != 0 else others)
         return []
 
     def _local_events(self, events: list[OrderEvent | Fill]) -> list[Action]:
@@ -286,7 +303,13 @@ class ExecutorApp:
             self.order_clients.put_nowait(client)
 
     async def _place(self, client: RequestClient, send: Send) -> list[Action]:
-        o = send.order
+        o = self.ex.ledger.order(send.order.client_order_id) or send.order
+        if not o.working:
+            return []  # cancelled or closed while it waited for a free socket
+        if (self.ex.halt.halted and not o.reduce_only) or o.symbol in self.ex.blocked:
+            # decided before the halt (or the mismatch), sent after it: a halt means nothing risky leaves
+            why = "halted" if o.symbol not in self.ex.blocked else "mismatch"
+            return self.ex.withdraw(o, Rejection(why, f"{why} before it was sent"))
         req = PlaceOrder(
             client_order_id=o.client_order_id,
             symbol=o.symbol,
@@ -319,7 +342,10 @@ class ExecutorApp:
         next_reconcile = time.monotonic() + self.svc.settings.reconcile_seconds
         next_risk = 0.0
         while not self.svc.stop.is_set():
-            await self.execute(self.ex.expire_orders() + self.ex.check_daily_loss())
+            ex = self.ex
+            await self.execute(
+                ex.expire_orders() + ex.check_daily_loss() + ex.enforce_halt() + ex.flatten_step()
+            )
             now = time.monotonic()
             if now >= next_reconcile:
                 next_reconcile = now + self.svc.settings.reconcile_seconds

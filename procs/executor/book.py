@@ -20,7 +20,8 @@ from procs.executor.ledger import DayRecord, HaltState, Ledger
 from procs.executor.risk import RiskContext, RiskLimits
 from procs.executor.sizing import QuoteSnapshot
 from shared.config import Settings
-from shared.messages import GatewayStatus, RiskState, TargetPosition
+from shared.log import log_every
+from shared.messages import GatewayStatus, Position, RiskState, TargetPosition
 
 
 class Book:
@@ -47,6 +48,20 @@ class Book:
         self.halt: HaltState = ledger.halt_state()
         self._day: DayRecord | None = None
         self.synced = False
+        self.blocked = ledger.mismatches()  # symbols whose ledger disagrees with the broker: no orders at all
+        self.flattening = ledger.flattening()  # the operator's flatten, until resume
+        self.flat_announced = False
+        self.other_holdings: dict[int, Position] = {}  # by conId: holdings the stack does not trade
+
+    def note_other_holdings(self, positions: list[Position]) -> list[Position]:
+        """Remember the holdings the stack does not trade; the ones never seen before are returned (reported once)."""
+        new = [p for p in positions if p.con_id not in self.other_holdings]
+        self.other_holdings = {p.con_id: p for p in positions}
+        for p in new:
+            log_every(f"holding.{p.con_id}", 86_400, "INFO",
+                      f"holding not traded by the stack (shown, never reconciled): {p.sec_type} {p.local_symbol or p.symbol} "
+                      f"{p.quantity}")  # fmt: skip
+        return new
 
     def count(self, name: str, n: float = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -91,12 +106,14 @@ class Book:
         day = self.day_record()
         return pnl.daily_pnl(self.ledger.cash(), day.start_cash, self.book(), day.start, self.marks())
 
-    def risk_context(self, symbol: str, *, operator: bool = False) -> RiskContext:
+    def risk_context(self, symbol: str, *, operator: bool = False, excluding: str = "") -> RiskContext:
         now = self.wall()
         while self.recent_orders and self.recent_orders[0] < now - 60 * 10**9:
             self.recent_orders.popleft()
         working: dict[str, Decimal] = {}
         for o in self.ledger.working.values():
+            if o.client_order_id == excluding:
+                continue
             working[o.symbol] = working.get(o.symbol, Decimal(0)) + o.signed_pending()
         market_now = self.market_now()
         g = self.gateway

@@ -1,7 +1,9 @@
-"""The operator's commands on `executor.req` (bin/trader): status, positions, orders, halt, resume, flatten, health.
+"""The operator's commands on `executor.req` (bin/trader): status, positions, orders, halt, resume, flatten,
+reconcile, accept-broker, health.
 
 Answers are plain maps with decimals as strings, so any client can print them. Halt and flatten act at once
-(the halt is persisted before the answer); resume is refused while the daily loss is still beyond its limit.
+(persisted before the answer); resume is refused while the daily loss is beyond its limit or a symbol's ledger
+disagrees with the broker; accept-broker asks the broker afresh and refuses unless the bridge is READY.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from decimal import Decimal
 from typing import Any
 
 from procs.executor import pnl
+from procs.executor.accept import AskBroker, accept_broker
 from procs.executor.actions import Action, Send
 from procs.executor.engine import Executor
 from procs.executor.hours import session_at
 from shared.bus import RequestError
 from shared.messages import (
+    AcceptBrokerRequest,
     FlattenRequest,
     HaltRequest,
     HealthReport,
     HealthRequest,
     OrdersRequest,
     PositionsRequest,
+    ReconcileRequest,
     ResumeRequest,
     StatusRequest,
 )
@@ -72,8 +77,57 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "working_orders": sum(1 for o in ex.ledger.working.values() if o.working),
         "quote_age_s": {s: round((ex.wall() - q.received_ns) / 1e9, 1) for s, q in sorted(ex.quotes.items())},
         "last_rejection": ex.last_rejection,
+        "mismatched": {
+            s: {"ledger": plain(a), "broker": plain(b)} for s, (a, b) in sorted(ex.blocked.items())
+        },
+        "flattening": ex.flatten_view(),
+        "other_holdings": holdings_view(ex),
         "counters": dict(ex.counters),
         **extra,
+    }
+
+
+def holdings_view(ex: Executor) -> list[dict[str, str]]:
+    """Holdings the stack does not trade (options, other stocks, cash): shown, never reconciled."""
+    return [
+        {
+            "symbol": p.symbol,
+            "sec_type": p.sec_type,
+            "local_symbol": p.local_symbol,
+            "quantity": plain(p.quantity),
+        }
+        for p in sorted(ex.other_holdings.values(), key=lambda p: (p.symbol, p.sec_type, p.con_id))
+    ]
+
+
+def reconcile_view(ex: Executor, extra: dict[str, Any]) -> dict[str, Any]:
+    """Ledger and broker side by side, per traded symbol (the broker's figures as of the last reconciliation)."""
+    rows = []
+    symbols = set(ex.limits.symbols) | set(ex.ledger.positions) | set(ex.broker_positions)
+    for symbol in sorted(symbols):
+        pos = ex.ledger.positions.get(symbol)
+        ours = pos.quantity if pos else Decimal(0)
+        theirs = ex.broker_positions.get(symbol)
+        rows.append(
+            {
+                "symbol": symbol,
+                "ledger_quantity": plain(ours),
+                "broker_quantity": "" if theirs is None else plain(theirs),
+                "difference": "" if theirs is None else plain(theirs - ours),
+                "ledger_avg_cost": str((pos.avg_cost if pos else Decimal(0)).quantize(Decimal("0.0001"))),
+                "mismatch": symbol in ex.blocked
+                or (theirs is not None and abs(theirs - ours) > ex.settings.position_tolerance),
+                "working_orders": sum(
+                    1 for o in ex.ledger.working.values() if o.symbol == symbol and o.working
+                ),
+            }
+        )
+    return {
+        "symbols": rows,
+        "other_holdings": holdings_view(ex),
+        "last_reconcile": extra.get("last_reconcile", ""),
+        "halted": ex.halt.halted,
+        "halt_reason": ex.halt.reason,
     }
 
 
@@ -128,12 +182,18 @@ class Commands:
     """The handler behind the executor's RequestServer."""
 
     def __init__(
-        self, ex: Executor, execute: Execute, state: Callable[[], str], extra: Callable[[], dict[str, Any]]
+        self,
+        ex: Executor,
+        execute: Execute,
+        state: Callable[[], str],
+        extra: Callable[[], dict[str, Any]],
+        ask_broker: AskBroker | None = None,
     ):
         self.ex = ex
         self.execute = execute
         self.state = state
         self.extra = extra
+        self.ask_broker = ask_broker
 
     async def handle(self, req: Any) -> Any:
         ex = self.ex
@@ -154,10 +214,27 @@ class Commands:
             await self.execute([ex.publish_risk()])
             return status_view(ex, self.state(), self.extra())
         if isinstance(req, FlattenRequest):
-            actions = ex.flatten()
+            symbols = [s.strip().upper() for s in req.symbols]
+            unknown = [s for s in symbols if s not in ex.limits.symbols and s not in ex.ledger.positions]
+            if unknown:
+                raise RequestError(
+                    f"not traded by the stack: {', '.join(unknown)} (SYMBOLS={','.join(sorted(ex.limits.symbols))})"
+                )
+            actions = ex.flatten(symbols)
             await self.execute(actions)
             placed = [a.order.client_order_id for a in actions if isinstance(a, Send)]
-            return {"halted": ex.halt.halted, "orders": placed, "last_rejection": ex.last_rejection}
+            return {
+                "halted": ex.halt.halted,
+                "orders": placed,
+                "flattening": ex.flatten_view(),
+                "last_rejection": ex.last_rejection,
+            }
+        if isinstance(req, ReconcileRequest):
+            return reconcile_view(ex, self.extra())
+        if isinstance(req, AcceptBrokerRequest):
+            result, actions = await accept_broker(ex, req, self.ask_broker)
+            await self.execute(actions)
+            return result
         if isinstance(req, HealthRequest):
             return HealthReport(
                 program="executor", state=self.state(), reason=ex.halt.reason, counters=dict(ex.counters)

@@ -12,11 +12,15 @@ import math
 from decimal import Decimal
 from typing import Literal
 
+import msgspec
+
 from procs.executor.actions import Action, Cancel, Publish, Reconcile, Send, order_event
 from procs.executor.book import Book
 from procs.executor.ledger import FillIn
 from procs.executor.orders import (
+    ADOPTED,
     TERMINAL,
+    WORKING,
     OrderRecord,
     is_expired,
     is_ours,
@@ -44,12 +48,16 @@ from shared.messages import (
     GatewayStatus,
     OrderAck,
     OrderEvent,
+    OrderStatusName,
     Position,
     Quote,
     TargetPosition,
 )
 
 CANCEL_RESEND_SECONDS = 10.0
+HALT_CANCEL_RESEND_SECONDS = (
+    2.0  # while halted (or flattening), a cancel is repeated until the broker confirms
+)
 
 
 def _price(x: float) -> Decimal:
@@ -114,12 +122,14 @@ class Executor(Book):
         current = self.ledger.order(e.client_order_id)
         if current is None:
             self.count("order_events_unknown")
-            if is_ours(e.client_order_id):
-                log_every(
-                    "order.unknown", 30, "WARNING", f"status {e.status} for unknown order {e.client_order_id}"
-                )
+            if is_ours(e.client_order_id) and e.symbol and e.quantity > 0 and e.status not in TERMINAL:
+                return self.adopt(e, "the broker reports it working")
             return []
+        if e.status in ("CANCELLED", "REJECTED") and not e.confirmed:
+            return self._unconfirmed(current, e)
         order = dataclasses.replace(current)
+        if order.unconfirmed and (e.status in WORKING or e.status in TERMINAL):
+            order.unconfirmed = ""  # the Gateway itself spoke of the order since: its word stands
         order.broker_order_id = e.order_id or order.broker_order_id
         order.perm_id = e.perm_id or order.perm_id
         order.reported_filled = max(order.reported_filled, e.filled)
@@ -143,6 +153,93 @@ class Executor(Book):
             return []
         return self._status_changed(order)
 
+    def _unconfirmed(self, current: OrderRecord, e: OrderEvent) -> list[Action]:
+        """A final status only the client library asserted: remembered, not applied; the broker's open-order list
+        (reconciliation, asked for at once) decides whether the order is gone or still working."""
+        if not current.working or current.unconfirmed == e.status:
+            return []
+        order = dataclasses.replace(current, unconfirmed=e.status, reason=e.reason or current.reason,
+                                    error_code=e.error_code or current.error_code, updated_ns=self.wall())  # fmt: skip
+        self.ledger.save_order(order)
+        self.count("unconfirmed_final_status")
+        log_every(
+            f"order.unconfirmed.{order.client_order_id}", 30, "WARNING",
+            f"{order.client_order_id}: the client library says {e.status} ({e.reason or e.error_code}); it stays "
+            "working until the broker's open-order list confirms",
+        )  # fmt: skip
+        return [Reconcile(f"unconfirmed {e.status} for {order.client_order_id}")]
+
+    def on_listed(self, e: OrderEvent) -> list[Action]:
+        """The broker's open-order list holds this order of ours: it is working, whatever was said before."""
+        current = self.ledger.order(e.client_order_id)
+        if current is None:
+            return self.adopt(e, "the broker lists it as open")
+        working = e if e.status in WORKING else msgspec.structs.replace(e, status="SUBMITTED")
+        if current.status not in ("CANCELLED", "REJECTED"):
+            return self.on_order_event(msgspec.structs.replace(working, confirmed=True))
+        order = dataclasses.replace(current, status=working.status, unconfirmed="", updated_ns=self.wall(),
+                                    reason=f"working again: the broker still lists it (was {current.status})")  # fmt: skip
+        order.reported_filled = max(order.reported_filled, e.filled)
+        self.ledger.save_order(order)
+        self.count("orders_revived")
+        alert = Alert(
+            severity="WARNING",
+            code="order.revived",
+            message=f"{order.client_order_id} ({order.side} {order.quantity} {order.symbol}) was marked "
+            f"{current.status} but the broker still lists it: it counts as working again",
+            evidence={"client_order_id": order.client_order_id, "was": current.status, "now": order.status},
+        )
+        return [Publish(f"order.{order.status.lower()}", order_event(order)), Publish("alert", alert)]
+
+    def close_unconfirmed(self, o: OrderRecord) -> list[Action]:
+        """The broker no longer lists an order whose final status the client library asserted: now it is final."""
+        status: OrderStatusName = "REJECTED" if o.unconfirmed == "REJECTED" and o.filled == 0 else "CANCELLED"
+        return self.on_order_event(
+            OrderEvent(client_order_id=o.client_order_id, status=status, error_code=o.error_code,
+                       reason=f"{o.reason} (confirmed: not open at the broker)".strip())
+        )  # fmt: skip
+
+    def adopt(self, e: OrderEvent | Fill, why: str) -> list[Action]:
+        """An order of ours (by orderRef) that the ledger never saw (power lost right after sending, a restored
+        backup): written into the ledger, so it counts against its target and every limit, with an alert."""
+        quantity = e.quantity
+        limit = e.limit_price if isinstance(e, OrderEvent) else None
+        order_type: Literal["LMT", "MKT"] = (
+            "MKT" if isinstance(e, OrderEvent) and e.order_type == "MKT" else "LMT"
+        )
+        now = self.wall()
+        order = OrderRecord(
+            client_order_id=e.client_order_id,
+            symbol=e.symbol,
+            side=e.side,
+            quantity=quantity,
+            order_type=order_type,
+            limit_price=limit,
+            status="SUBMITTED",
+            broker_order_id=e.order_id,
+            perm_id=e.perm_id,
+            created_ns=now,
+            updated_ns=now,
+            sent_ns=now,
+            why=f"{ADOPTED}: {why}",
+        )
+        self.ledger.insert_order(order)
+        self.count("orders_adopted")
+        event("order_adopted", client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+              quantity=order.quantity, why=repr(why))  # fmt: skip
+        alert = Alert(
+            severity="WARNING",
+            code="order.adopted",
+            message=f"an order of ours the ledger did not know, {order.client_order_id} ({order.side} "
+            f"{order.quantity} {order.symbol}), was adopted into the ledger: {why}",
+            remedy="nothing to do; its symbol is not ordered again for it",
+            evidence={"client_order_id": order.client_order_id, "order_id": order.broker_order_id},
+        )
+        actions: list[Action] = [Publish("order.submitted", order_event(order)), Publish("alert", alert)]
+        if isinstance(e, OrderEvent) and e.status != "SUBMITTED":
+            actions += self.on_order_event(msgspec.structs.replace(e, confirmed=True))
+        return actions
+
     def _status_changed(self, order: OrderRecord) -> list[Action]:
         event("order_status", client_order_id=order.client_order_id, symbol=order.symbol, status=order.status,
               filled=order.filled, reason=repr(order.reason))  # fmt: skip
@@ -153,7 +250,7 @@ class Executor(Book):
             self.breaker.record_success()
         if order.status in TERMINAL:
             self.cancel_sent.pop(order.client_order_id, None)
-        if order.status == "CANCELLED":
+        if order.status == "CANCELLED" or (order.status == "FILLED" and order.symbol in self.flattening):
             actions += self.evaluate(
                 order.symbol
             )  # e.g. cancelled to change direction, or timed out: re-price
@@ -162,6 +259,10 @@ class Executor(Book):
     def on_fill(self, f: Fill) -> list[Action]:
         """Book a fill exactly once (by exec_id); a re-published fill may bring its commission."""
         order = self.ledger.order(f.client_order_id)
+        adopted: list[Action] = []
+        if order is None and is_ours(f.client_order_id) and f.quantity > 0 and f.symbol:
+            adopted = self.adopt(f, "the broker reports a fill of it")
+            order = self.ledger.order(f.client_order_id)
         if order is None:
             self.count("fills_unknown_order")
             log_every(
@@ -185,13 +286,14 @@ class Executor(Book):
         )
         updated = self.ledger.apply_fill(booked, day, self.wall())
         if updated is None:
-            return []
+            return adopted
         self._day = None
         self.count("fills")
         pos = self.ledger.positions[f.symbol]
         event("fill", exec_id=f.exec_id, client_order_id=f.client_order_id, symbol=f.symbol, side=f.side,
               quantity=f.quantity, price=f.price, position=pos.quantity)  # fmt: skip
         actions: list[Action] = [
+            *adopted,
             Publish("fill", f),
             Publish("position", Position(symbol=f.symbol, quantity=pos.quantity, avg_cost=pos.avg_cost)),
         ]
@@ -224,6 +326,8 @@ class Executor(Book):
 
         `fresh`: the target just arrived (its bar is what the order answers); else it is re-decided after a
         cancel or a reconciliation."""
+        if symbol in self.flattening:  # the operator's flatten overrides every target until resume
+            return self.work_flatten(symbol)
         t = self.targets.get(symbol)
         if t is None:
             return []
@@ -260,6 +364,11 @@ class Executor(Book):
         operator: bool = False,
     ) -> list[Action]:
         """Size, price and check one order; on success it is in the ledger before it is returned to be sent."""
+        if symbol in self.blocked:
+            ours, theirs = self.blocked[symbol]
+            return self._reject(symbol, Rejection(
+                "mismatch", f"{symbol}: ledger {ours} but broker {theirs}; nothing is ordered until "
+                f"`bin/trader accept-broker {symbol} --reason ...`"))  # fmt: skip
         intent = self._intent(symbol, side, quantity)
         if isinstance(intent, Rejection):
             return self._reject(symbol, intent)
@@ -291,8 +400,11 @@ class Executor(Book):
     def _intent(
         self, symbol: str, side: Literal["BUY", "SELL"], quantity: Decimal
     ) -> OrderIntent | Rejection:
-        exposure = self.position(symbol) + self.working_shares(symbol)
-        reduce = is_reduce_only(side, quantity, exposure)
+        working = self.working_shares(symbol)
+        reduce = is_reduce_only(side, quantity, self.position(symbol) + working)
+        broker = self.broker_positions.get(symbol)
+        if broker is not None:  # the broker's position is the truth: reduce-only must hold there too
+            reduce = reduce and is_reduce_only(side, quantity, broker + working)
         if self.settings.order_type == "MKT":
             return OrderIntent(symbol, side, quantity, "MKT", None, reduce)
         quote = self.quotes.get(symbol)
@@ -306,12 +418,14 @@ class Executor(Book):
         limit = marketable_limit(side, quote, self.limits.price_collar_bps, tick)
         return OrderIntent(symbol, side, quantity, "LMT", limit, reduce)
 
-    def cancel_orders(self, orders: list[OrderRecord], why: str) -> list[Action]:
+    def cancel_orders(
+        self, orders: list[OrderRecord], why: str, resend_seconds: float = CANCEL_RESEND_SECONDS
+    ) -> list[Action]:
         now = self.wall()
         actions: list[Action] = []
         for o in orders:
             last = self.cancel_sent.get(o.client_order_id, 0)
-            if o.working and now - last > CANCEL_RESEND_SECONDS * 1e9:
+            if o.working and now - last > resend_seconds * 1e9:
                 self.cancel_sent[o.client_order_id] = now
                 event("order_cancel", client_order_id=o.client_order_id, symbol=o.symbol, why=repr(why))
                 actions.append(Cancel(o.client_order_id))
@@ -349,7 +463,6 @@ class Executor(Book):
         self.halt = self.ledger.set_halt(reason, source)
         event("halt", reason=repr(reason), source=source)
         self.count("halts")
-        working = [o for o in self.ledger.working.values() if o.working and not o.reduce_only]
         alert = Alert(
             severity="CRITICAL",
             code=f"halt.{source}",
@@ -357,14 +470,43 @@ class Executor(Book):
             remedy="look at `bin/trader status`, then `bin/trader resume` when it is safe",
             evidence={"daily_pnl": str(self.daily_pnl())},
         )
-        return [
-            *self.cancel_orders(working, f"halted: {reason}"),
-            Publish("alert", alert),
-            self.publish_risk(),
-        ]
+        return [*self.enforce_halt(), Publish("alert", alert), self.publish_risk()]
+
+    def enforce_halt(self) -> list[Action]:
+        """While halted, cancel every working order of ours that adds risk, again and again until the broker says
+        it is gone: a cancel can lose the race to its own placement, or be lost with a connection."""
+        if not self.halt.halted:
+            return []
+        adding = [o for o in self.ledger.working.values() if o.working and not o.reduce_only]
+        return self.cancel_orders(adding, f"halted: {self.halt.reason}", HALT_CANCEL_RESEND_SECONDS)
+
+    def may_send(self, o: OrderRecord) -> Rejection | None:
+        """Whether an order already in the ledger may still go out (a resend, or a send decided before a halt):
+        every risk check again, with the order itself no longer counted as working."""
+        if o.symbol in self.blocked:
+            return Rejection("mismatch", f"{o.symbol}: ledger and broker disagree")
+        if self.halt.halted and not o.reduce_only:
+            return Rejection("halted", f"trading is halted ({self.halt.reason})")
+        intent = OrderIntent(o.symbol, o.side, o.quantity, o.order_type, o.limit_price, o.reduce_only)
+        ctx = self.risk_context(o.symbol, operator=o.reduce_only, excluding=o.client_order_id)
+        return first_rejection(intent, ctx, self.limits)
+
+    def withdraw(self, o: OrderRecord, rejection: Rejection) -> list[Action]:
+        """An order of the ledger that is not sent after all: it certainly never reached the broker."""
+        self.count(f"withdrawn_{rejection.rule}")
+        return self.on_order_event(
+            OrderEvent(client_order_id=o.client_order_id, status="CANCELLED", reason=f"not sent: {rejection}")
+        )
 
     def resume(self) -> str | None:
-        """Lift the halt; refused (the reason returned) while today's loss is still beyond the limit."""
+        """Lift the halt; refused (the reason returned) while today's loss is beyond the limit or a symbol's
+        ledger still disagrees with the broker. Ends every flatten."""
+        if self.blocked:
+            symbol, (ours, theirs) = sorted(self.blocked.items())[0]
+            return (
+                f"position mismatch in {', '.join(sorted(self.blocked))} ({symbol}: ledger {ours}, broker "
+                f"{theirs}): check TWS, then `bin/trader accept-broker {symbol} --reason TEXT`, then resume"
+            )
         loss = self.daily_pnl()
         if loss <= -self.limits.daily_loss_limit:
             return (
@@ -372,20 +514,141 @@ class Executor(Book):
                 "trading stays halted (raise DAILY_LOSS_LIMIT or wait for the next trading day)"
             )
         self.halt = self.ledger.clear_halt()
+        if self.flattening:
+            self.ledger.clear_flatten()
+            self.flattening = {}
         self.breaker.record_success()
         event("resume")
         return None
 
-    def flatten(self) -> list[Action]:
-        """Halt, cancel every working order and close every position with reduce-only orders."""
+    # ------------------------------------------------------------------ flatten: the operator's close-out
+
+    def flatten(self, symbols: list[str]) -> list[Action]:
+        """Hold `symbols` (every traded or held symbol when empty, which also halts) at zero until resume: cancel
+        what adds risk, then close in reduce-only orders, one working at a time per symbol, never crossing zero."""
         actions: list[Action] = []
-        if not self.halt.halted:
-            actions += self.trip_halt("flatten by operator", "flatten")
-        actions += self.cancel_orders([o for o in self.ledger.working.values() if o.working], "flatten")
-        for symbol, pos in sorted(self.ledger.positions.items()):
-            if pos.quantity != 0:
-                side: Literal["BUY", "SELL"] = "SELL" if pos.quantity > 0 else "BUY"
-                actions += self.place(
-                    symbol, side, abs(pos.quantity), why="flatten by operator", operator=True
-                )
+        every = not symbols
+        if every:
+            held = {s for s, p in self.ledger.positions.items() if p.quantity != 0}
+            symbols = sorted(
+                set(self.limits.symbols) | held | {s for s, q in self.broker_positions.items() if q}
+            )
+            if not self.halt.halted:
+                actions += self.trip_halt("flatten by operator", "flatten")
+        self.ledger.set_flatten(symbols)
+        self.flattening = self.ledger.flattening()
+        self.flat_announced = False
+        event("flatten", symbols=",".join(symbols))
+        for symbol in symbols:
+            actions += self.work_flatten(symbol)
         return actions
+
+    def flatten_position(self, symbol: str) -> Decimal:
+        """What is left to close: the smaller of the ledger's and the broker's position, 0 if they disagree in
+        sign (closing on a wrong number could cross zero at the broker)."""
+        ours = self.position(symbol)
+        theirs = self.broker_positions.get(symbol, ours)
+        if ours == 0 or theirs == 0 or (ours > 0) != (theirs > 0):
+            return Decimal(0)
+        return min(ours, theirs, key=abs)
+
+    def work_flatten(self, symbol: str) -> list[Action]:
+        """One step of a flatten: cancel working orders that add risk; else, with no order working, one reduce-only
+        order of at most MAX_ORDER_NOTIONAL toward zero."""
+        left = self.flatten_position(symbol)
+        mine = [o for o in self.ledger.working.values() if o.symbol == symbol and o.working]
+        adding = [o for o in mine if left == 0 or (o.sign > 0) == (left > 0)]
+        if adding:
+            return self.cancel_orders(adding, "flatten", HALT_CANCEL_RESEND_SECONDS)
+        if mine or left == 0:
+            return []
+        quantity = abs(left)
+        quote = self.quotes.get(symbol)
+        if quote is not None and quote.reference > 0 and self.limits.max_order_notional > 0:
+            cap = (self.limits.max_order_notional / quote.reference).to_integral_value(rounding="ROUND_FLOOR")
+            quantity = min(quantity, max(cap, Decimal(1)))
+        side: Literal["BUY", "SELL"] = "SELL" if left > 0 else "BUY"
+        return self.place(symbol, side, quantity, why="flatten by operator", operator=True)
+
+    def flatten_step(self) -> list[Action]:
+        """The timer's turn: work every flattening symbol, and say so once when all of them are flat."""
+        if not self.flattening:
+            return []
+        actions: list[Action] = []
+        for symbol in sorted(self.flattening):
+            actions += self.work_flatten(symbol)
+        view = self.flatten_view()
+        if not self.flat_announced and all(v["state"] == "flat" for v in view.values()):
+            self.flat_announced = True
+            fills = sum(self.ledger.fill_count(s) - i.fills_before for s, i in self.flattening.items())
+            event("flat", symbols=",".join(sorted(view)), fills=fills)
+            actions.append(Publish("alert", Alert(
+                severity="INFO", code="flatten.done",
+                message=f"flat: {', '.join(sorted(view))} closed with {fills} fill(s)",
+                remedy="`bin/trader resume` to trade again",
+                evidence={"symbols": sorted(view), "fills": fills})))  # fmt: skip
+        return actions
+
+    def flatten_view(self) -> dict[str, dict[str, str]]:
+        out = {}
+        for symbol in sorted(self.flattening):
+            working = [o for o in self.ledger.working.values() if o.symbol == symbol and o.working]
+            left = self.broker_positions.get(symbol, self.position(symbol))
+            if self.position(symbol) != left:
+                left = max(self.position(symbol), left, key=abs)
+            flat = left == 0 and not working
+            out[symbol] = {
+                "left": f"{left.normalize():f}" if left else "0",
+                "working_order": working[0].client_order_id if working else "",
+                "state": "flat" if flat else "working",
+            }
+        return out
+
+    # ------------------------------------------------------------------ the broker's numbers
+
+    def block_mismatch(self, symbol: str, ledger: Decimal, broker: Decimal) -> None:
+        """No order at all for `symbol` (reduce-only included) until the operator accepts the broker's number."""
+        self.ledger.set_mismatch(symbol, ledger, broker)
+        self.blocked = self.ledger.mismatches()
+        working = [o for o in self.ledger.working.values() if o.symbol == symbol and o.working]
+        self.count("mismatches")
+        event("mismatch_blocked", symbol=symbol, ledger=ledger, broker=broker, working=len(working))
+
+    def unblock(self, symbol: str) -> None:
+        """The ledger and the broker agree again (a late fill was booked): the symbol may trade after resume."""
+        if symbol in self.blocked:
+            self.ledger.clear_mismatch(symbol)
+            self.blocked = self.ledger.mismatches()
+            event("mismatch_cleared", symbol=symbol)
+
+    def accept_broker(
+        self, symbol: str, broker: Decimal, price: Decimal, *, method: str, operator: str, reason: str
+    ) -> tuple[dict[str, object], list[Action]]:
+        """Set the ledger's position to the broker's (cash at `price`), audited; the symbol is no longer blocked."""
+        result = self.ledger.accept_broker(
+            symbol,
+            broker,
+            price,
+            method=method,
+            operator=operator,
+            reason=reason,
+            trading_day=self.trading_day(),
+        )
+        self.blocked = self.ledger.mismatches()
+        self._day = None
+        event("accept_broker", **{k: v for k, v in result.items() if k != "symbol"}, symbol=symbol,
+              operator=operator, reason=repr(reason))  # fmt: skip
+        pos = self.ledger.positions[symbol]
+        alert = Alert(
+            severity="WARNING",
+            code="ledger.accept_broker",
+            message=f"{operator or 'the operator'} set the ledger's {symbol} from {result['ledger_before']} to the "
+            f"broker's {broker} ({reason})",
+            evidence={k: str(v) for k, v in result.items()},
+        )
+        actions: list[Action] = [
+            Publish("position", Position(symbol=symbol, quantity=pos.quantity, avg_cost=pos.avg_cost)),
+            Publish("alert", alert),
+            self.publish_risk(),
+        ]
+        return result, actions

@@ -26,9 +26,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from procs.executor.ledger_operator import OperatorRecords
 from procs.executor.migrations import SCHEMA_VERSION, LedgerError, check_healthy, migrate
-from procs.executor.orders import OrderRecord, apply_fill_quantity
+from procs.executor.orders import ADOPTED, OrderRecord, apply_fill_quantity
 from procs.executor.records import (
+    AVG_PLACES,
     ORDER_COLUMNS,
     ORDER_INSERT,
     ORDER_MUTABLE,
@@ -38,6 +40,8 @@ from procs.executor.records import (
     HaltState,
     PositionRecord,
     book_fill,
+    correction_base,
+    correction_rank,
     dec_or_none,
     order_from_row,
     order_row,
@@ -57,7 +61,7 @@ __all__ = [
 ]
 
 
-class Ledger:
+class Ledger(OperatorRecords):
     """One open ledger file. Methods are synchronous and fast (one small transaction each)."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -135,10 +139,19 @@ class Ledger:
 
     def apply_fill(self, fill: FillIn, trading_day: str, now_ns: int | None = None) -> OrderRecord | None:
         """Book a fill exactly once (by exec_id): order totals, position, cash and the day's P&L in one
-        transaction. Returns the updated order, or None when this exec_id was already booked."""
+        transaction. IB's correction of an execution (same execId up to its last '.', a higher suffix) replaces the
+        execution it corrects; an older version seen after its correction changes nothing. Returns the updated
+        order, or None when nothing was booked."""
         order = self.order(fill.client_order_id)
         if order is None:
             raise LedgerError(f"fill {fill.exec_id} is for unknown order {fill.client_order_id}")
+        if self.has_fill(fill.exec_id):
+            return None
+        sibling = self._booked_version(fill.exec_id)
+        if sibling is not None:
+            if correction_rank(sibling["exec_id"]) > correction_rank(fill.exec_id):
+                return None  # a replay of what a later correction already replaced
+            return self._correct(sibling, fill, trading_day, now_ns)
         updated = dataclasses.replace(order)  # a copy: memory changes only after the commit
         pos = self.positions.get(fill.symbol, PositionRecord(fill.symbol))
         signed = fill.quantity if fill.side == "BUY" else -fill.quantity
@@ -147,24 +160,10 @@ class Ledger:
         commission = fill.commission or Decimal(0)
         with self._tx():
             self._ensure_day(trading_day)
-            cur = self.conn.execute(
-                "INSERT OR IGNORE INTO fills (exec_id, client_order_id, symbol, side, quantity, price, "
-                "commission, exec_ns, applied_ns, trading_day) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    fill.exec_id,
-                    fill.client_order_id,
-                    fill.symbol,
-                    fill.side,
-                    str(fill.quantity),
-                    str(fill.price),
-                    None if fill.commission is None else str(fill.commission),
-                    fill.exec_ns,
-                    time.time_ns(),
-                    trading_day,
-                ),
-            )
-            if cur.rowcount != 1:
+            if not self._insert_fill(fill, trading_day, time.time_ns()):
                 return None  # already booked: the transaction commits nothing
+            if updated.why.startswith(ADOPTED):  # learnt from its fills: its size is what has filled
+                updated.quantity = max(updated.quantity, updated.filled + fill.quantity)
             apply_fill_quantity(updated, fill.quantity, fill.price)
             updated.updated_ns = time.time_ns() if now_ns is None else now_ns
             self._update_order(updated)
@@ -175,6 +174,103 @@ class Ledger:
         self.positions[fill.symbol] = new_pos
         self._track(updated)
         return updated
+
+    def _insert_fill(self, fill: FillIn, trading_day: str, applied_ns: int) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO fills (exec_id, client_order_id, symbol, side, quantity, price, "
+            "commission, exec_ns, applied_ns, trading_day) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                fill.exec_id,
+                fill.client_order_id,
+                fill.symbol,
+                fill.side,
+                str(fill.quantity),
+                str(fill.price),
+                None if fill.commission is None else str(fill.commission),
+                fill.exec_ns,
+                applied_ns,
+                trading_day,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def _booked_version(self, exec_id: str) -> sqlite3.Row | None:
+        """The booked, not yet replaced execution that `exec_id` is another version of (IB's corrections)."""
+        base = correction_base(exec_id)
+        if base is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT * FROM fills WHERE substr(exec_id, 1, ?) = ? AND replaced_by IS NULL",
+            (len(base) + 1, base + "."),
+        )
+        return next((r for r in rows if correction_base(r["exec_id"]) == base), None)
+
+    def _correct(
+        self, old: sqlite3.Row, fill: FillIn, trading_day: str, now_ns: int | None
+    ) -> OrderRecord | None:
+        """Replace a booked execution by its correction: the order's totals, the position (replayed in booking
+        order), cash and the day's P&L and commissions all become what they would be had the correction come first."""
+        order = self.order(old["client_order_id"])
+        assert order is not None
+        old_qty, old_price = Decimal(old["quantity"]), Decimal(old["price"])
+        old_comm = dec_or_none(old["commission"]) or Decimal(0)
+        old_signed = old_qty if old["side"] == "BUY" else -old_qty
+        signed = fill.quantity if fill.side == "BUY" else -fill.quantity
+        commission = fill.commission or Decimal(0)
+        before = self.positions.get(fill.symbol, PositionRecord(fill.symbol))
+        updated = dataclasses.replace(order)
+        with self._tx():
+            self._ensure_day(trading_day)
+            self.conn.execute(
+                "UPDATE fills SET replaced_by=? WHERE exec_id=?", (fill.exec_id, old["exec_id"])
+            )
+            self._insert_fill(dataclasses.replace(fill, client_order_id=order.client_order_id), trading_day,
+                              old["applied_ns"])  # fmt: skip
+            new_pos = self._replay_position(fill.symbol)
+            rows = self.conn.execute(
+                "SELECT quantity, price FROM fills WHERE client_order_id=? AND replaced_by IS NULL",
+                (order.client_order_id,),
+            ).fetchall()
+            filled = sum((Decimal(r[0]) for r in rows), Decimal(0))
+            updated.filled = filled
+            updated.avg_fill_price = (
+                (sum((Decimal(r[0]) * Decimal(r[1]) for r in rows), Decimal(0)) / filled).quantize(AVG_PLACES)
+                if filled
+                else Decimal(0)
+            )
+            updated.reported_filled = filled
+            if filled >= updated.quantity:
+                updated.status = "FILLED"
+            updated.updated_ns = time.time_ns() if now_ns is None else now_ns
+            self._update_order(updated)
+            self._write_position(new_pos)
+            self._add_cash(old_signed * old_price + old_comm - signed * fill.price - commission)
+            self._add_day(trading_day, new_pos.realized - before.realized, commission - old_comm)
+        self.positions[fill.symbol] = new_pos
+        self._track(updated)
+        return updated
+
+    def _replay_position(self, symbol: str) -> PositionRecord:
+        """A symbol's position from every booked execution and operator adjustment, in the order they were booked."""
+        events = [
+            (r["applied_ns"], Decimal(r["quantity"]) * (1 if r["side"] == "BUY" else -1), Decimal(r["price"]))
+            for r in self.conn.execute(
+                "SELECT applied_ns, side, quantity, price FROM fills WHERE symbol=? AND replaced_by IS NULL",
+                (symbol,),
+            )
+        ]
+        events += [
+            (r["at_ns"], Decimal(r["broker"]) - Decimal(r["ledger_before"]), Decimal(r["price"]))
+            for r in self.conn.execute(
+                "SELECT at_ns, broker, ledger_before, price FROM adjustments WHERE symbol=?", (symbol,)
+            )  # fmt: skip
+        ]
+        pos = PositionRecord(symbol)
+        for _, signed, price in sorted(events, key=lambda e: e[0]):
+            if signed:
+                qty, avg, realized = book_fill(pos.quantity, pos.avg_cost, signed, price)
+                pos = PositionRecord(symbol, qty, avg, pos.realized + realized)
+        return pos
 
     def set_commission(self, exec_id: str, commission: Decimal, trading_day: str) -> bool:
         """Book a commission reported after its fill, once. False when unknown or already booked."""
@@ -206,8 +302,10 @@ class Ledger:
     def has_fill(self, exec_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM fills WHERE exec_id=?", (exec_id,)).fetchone() is not None
 
-    def fills(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM fills ORDER BY exec_ns, exec_id")]
+    def fills(self, *, replaced: bool = False) -> list[dict[str, Any]]:
+        """Booked executions in execution order; `replaced` includes those a correction replaced."""
+        where = "" if replaced else "WHERE replaced_by IS NULL"
+        return [dict(r) for r in self.conn.execute(f"SELECT * FROM fills {where} ORDER BY exec_ns, exec_id")]
 
     def _write_position(self, p: PositionRecord) -> None:
         self.conn.execute(

@@ -99,6 +99,33 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE orders ADD COLUMN why TEXT NOT NULL DEFAULT ''
         """,
     ),
+    (
+        4,
+        """
+        ALTER TABLE orders ADD COLUMN unconfirmed TEXT NOT NULL DEFAULT '';
+        ALTER TABLE fills ADD COLUMN replaced_by TEXT;
+        CREATE TABLE adjustments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            symbol TEXT NOT NULL,
+            ledger_before TEXT NOT NULL,
+            broker TEXT NOT NULL,
+            price TEXT NOT NULL,
+            cash_adjustment TEXT NOT NULL,
+            method TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at_ns INTEGER NOT NULL,
+            trading_day TEXT NOT NULL
+        );
+        CREATE TABLE mismatches (
+            symbol TEXT PRIMARY KEY,
+            ledger TEXT NOT NULL,
+            broker TEXT NOT NULL,
+            since_ns INTEGER NOT NULL
+        );
+        CREATE TABLE flatten (symbol TEXT PRIMARY KEY, since_ns INTEGER NOT NULL, fills_before INTEGER NOT NULL)
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -17,8 +17,12 @@ from shared.messages import OrderStatusName
 AVG_PLACES = Decimal("1e-8")
 CLIENT_ORDER_PREFIX = "ex-"  # every orderRef the executor creates starts with this: ours vs a human's
 
-TERMINAL: frozenset[OrderStatusName] = frozenset({"FILLED", "CANCELLED", "REJECTED", "INACTIVE"})
-WORKING: frozenset[OrderStatusName] = frozenset({"NEW", "SUBMITTED", "PARTIALLY_FILLED", "PENDING_CANCEL"})
+# INACTIVE is not final at IB (outside hours, awaiting a locate): the order may work again, or be cancelled later
+TERMINAL: frozenset[OrderStatusName] = frozenset({"FILLED", "CANCELLED", "REJECTED"})
+WORKING: frozenset[OrderStatusName] = frozenset(
+    {"NEW", "SUBMITTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "INACTIVE"}
+)
+ADOPTED = "adopted"  # the `why` of an order of ours that the ledger learnt from the broker
 
 # How far along an order is; a report ranked below the current state is a late (stale) callback.
 _RANK: dict[OrderStatusName, int] = {
@@ -26,10 +30,10 @@ _RANK: dict[OrderStatusName, int] = {
     "SUBMITTED": 1,
     "PARTIALLY_FILLED": 2,
     "PENDING_CANCEL": 2,
+    "INACTIVE": 1,
     "FILLED": 3,
     "CANCELLED": 3,
     "REJECTED": 3,
-    "INACTIVE": 3,
 }
 
 _ALLOWED: dict[OrderStatusName, frozenset[OrderStatusName]] = {
@@ -43,10 +47,12 @@ _ALLOWED: dict[OrderStatusName, frozenset[OrderStatusName]] = {
     "PARTIALLY_FILLED": frozenset({"PENDING_CANCEL", "FILLED", "CANCELLED", "INACTIVE"}),
     # a refused cancel sends the order back to working
     "PENDING_CANCEL": frozenset({"SUBMITTED", "PARTIALLY_FILLED", "FILLED", "CANCELLED", "INACTIVE"}),
+    "INACTIVE": frozenset(
+        {"SUBMITTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "FILLED", "CANCELLED", "REJECTED"}
+    ),
     "FILLED": frozenset(),
     "CANCELLED": frozenset(),
     "REJECTED": frozenset(),
-    "INACTIVE": frozenset(),
 }
 
 Outcome = Literal["moved", "same", "stale", "impossible"]
@@ -99,6 +105,9 @@ class OrderRecord:
     sent_ns: int = 0  # when PlaceOrder was first attempted; 0 = never sent
     decided_on_ns: int = 0  # end of the bar whose target this order answers (0: not a fresh target)
     why: str = ""  # the strategy's reason, or what else made the executor trade
+    # a final status only the client library asserted (CANCELLED, REJECTED): not applied until the broker's
+    # open-order list no longer holds the order; "" when none is pending
+    unconfirmed: str = ""
 
     @property
     def working(self) -> bool:
@@ -135,7 +144,10 @@ def apply_fill_quantity(order: OrderRecord, quantity: Decimal, price: Decimal) -
 
 def is_expired(order: OrderRecord, now_ns: int, timeout_s: float) -> bool:
     """A working order older than the timeout should be cancelled."""
-    return order.status in ("SUBMITTED", "PARTIALLY_FILLED") and now_ns - order.created_ns > timeout_s * 1e9
+    return (
+        order.status in ("SUBMITTED", "PARTIALLY_FILLED", "INACTIVE")
+        and now_ns - order.created_ns > timeout_s * 1e9
+    )
 
 
 def new_client_order_id(symbol: str, now_ns: int | None = None) -> str:

@@ -2,13 +2,16 @@
 
 Runs at start-up, after a new bridge epoch or a reconnect, and every RECONCILE_SECONDS. What it learns goes
 through the same idempotent paths as the live stream (status by orderRef, fills by exec_id), so running it twice
-changes nothing. It never trusts silence while the bridge is not READY; a position that still differs from the
-broker's beyond POSITION_TOLERANCE after a second look halts trading with both numbers.
+changes nothing. The broker's open-order list is the truth about what is working: an order it lists is working,
+an order of ours it lists that the ledger never saw is adopted. It never closes or resends an order created or
+updated after its snapshot began, and resends nothing that the risk checks would refuse now. Only the stocks the
+stack trades are compared; a position that still differs from the broker's beyond POSITION_TOLERANCE after a
+second look halts trading and blocks that symbol, with both numbers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -83,14 +86,15 @@ class Reconciler:
     async def run(self, reason: str) -> tuple[ReconcileReport, list[Action]]:
         report = ReconcileReport(reason)
         actions: list[Action] = []
+        snapshot_ns = self.ex.wall()  # anything touched from now on may be newer than what the broker answers
         raw = await self.call(OpenOrdersRequest())
-        open_orders = msgspec.convert(raw, list[OrderEvent])
+        open_orders = [e for e in msgspec.convert(raw, list[OrderEvent]) if is_ours(e.client_order_id)]
         report.open_orders = len(open_orders)
-        seen = {e.client_order_id for e in open_orders if is_ours(e.client_order_id)}
+        seen = {e.client_order_id for e in open_orders}
         for e in open_orders:
-            actions += self.ex.on_order_event(e)
+            actions += self.ex.on_listed(e)
         actions += await self._executions(report)
-        actions += self._settle_missing(seen, report)
+        actions += self._settle_missing(seen, snapshot_ns, report)
         actions += await self._positions(report)
         event("reconciled", reason=repr(reason), open_orders=report.open_orders, fills_seen=report.fills_seen,
               fills_booked=report.fills_booked, resent=len(report.resent), closed=len(report.closed),
@@ -112,16 +116,27 @@ class Reconciler:
             report.fills_booked += int(not known and self.ex.ledger.has_fill(f.exec_id))
         return actions
 
-    def _settle_missing(self, seen: set[str], report: ReconcileReport) -> list[Action]:
-        """Our working orders the broker does not list: resend the never-acknowledged, close the gone."""
+    def _settle_missing(self, seen: set[str], snapshot_ns: int, report: ReconcileReport) -> list[Action]:
+        """Our working orders the broker does not list: resend the never-acknowledged (if the risk checks still
+        pass), close the gone. An order touched since the snapshot began is left for the next reconciliation."""
         now = self.ex.wall()
         timeout_ns = int(self.ex.settings.order_timeout_seconds * 1e9)
         actions: list[Action] = []
         for o in list(self.ex.ledger.working.values()):
             in_flight = o.updated_ns >= self.started_ns and now - o.updated_ns < self.grace_ns
-            if o.client_order_id in seen or not o.working or in_flight:
+            newer = o.updated_ns > snapshot_ns or o.created_ns > snapshot_ns
+            if o.client_order_id in seen or not o.working or in_flight or newer:
+                continue
+            if o.unconfirmed:
+                report.closed.append(o.client_order_id)
+                actions += self.ex.close_unconfirmed(o)
                 continue
             if o.status == "NEW" and now - o.created_ns < timeout_ns:
+                refused = self.ex.may_send(o)
+                if refused is not None:
+                    report.closed.append(o.client_order_id)
+                    actions += self.ex.withdraw(o, refused)
+                    continue
                 report.resent.append(o.client_order_id)  # same orderRef: the bridge places it at most once
                 actions.append(Send(o))
                 continue
@@ -146,19 +161,28 @@ class Reconciler:
         for symbol in list(self.strikes):
             if symbol not in bad:
                 del self.strikes[symbol]
+        for symbol in list(self.ex.blocked):
+            if symbol not in bad:
+                self.ex.unblock(symbol)
         confirmed = []
         for m in mismatches:
             self.strikes[m.symbol] = self.strikes.get(m.symbol, 0) + 1
+            if m.symbol in self.ex.blocked:
+                continue  # already blocked and alerted
             if self.ex.working_shares(m.symbol) == 0 or self.strikes[m.symbol] >= 2:
                 confirmed.append(m)
         if not confirmed:
             return actions
+        for m in confirmed:
+            self.ex.block_mismatch(m.symbol, m.ledger, m.broker)
         detail = "; ".join(str(m) for m in confirmed)
+        first = confirmed[0].symbol
         alert = Alert(
             severity="CRITICAL",
             code="position.mismatch",
-            message=f"position mismatch: {detail}",
-            remedy="compare with TWS, fix the position by hand, then `bin/trader resume`",
+            message=f"position mismatch: {detail}; nothing is ordered in {', '.join(m.symbol for m in confirmed)}",
+            remedy=f"compare with TWS (`bin/trader reconcile`), then `bin/trader accept-broker {first} --reason "
+            "TEXT` and `bin/trader resume`",
             evidence={m.symbol: {"ledger": str(m.ledger), "broker": str(m.broker)} for m in confirmed},
         )
         actions.append(Publish("alert", alert))
@@ -169,9 +193,21 @@ class Reconciler:
 
     async def _mismatches(self) -> list[Mismatch]:
         positions = msgspec.convert(await self.call(PositionsRequest()), list[Position])
-        broker: dict[str, Decimal] = {}
-        for p in positions:
-            broker[p.symbol] = broker.get(p.symbol, Decimal(0)) + p.quantity
-        self.ex.broker_positions = broker
+        traded, others = split_holdings(positions, self.ex.limits.symbols | set(self.ex.ledger.positions))
+        self.ex.broker_positions = traded
+        self.ex.note_other_holdings(others)
         ledger = {s: p.quantity for s, p in self.ex.ledger.positions.items()}
-        return diff_positions(ledger, broker, self.ex.settings.position_tolerance)
+        return diff_positions(ledger, traded, self.ex.settings.position_tolerance)
+
+
+def split_holdings(positions: list[Position], traded: Set[str]) -> tuple[dict[str, Decimal], list[Position]]:
+    """The broker's positions in the stocks the stack trades (by symbol), and every other holding (options on a
+    traded symbol, other stocks, cash balances), which is shown but never compared or summed into a stock."""
+    stocks: dict[str, Decimal] = {}
+    others: list[Position] = []
+    for p in positions:
+        if p.sec_type == "STK" and p.symbol in traded:
+            stocks[p.symbol] = stocks.get(p.symbol, Decimal(0)) + p.quantity
+        elif p.quantity != 0:
+            others.append(p)
+    return stocks, others

@@ -16,13 +16,13 @@ from procs.executor.orders import OrderRecord
 ORDER_COLUMNS = (
     "client_order_id, symbol, side, quantity, order_type, limit_price, status, filled, reported_filled, "
     "avg_fill_price, broker_order_id, perm_id, reason, error_code, reduce_only, created_ns, updated_ns, sent_ns, "
-    "decided_on_ns, why"
+    "decided_on_ns, why, unconfirmed"
 )
-ORDER_INSERT = f"INSERT INTO orders ({ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 21)})"
+ORDER_INSERT = f"INSERT INTO orders ({ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 22)})"
 # what changes over an order's life; the rest is fixed when it is written, before it is sent
 ORDER_MUTABLE = (
     "status", "filled", "reported_filled", "avg_fill_price", "broker_order_id", "perm_id", "reason",
-    "error_code", "updated_ns", "sent_ns", "settled",
+    "error_code", "updated_ns", "sent_ns", "settled", "unconfirmed", "quantity",
 )  # fmt: skip
 ORDER_UPDATE = f"UPDATE orders SET {', '.join(c + '=?' for c in ORDER_MUTABLE)} WHERE client_order_id=?"
 AVG_PLACES = Decimal("1e-8")
@@ -84,6 +84,17 @@ def book_fill(
     return new_qty, avg_cost, realized
 
 
+def correction_base(exec_id: str) -> str | None:
+    """IB's execution id up to its last '.', when what follows is a version number (a correction raises it)."""
+    base, dot, suffix = exec_id.rpartition(".")
+    return base if dot and base and suffix.isdigit() else None
+
+
+def correction_rank(exec_id: str) -> int:
+    """The version of an execution: 1 for `...01`, 2 for its correction `...02`."""
+    return int(exec_id.rpartition(".")[2])
+
+
 def dec_or_none(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
@@ -110,6 +121,7 @@ def order_from_row(row: sqlite3.Row) -> OrderRecord:
         sent_ns=row["sent_ns"],
         decided_on_ns=row["decided_on_ns"],
         why=row["why"],
+        unconfirmed=row["unconfirmed"],
     )
 
 
@@ -136,6 +148,7 @@ def order_row(o: OrderRecord) -> dict[str, Any]:
         "sent_ns": o.sent_ns,
         "decided_on_ns": o.decided_on_ns,
         "why": o.why,
+        "unconfirmed": o.unconfirmed,
         "settled": int(settled(o)),
     }
 
