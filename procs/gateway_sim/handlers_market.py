@@ -43,7 +43,8 @@ def contract_details(session: Session, fields: list[str]) -> None:
     if contract is None:
         session.error(req_id, 200)  # a real Gateway sends no end marker after 200
         return
-    session.send(wire.contract_details(req_id, contract) + wire.contract_details_end(req_id), 2)
+    details = wire.contract_details(req_id, contract, version=session.version)
+    session.send(details + wire.contract_details_end(req_id), 2)
 
 
 def market_data(session: Session, fields: list[str]) -> None:

@@ -175,7 +175,8 @@ class Session(asyncio.Protocol):
             self.close()
 
     def error(self, req_id: int, code: int, message: str | None = None) -> None:
-        self.send(wire.error(req_id, code, message if message is not None else error_text(code)))
+        text = message if message is not None else error_text(code)
+        self.send(wire.error(req_id, code, text, version=self.version))
 
     def _write_raw(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -307,7 +308,7 @@ class Session(asyncio.Protocol):
         self.server.log_bad_input(
             self, f"pacing: more than {self._pacing.rate:.0f} messages/s; error 100, dropped"
         )
-        self._write_raw(wire.error(-1, 100, error_text(100, rec=rec)))
+        self._write_raw(wire.error(-1, 100, error_text(100, rec=rec), version=self.version))
         self.close_after_sending()
 
     def _start_api(self, client_id: int) -> None:
@@ -319,7 +320,7 @@ class Session(asyncio.Protocol):
                 "INFO",
                 f"session {self.name}: client id in use: 326, closing",
             )
-            self._write_raw(wire.error(-1, 326, error_text(326)))
+            self._write_raw(wire.error(-1, 326, error_text(326), version=self.version))
             self.client_id = None
             self.close()
             return

@@ -1,7 +1,8 @@
-"""The TWS API wire format at server version 178: framing, field encoding and the server->client encoders.
+"""The TWS API wire format for server versions 157..178: framing, field encoding and the server->client encoders.
 
-Pure: plain values in, bytes out (and bytes in, fields out). Never touches a socket or a clock. Layouts follow
-`shared/reference/tws-api-protocol.md` and are checked against ib_async's own Decoder in the tests.
+Pure: plain values in, bytes out (and bytes in, fields out). Never touches a socket or a clock. An encoder whose
+layout changed inside that range takes the session's negotiated `version` and writes exactly that version's
+fields, as IB's own decoder (ibapi/decoder.py) reads them; the tests decode every layout with ibapi and ib_async.
 """
 
 from __future__ import annotations
@@ -14,6 +15,20 @@ from typing import TYPE_CHECKING, TypeVar
 
 SERVER_VERSION = 178
 MIN_CLIENT_VERSION = 157
+
+# The server versions inside MIN_CLIENT_VERSION..SERVER_VERSION at which a message we send changed layout, named
+# as in ibapi/server_versions.py. (ib_async reads openOrder's duration from 159: an off-by-one of its own.)
+MIN_SERVER_VER_DURATION = 158  # openOrder: duration
+MIN_SERVER_VER_POST_TO_ATS = 160  # openOrder: postToAts
+MIN_SERVER_VER_AUTO_CANCEL_PARENT = (
+    162  # openOrder: autoCancelParent (completedOrder has it at every version)
+)
+MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT = 163  # contractDetails: sizeMinTick (at 163 only)
+MIN_SERVER_VER_SIZE_RULES = 164  # contractDetails: no version/mdSizeMultiplier; minSize, sizeIncrement, ...
+MIN_SERVER_VER_ADVANCED_ORDER_REJECT = 166  # error: trailing advancedOrderRejectJson
+MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS = 170  # openOrder, completedOrder: minTradeQty .. midOffsetAtHalf
+MIN_SERVER_VER_FA_PROFILE_DESUPPORT = 177  # openOrder, completedOrder: no more faProfile
+MIN_SERVER_VER_PENDING_PRICE_REVISION = 178  # execDetails: trailing pendingPriceRevision
 API_MAGIC = b"API\0"
 # No legitimate client message comes near this; a bigger length prefix is garbage, not a message to wait for.
 MAX_FRAME_BYTES = 1 << 20
@@ -129,6 +144,13 @@ def parse_version_range(payload: bytes) -> tuple[int, int, str]:
     return int(lo), int(hi), options.strip()
 
 
+def check_version(version: int) -> int:
+    """A negotiated version an encoder can write; anything else is a simulator bug (e.g. a session's unset 0)."""
+    if not MIN_CLIENT_VERSION <= version <= SERVER_VERSION:
+        raise ValueError(f"server version {version} is outside {MIN_CLIENT_VERSION}..{SERVER_VERSION}")
+    return version
+
+
 def negotiate_version(client_min: int, client_max: int) -> int | None:
     """What a real server answers: min(ours, theirs); None when the client is too old for us."""
     if client_max < MIN_CLIENT_VERSION or client_min > SERVER_VERSION:
@@ -156,9 +178,15 @@ def current_time(epoch_seconds: int) -> bytes:
     return frame((49, 1, epoch_seconds))
 
 
-def error(req_id: int, code: int, message: str, advanced_reject_json: str = "") -> bytes:
-    # At >= 166 the trailing advancedOrderRejectJson is required, else ib_async drops the error silently.
-    return frame((4, 2, req_id, code, message, advanced_reject_json))
+def error(
+    req_id: int, code: int, message: str, advanced_reject_json: str = "", *, version: int = SERVER_VERSION
+) -> bytes:
+    # From 166 the trailing advancedOrderRejectJson is required (ib_async drops the error silently without it);
+    # below 166 a client reads none.
+    fields: list[Field] = [4, 2, req_id, code, message]
+    if check_version(version) >= MIN_SERVER_VER_ADVANCED_ORDER_REJECT:
+        fields.append(advanced_reject_json)
+    return frame(fields)
 
 
 # ----------------------------------------------------------------------------------------------- contracts
@@ -174,17 +202,26 @@ def contract_fields_11(c: SimContract, exchange: str | None = None) -> list[Fiel
     return [c.con_id, c.symbol, c.sec_type, "", 0.0, "", "", exch, c.currency, c.symbol, trading_class(c)]
 
 
-def contract_details(req_id: int, c: SimContract) -> bytes:
-    head: list[Field] = [10, req_id, c.symbol, c.sec_type, "", 0.0, "", c.exchange, c.currency, c.symbol]
-    fields = (
-        head
-        + [trading_class(c), trading_class(c), c.con_id, c.min_tick]
-        + ["", "ACTIVETIM,ADJUST,ALERT,DAY,GTC,LMT,MKT,STP,STPLMT", f"SMART,{c.primary_exchange}", 1, 0]
-        + [c.long_name or c.symbol, c.primary_exchange, "", c.industry, "", "", c.time_zone_id]
-        + [c.trading_hours, c.liquid_hours, "", "", 0]  # evRule, evMultiplier, numSecIds
-        + [1, "", "", "26", "", "ETF" if c.industry == "ETF" else "COMMON"]
-        + [Decimal("1"), Decimal("1"), Decimal("100")]  # minSize, sizeIncrement, suggestedSizeIncrement
-    )
+def contract_details(req_id: int, c: SimContract, *, version: int = SERVER_VERSION) -> bytes:
+    size_rules = check_version(version) >= MIN_SERVER_VER_SIZE_RULES
+    # Below 164 the message still has its version field (8: evRule/evMultiplier and secIds present).
+    fields: list[Field] = [10] if size_rules else [10, 8]
+    fields += [req_id, c.symbol, c.sec_type, "", 0.0, "", c.exchange, c.currency, c.symbol]
+    fields += [trading_class(c), trading_class(c), c.con_id, c.min_tick]
+    if not size_rules:
+        fields.append(1)  # mdSizeMultiplier, dropped at 164
+    fields += ["", "ACTIVETIM,ADJUST,ALERT,DAY,GTC,LMT,MKT,STP,STPLMT", f"SMART,{c.primary_exchange}", 1, 0]
+    fields += [c.long_name or c.symbol, c.primary_exchange, "", c.industry, "", "", c.time_zone_id]
+    fields += [c.trading_hours, c.liquid_hours, "", "", 0]  # evRule, evMultiplier, numSecIds
+    fields += [1, "", "", "26", "", "ETF" if c.industry == "ETF" else "COMMON"]
+    if size_rules:
+        fields += [
+            Decimal("1"),
+            Decimal("1"),
+            Decimal("100"),
+        ]  # minSize, sizeIncrement, suggestedSizeIncrement
+    elif version >= MIN_SERVER_VER_FRACTIONAL_SIZE_SUPPORT:
+        fields.append(Decimal("1"))  # sizeMinTick, at 163 only
     return frame(fields)
 
 

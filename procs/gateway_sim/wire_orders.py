@@ -1,7 +1,8 @@
-"""The long order messages at server version 178: openOrder, orderStatus, completedOrder, execDetails.
+"""The long order messages for server versions 157..178: openOrder, orderStatus, completedOrder, execDetails.
 
-Pure encoders, field for field in the order of ib_async's decoder (and the official decoder); a missing or extra
-field makes ib_async drop the message silently, so each layout is pinned by a round-trip test. No sockets.
+Pure encoders, field for field in the order of IB's own decoder (ibapi/orderdecoder.py) at the session's
+negotiated `version`; a missing or extra field makes ib_async drop the message silently and misaligns ibapi, so
+each layout is pinned at every version by round-trip tests. No sockets.
 """
 
 from __future__ import annotations
@@ -9,7 +10,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from procs.gateway_sim.wire import Field, contract_fields_11, frame
+from procs.gateway_sim.wire import (
+    MIN_SERVER_VER_AUTO_CANCEL_PARENT,
+    MIN_SERVER_VER_DURATION,
+    MIN_SERVER_VER_FA_PROFILE_DESUPPORT,
+    MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS,
+    MIN_SERVER_VER_PENDING_PRICE_REVISION,
+    MIN_SERVER_VER_POST_TO_ATS,
+    SERVER_VERSION,
+    Field,
+    check_version,
+    contract_fields_11,
+    frame,
+)
 
 if TYPE_CHECKING:
     from procs.gateway_sim.contracts import SimContract
@@ -28,11 +41,23 @@ def _order_head(o: SimOrder) -> list[Field]:
     return [o.action, o.total_qty, o.order_type, o.lmt_price, o.aux_price, o.tif, "", o.account, "", 0]
 
 
-def open_order(o: SimOrder, c: SimContract) -> bytes:
-    """127 fields: every optional block empty (no legs, no scale, no hedge, no algo, no conditions)."""
+def _fa_profile(version: int) -> list[Field]:
+    """The deprecated faProfile after faPercentage, gone from 177."""
+    return [""] if version < MIN_SERVER_VER_FA_PROFILE_DESUPPORT else []
+
+
+def _peg_best_mid(version: int) -> list[Field]:
+    """minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAtWhole, midOffsetAtHalf: from 170."""
+    return ["", "", "", "", ""] if version >= MIN_SERVER_VER_PEGBEST_PEGMID_OFFSETS else []
+
+
+def open_order(o: SimOrder, c: SimContract, *, version: int = SERVER_VERSION) -> bytes:
+    """127 fields at 178 (120 at 157): every optional block empty (no legs, scale, hedge, algo, conditions)."""
+    check_version(version)
     f: list[Field] = [5, o.order_id, *contract_fields_11(c)]
     f += _order_head(o)
     f += [o.order_ref, o.client_id, o.perm_id, 0, 0, 0.0, "", "", "", "", ""]  # ..sharesAllocation, fa*
+    f += _fa_profile(version)
     f += ["", "", "", "", "", 0, "", "", 0]  # modelCode .. auctionStrategy
     f += [
         "",
@@ -76,16 +101,25 @@ def open_order(o: SimOrder, c: SimContract) -> bytes:
         "",
         0,
     ]  # softDollarTier x3, cashQty, dontUseAutoPrice.., isOms.., discr.., usePM
-    f += ["", 0, 0]  # duration, postToAts, autoCancelParent
-    f += ["", "", "", "", ""]  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAtWhole/Half
+    if version >= MIN_SERVER_VER_DURATION:
+        f.append("")  # duration
+    if version >= MIN_SERVER_VER_POST_TO_ATS:
+        f.append(0)  # postToAts
+    if version >= MIN_SERVER_VER_AUTO_CANCEL_PARENT:
+        f.append(0)  # autoCancelParent
+    f += _peg_best_mid(version)
     return frame(f)
 
 
-def completed_order(o: SimOrder, c: SimContract, completed_time: str) -> bytes:
-    """96 fields; no orderId or clientId in this message (IB identifies completed orders by permId)."""
+def completed_order(
+    o: SimOrder, c: SimContract, completed_time: str, *, version: int = SERVER_VERSION
+) -> bytes:
+    """96 fields at 178 (92 at 157); no orderId or clientId (IB identifies completed orders by permId)."""
+    check_version(version)
     f: list[Field] = [101, *contract_fields_11(c)]
     f += _order_head(o)
     f += [o.order_ref, o.perm_id, 0, 0, 0.0, "", "", "", ""]  # orderRef .. faPercentage
+    f += _fa_profile(version)
     f += ["", "", "", "", "", 0, "", ""]  # modelCode .. exemptCode
     f += ["", "", "", "", "", "", 0, 0, "", 0, 0, "", 0, "", ""]  # startingPrice .. DN type/aux
     f += [0, 0, "", "", ""]  # continuousUpdate, referencePriceType, trailStop, trailingPct, comboLegsDescrip
@@ -96,14 +130,32 @@ def completed_order(o: SimOrder, c: SimContract, completed_time: str) -> bytes:
     f += [0]  # numConditions
     f += ["", "", "", 0, 0, "", o.filled, 0, 0, "", 0, 0, 0]  # trailStopPrice .. parentPermId
     f += [completed_time, o.status]  # completedTime, completedStatus
-    f += ["", "", "", "", ""]  # minTradeQty .. midOffsetAtHalf
+    f += _peg_best_mid(version)
     return frame(f)
 
 
-def exec_details(req_id: int, e: SimExecution, c: SimContract, time_text: str) -> bytes:
-    """req_id -1 for a live fill; the trailing pendingPriceRevision is required at 178."""
-    return frame(
-        [11, req_id, e.order_id, *contract_fields_11(c, exchange=e.exchange), e.exec_id, time_text]
-        + [e.account, e.exchange, e.side, e.shares, e.price, e.perm_id, e.client_id, 0]
-        + [e.cum_qty, e.avg_price, e.order_ref, "", "", "", 2, 0]
-    )
+def exec_details(
+    req_id: int, e: SimExecution, c: SimContract, time_text: str, *, version: int = SERVER_VERSION
+) -> bytes:
+    """req_id -1 for a live fill; the trailing pendingPriceRevision is required from 178 and absent below."""
+    f: list[Field] = [
+        11,
+        req_id,
+        e.order_id,
+        *contract_fields_11(c, exchange=e.exchange),
+        e.exec_id,
+        time_text,
+    ]
+    f += [e.account, e.exchange, e.side, e.shares, e.price, e.perm_id, e.client_id, 0]
+    f += [
+        e.cum_qty,
+        e.avg_price,
+        e.order_ref,
+        "",
+        "",
+        "",
+        2,
+    ]  # .. evRule, evMultiplier, modelCode, lastLiquidity
+    if check_version(version) >= MIN_SERVER_VER_PENDING_PRICE_REVISION:
+        f.append(0)
+    return frame(f)
