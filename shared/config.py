@@ -1,17 +1,22 @@
 """The one settings schema of the stack, read from the environment and `.env`.
 
-Every program loads its settings here and nowhere else. A bad value raises ConfigError with one line
-naming the key and what to do; callers exit 78 (EX_CONFIG). Account ids never leave here unmasked.
+Every program loads its settings here and nowhere else. A bad value, or a key in `.env` the schema does not
+know (a typo would otherwise silently leave a limit at its default), raises ConfigError with one line naming
+the key and what to do; callers exit 78 (EX_CONFIG). Account ids never leave here unmasked.
 """
 
 from __future__ import annotations
 
+import difflib
+import grp
 import os
 import re
+import stat
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -121,6 +126,7 @@ class Settings(BaseSettings):
     log_rotation: str = "10 MB"
     log_retention: int = Field(10, ge=1)
     var_dir: str = "var"
+    file_group: str = ""
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -161,6 +167,18 @@ class Settings(BaseSettings):
     def heartbeat_budget_for(self, program: str) -> float:
         """HEARTBEAT_BUDGETS' value for `program`, else HEARTBEAT_BUDGET_SECONDS."""
         return dict(self.heartbeat_budgets).get(program, self.heartbeat_budget_seconds)
+
+    @field_validator("file_group")
+    @classmethod
+    def _group_exists(cls, value: str) -> str:
+        if value:
+            try:
+                grp.getgrnam(value)
+            except KeyError:
+                raise ValueError(
+                    f"no group named {value!r} on this machine (empty = files private to you)"
+                ) from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -249,12 +267,53 @@ def env_file_path() -> Path:
 
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment, then `.env`, then defaults; ConfigError (one line) when a value is wrong."""
+    """Settings from the environment, then `.env`, then defaults; ConfigError (one line) when a value is wrong.
+
+    A key in `.env` that is not a setting is an error; the process environment is not checked (it holds
+    everything else the machine sets)."""
     path = env_file if env_file is not None else env_file_path()
+    if path.exists():
+        _refuse_unknown_keys(path)
     try:
         return Settings(_env_file=path if path.exists() else None, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, path)) from None
+
+
+def _refuse_unknown_keys(path: Path) -> None:
+    known = [name.upper() for name in Settings.model_fields]
+    try:
+        keys = list(dotenv_values(path, encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"settings: cannot read {path}: {exc}") from None
+    for key in keys:
+        if key.upper() in known:
+            continue
+        nearest = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.6)
+        hint = f"did you mean {nearest[0]}?" if nearest else "every setting is listed in .env.example;"
+        raise ConfigError(
+            f"setting {key} in {path} is not a setting of the stack: {hint} fix or remove that line"
+        )
+
+
+def check_env_file_private(path: Path | None = None) -> None:
+    """ConfigError (one line) when `.env` is readable or writable by anyone but its owner (it names the account).
+
+    Called where the stack starts (bin/stack start, every supervised program), not by read-only tools."""
+    path = path if path is not None else env_file_path()
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} is open to other users (mode {mode:04o}); make it private with: chmod 600 {path}"
+        )
+
+
+def file_umask(settings: Settings) -> int:
+    """The umask for every file the stack writes: private (0600), or group-readable (0640) with FILE_GROUP."""
+    return 0o027 if settings.file_group else 0o077
 
 
 def _one_line(exc: ValidationError, path: Path) -> str:

@@ -1,10 +1,12 @@
 """The service harness every supervised program runs in: settings, logging, bus context, signals, heartbeats.
 
 Start-up and recovery are one path (crash-only): a program's main coroutine runs until SIGTERM/SIGINT sets
-`stop`, then every socket closes with LINGER 0 and the process exits 0. It must never swallow a config error:
-that exits 78 (EX_CONFIG), which supervisord is told not to restart.
+`stop`, then every socket closes with LINGER 0 and the process exits 0. SIGHUP stops it the same way but exits
+75, so supervisord starts it again (the watchdog's restart when supervisord cannot be asked). It must never
+swallow a config error: that exits 78 (EX_CONFIG), which supervisord is told not to restart. Every file a
+program creates is private (umask 077; 027 with FILE_GROUP), and it refuses to start while `.env` is not.
 
-Exit codes: 0 stopped cleanly; 1 unexpected error (supervisord restarts it); 75 temporary failure
+Exit codes: 0 stopped cleanly; 1 unexpected error (supervisord restarts it); 75 temporary failure or SIGHUP
 (EX_TEMPFAIL, restarted); 78 configuration error (EX_CONFIG, not restarted: fix the setting).
 """
 
@@ -14,8 +16,10 @@ import asyncio
 import contextlib
 import fcntl
 import gc
+import grp
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +32,7 @@ import zmq.asyncio
 from loguru import logger
 
 from shared.bus import PUB_SOCKETS, Publisher, new_context, pub_endpoint
-from shared.config import ConfigError, Settings, load_settings
+from shared.config import ConfigError, Settings, check_env_file_private, file_umask, load_settings
 from shared.log import setup_logging
 from shared.messages import Heartbeat, Message
 
@@ -95,15 +99,54 @@ class Service:
 Main = Callable[[Service], Awaitable[None]]
 
 
+MONOTONIC_FIELD = "mono_ns"  # in heartbeat files: time.monotonic_ns() when the beat was written
+
+
 def heartbeat_file(settings: Settings, program: str) -> Path:
     """Where a program's last heartbeat is also written, so passive tools can read it without the bus."""
     return settings.run_dir / f"heartbeat-{program}.json"
 
 
 def _write_heartbeat(path: Path, hb: Heartbeat) -> None:
+    doc = msgspec.to_builtins(msgspec.structs.replace(hb, ts_ns=time.time_ns()))
+    # a reader's age of this beat, immune to wall-clock steps: CLOCK_MONOTONIC is one clock for the whole host
+    doc[MONOTONIC_FIELD] = time.monotonic_ns()
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(msgspec.structs.replace(hb, ts_ns=time.time_ns())))
+    tmp.write_bytes(msgspec.json.encode(doc))
     os.replace(tmp, path)
+
+
+def prepare_var(settings: Settings) -> None:
+    """VAR_DIR and its run/, log/, data/ exist and are private: 0700, or with FILE_GROUP the group may read
+    log/ and data/ (0750 plus setgid, so every file made in them takes the group); run/ stays 0700 always.
+
+    Files already there that are more open than that are closed down (an older stack's 0644 logs).
+    ConfigError (one line) when the group cannot be given to the directories."""
+    group = settings.file_group
+    gid = grp.getgrnam(group).gr_gid if group else -1
+    shared_mode = 0o2750 if group else 0o700
+    for path, mode in (
+        (settings.var_path, 0o750 if group else 0o700),
+        (settings.run_dir, 0o700),
+        (settings.log_dir, shared_mode),
+        (settings.data_dir, shared_mode),
+    ):
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            if group and path != settings.run_dir:
+                os.chown(path, -1, gid)
+            os.chmod(path, mode)
+        except PermissionError as exc:
+            need = f"own it and be in group {group!r} (FILE_GROUP)" if group else "own it (VAR_DIR)"
+            raise ConfigError(f"cannot make {path} private ({exc.strerror}): you must {need}") from None
+    too_open = 0o037 if group else 0o077  # the bits a file may not have beyond 0640 / 0600
+    for top in (settings.log_dir, settings.data_dir):
+        for root, _dirs, files in os.walk(top):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    st = os.stat(os.path.join(root, name), follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) and st.st_mode & too_open:
+                        os.chmod(os.path.join(root, name), stat.S_IMODE(st.st_mode) & ~too_open)
 
 
 async def _beat(svc: Service) -> None:
@@ -126,15 +169,28 @@ async def _run(program: str, settings: Settings, main: Main, handle_signals: boo
     ctx = new_context()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    hung_up: list[bool] = []
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+
+        def come_back() -> None:
+            # stop cleanly, but exit with a code supervisord does not expect, so it starts the program again
+            hung_up.append(True)
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGHUP, come_back)
     publisher = Publisher(ctx, pub_endpoint(settings, program), program) if program in PUB_SOCKETS else None
     svc = Service(program=program, settings=settings, ctx=ctx, stop=stop, publisher=publisher)
     beat = asyncio.create_task(_beat(svc))
     settle_heap()  # the imports; the program's own start-up is settled when it first reaches a working state
     try:
         await main(svc)
+        if hung_up:
+            logger.info(
+                "{} stopped by SIGHUP: exiting {} so supervisord starts it again", program, EXIT_TEMPFAIL
+            )
+            return EXIT_TEMPFAIL
         return EXIT_OK
     finally:
         stop.set()
@@ -169,6 +225,9 @@ def run_service(program: str, main: Main, *, handle_signals: bool = True) -> int
     """Run `main` as the supervised program `program`; returns the process exit code."""
     try:
         settings = load_settings()
+        check_env_file_private()
+        os.umask(file_umask(settings))
+        prepare_var(settings)
     except ConfigError as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
