@@ -395,8 +395,14 @@ class ExecutorApp:
             return False
         self.last_reconcile, self.last_reconcile_ns = report, time.time_ns()
         self.reconciliations += 1
+        if report.deferred:  # a resend waits for a quote or the gateway: look again shortly
+            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._want_reconcile, "deferred resend")
         await self.execute(actions + self.ex.mark_synced())
         return True
+
+    def _want_reconcile(self, reason: str) -> None:
+        self.reconcile_reason = reason
+        self.reconcile_wanted.set()
 
     async def _load_contracts(self) -> None:
         """The minimum tick of every symbol we trade or hold (asked once per symbol)."""

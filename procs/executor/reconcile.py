@@ -36,6 +36,8 @@ from shared.messages import (
 Call = Callable[[Request], Awaitable[Any]]
 EXEC_LOOKBACK_NS = 86_400 * 10**9  # re-read a day of executions: duplicates are free, a missed fill is not
 GRACE_SECONDS = 5.0  # an order younger than this may simply not be listed yet
+# checks that fail for want of a fact that comes soon (a quote after a restart): the resend waits, it is not dropped
+WAIT_FOR = frozenset({"quote", "gateway", "order_rate", "circuit_breaker"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class ReconcileReport:
     fills_seen: int = 0
     fills_booked: int = 0
     resent: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # resends waiting for a fact the checks need
     closed: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     halted: bool = False
@@ -133,6 +136,9 @@ class Reconciler:
                 continue
             if o.status == "NEW" and now - o.created_ns < timeout_ns:
                 refused = self.ex.may_send(o)
+                if refused is not None and refused.rule in WAIT_FOR:
+                    report.deferred.append(o.client_order_id)  # not knowable yet (no quote since start-up)
+                    continue
                 if refused is not None:
                     report.closed.append(o.client_order_id)
                     actions += self.ex.withdraw(o, refused)
