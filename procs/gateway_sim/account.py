@@ -92,15 +92,19 @@ class SimAccount:
                 pass
         return h.last_price
 
-    def values(self, mark: Callable[[str], float] | None = None) -> list[tuple[str, str, str]]:
-        """IB's account value tags as (tag, value, currency)."""
+    def values(
+        self, mark: Callable[[str], float] | None = None, other_value: Decimal = ZERO
+    ) -> list[tuple[str, str, str]]:
+        """IB's account value tags as (tag, value, currency); `other_value` is what the holdings that never trade
+        here (options, currencies) are worth: in the net liquidation, never in the stock value."""
         stock_value = gross = unrealized = ZERO
         for symbol, h in self.holdings.items():
             value = h.position * self.mark(symbol, mark)
             stock_value += value
             gross += abs(value)
             unrealized += value - h.basis
-        net_liq = self.cash + stock_value
+        gross += abs(other_value)
+        net_liq = self.cash + stock_value + other_value
         margin = gross * MARGIN_RATE
         available = net_liq - margin
         money = {

@@ -13,6 +13,9 @@ from decimal import Decimal
 
 from procs.gateway_sim.account import ZERO, SimAccount, ratio
 from procs.gateway_sim.contracts import DEFAULT_CONTRACTS, SimContract
+from procs.gateway_sim.corrections import correct, rebook
+from procs.gateway_sim.holdings import UntradedHoldings
+from procs.gateway_sim.order_checks import ORDER_TYPES, invalid_order
 from procs.gateway_sim.orders import (
     AccountChanged,
     Executed,
@@ -33,11 +36,10 @@ __all__ = [
     "SimBroker",
     "SimEvent",
     "SimExecution",
+    "ORDER_TYPES",
     "SimOrder",
     "to_price",
 ]
-
-ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
 
 
 def to_price(x: float | Decimal, tick: Decimal) -> Decimal:
@@ -53,6 +55,9 @@ class SimBroker:
     LMT fills when the price touches its limit, one chunk per price update, so large orders show partial
     fills; STP turns into MKT (STP LMT into LMT) once the price touches the stop. IOC cancels what it could
     not fill on arrival. DAY orders do not expire.
+
+    An execution can be corrected (IB's correction: a new execId with the next suffix replaces it); the books are
+    then rebuilt from the executions in force, so cash, positions and P&L are what they would have been.
     """
 
     def __init__(
@@ -68,6 +73,9 @@ class SimBroker:
     ) -> None:
         self.account = account
         self.books = SimAccount(account, cash)
+        self.initial_cash = cash
+        self.holdings = UntradedHoldings()
+        self.max_abs_position: dict[str, Decimal] = {}  # the largest |position| each stock ever reached
         self.commission_per_share = commission_per_share
         self.min_commission = min_commission
         self.max_commission_pct = max_commission_pct
@@ -79,8 +87,14 @@ class SimBroker:
         self._perm_base = (session % 100_000) * 10_000
         self._orders: dict[int, SimOrder] = {}
         self._used_ids: set[int] = set()
-        self._executions: list[SimExecution] = []
+        self._executions: list[
+            SimExecution
+        ] = []  # in force, in the order they happened (a correction in place)
+        self._replaced: list[
+            tuple[SimExecution, str]
+        ] = []  # (corrected execution, the execId that replaced it)
         self._exec_count = 0
+        self._manual_orders = 0
         self._last_price: dict[str, float] = {}
 
     # --- orders -------------------------------------------------------------------------------------------
@@ -124,32 +138,7 @@ class SimBroker:
         return events
 
     def _invalid(self, order: SimOrder) -> OrderRejected | None:
-        def reject(code: int, why: str) -> OrderRejected:
-            return OrderRejected(order.order_id, code, why)
-
-        if order.action not in ("BUY", "SELL"):
-            return reject(201, f"Order rejected - reason:Unknown action {order.action!r}, use BUY or SELL")
-        if order.total_qty <= 0:
-            return reject(201, "Order rejected - reason:The order size must be positive")
-        if order.order_type not in ORDER_TYPES:
-            return reject(387, "Unsupported order type for this exchange and security type.")
-        if order.account and order.account != self.account:
-            return reject(
-                201, f"Order rejected - reason:Account {order.account} is not managed by this session"
-            )
-        needs_limit = order.order_type in ("LMT", "STP LMT")
-        needs_stop = order.order_type in ("STP", "STP LMT")
-        for needed, price, name in (
-            (needs_limit, order.lmt_price, "limit"),
-            (needs_stop, order.aux_price, "stop"),
-        ):
-            if needed and (price is None or price <= 0):
-                return reject(201, f"Order rejected - reason:The {name} price is missing or not positive")
-            if needed and price is not None and price % self._tick(order.symbol):
-                return reject(
-                    110, "The price does not conform to the minimum price variation for this contract."
-                )
-        return None
+        return invalid_order(order, self.account, self._tick(order.symbol))
 
     def _modify(
         self,
@@ -255,10 +244,7 @@ class SimBroker:
         order.filled_value += qty * price
         order.avg_fill_price = ratio(order.filled_value, order.filled)
         order.last_fill_price = price
-        total = min(
-            max(self.commission_per_share * order.filled, self.min_commission),
-            self.max_commission_pct * order.filled_value,
-        )
+        total = self._commission(order)
         commission, order.commission = total - order.commission, total
         if order.remaining == 0:
             order.status = "Filled"
@@ -287,10 +273,71 @@ class SimBroker:
         )
         self._executions.append(execution)
         holding = self.books.holdings[order.symbol]
+        self._note_position(order.symbol)
         return [
             OrderChanged(_snapshot(order)),
             Executed(execution),
             PositionChanged(self.account, order.symbol, order.con_id, holding.position, holding.avg_cost),
+        ]
+
+    def _commission(self, order: SimOrder) -> Decimal:
+        """The order's commission so far: per share, at least the minimum, at most a share of its value."""
+        return min(
+            max(self.commission_per_share * order.filled, self.min_commission),
+            self.max_commission_pct * order.filled_value,
+        )
+
+    def _note_position(self, symbol: str) -> None:
+        size = abs(self.books.holdings[symbol].position)
+        self.max_abs_position[symbol] = max(self.max_abs_position.get(symbol, ZERO), size)
+
+    # --- corrections, manual orders, untraded holdings -----------------------------------------------------
+
+    def correct_execution(
+        self, exec_id: str, price: Decimal | None = None, quantity: Decimal | None = None
+    ) -> list[SimEvent]:
+        """IB's execution correction: a new execution (same execId up to its last '.', next suffix) replaces
+        `exec_id`; the order's fill, the books and the commission follow. ValueError (one line) when refused."""
+        index = next((i for i, e in enumerate(self._executions) if e.exec_id == exec_id), None)
+        if index is None:
+            later = next((by for old, by in self._replaced if old.exec_id == exec_id), None)
+            why = f"was already corrected by {later}" if later else "is not an execution of this account"
+            raise ValueError(f"correct-execution: {exec_id} {why}")
+        old = self._executions[index]
+        order = self._orders[old.order_id]
+        qty = old.shares if quantity is None else quantity
+        fill_price = old.price if price is None else to_price(price, self._tick(old.symbol))
+        last_of_order = all(e.order_id != order.order_id for e in self._executions[index + 1 :])
+        self._executions[index] = correct(order, old, qty, fill_price, self._commission, last_of_order)
+        self._replaced.append((old, self._executions[index].exec_id))
+        self._rebook()
+        holding = self.books.holdings[old.symbol]
+        return [
+            OrderChanged(_snapshot(order)),
+            Executed(self._executions[index]),
+            PositionChanged(self.account, old.symbol, old.con_id, holding.position, holding.avg_cost),
+            AccountChanged(self.account),
+        ]
+
+    def _rebook(self) -> None:
+        self.books, self._executions = rebook(self.account, self.initial_cash, self._executions)
+        for symbol in self.books.holdings:
+            self._note_position(symbol)
+
+    def next_manual_order_id(self) -> int:
+        """Orders a human places in TWS are bound to client 0 with negative ids (IB's reqAutoOpenOrders), so they
+        never collide with an API client's ids."""
+        self._manual_orders += 1
+        return -self._manual_orders
+
+    def set_holding(self, contract: SimContract, quantity: Decimal, mark: Decimal) -> list[SimEvent]:
+        """An untraded holding appears, changes or (quantity 0) goes; no cash moves (it was transferred in)."""
+        h = self.holdings.set(contract, quantity, mark)
+        avg_cost = h.avg_cost if quantity else ZERO
+        c = h.contract
+        return [
+            PositionChanged(self.account, c.symbol, c.con_id, quantity, avg_cost, c),
+            AccountChanged(self.account),
         ]
 
     def _tick(self, symbol: str) -> Decimal:
@@ -314,29 +361,49 @@ class SimBroker:
         return [_snapshot(o) for o in self._orders.values() if not o.is_working]
 
     def executions(self, client_id: int | None = None, since_ns: int = 0) -> list[SimExecution]:
+        """The executions in force (a corrected one is listed in its latest version, as IB lists it)."""
         return [
             e
             for e in self._executions
             if (client_id is None or e.client_id == client_id) and e.time_ns >= since_ns
         ]
 
+    def replaced_executions(self) -> list[tuple[SimExecution, str]]:
+        """Corrected executions, each with the execId of the execution that replaced it."""
+        return list(self._replaced)
+
+    def all_orders(self) -> list[SimOrder]:
+        return [_snapshot(o) for o in self._orders.values()]
+
     def positions(self) -> list[PositionChanged]:
-        """Every symbol traded, closed ones with position 0."""
-        return [
+        """Every stock traded (closed ones with position 0), then every untraded holding, each its own contract."""
+        stocks = [
             PositionChanged(self.account, h.symbol, h.con_id, h.position, h.avg_cost)
             for h in self.books.holdings.values()
         ]
+        held = [
+            PositionChanged(
+                self.account, h.contract.symbol, h.contract.con_id, h.quantity, h.avg_cost, h.contract
+            )
+            for h in self.holdings.all()
+        ]
+        return stocks + held
+
+    def position(self, symbol: str) -> Decimal:
+        """The account's position in the stock `symbol` (0 when never traded)."""
+        holding = self.books.holdings.get(symbol)
+        return holding.position if holding else ZERO
 
     def next_valid_id(self) -> int:
-        """One above the highest order id ever used (at least 1)."""
-        return max(self._used_ids, default=0) + 1
+        """One above the highest order id an API client ever used (at least 1)."""
+        return max((i for i in self._used_ids if i > 0), default=0) + 1
 
     def last_price(self, symbol: str) -> float | None:
         return self._last_price.get(symbol)
 
     def account_values(self, mark: Callable[[str], float] | None = None) -> list[tuple[str, str, str]]:
         """(tag, value, currency) rows; holdings valued by `mark`, else the last price the broker saw."""
-        return self.books.values(mark or self._mark_last)
+        return self.books.values(mark or self._mark_last, other_value=self.holdings.value())
 
     def portfolio(
         self, mark: Callable[[str], float] | None = None

@@ -33,6 +33,13 @@ class SimContract:
     start_price: float = 100.0
     daily_vol: float = 0.02
     avg_daily_volume: int = 10_000_000
+    # the derivative and FX fields of IB's contract; empty for a stock (holdings.py makes OPT and CASH ones)
+    last_trade_date: str = ""  # YYYYMMDD
+    strike: float = 0.0
+    right: str = ""  # C / P
+    multiplier: str = ""
+    local_symbol: str = ""  # empty: the symbol (IB's localSymbol of a US stock)
+    trading_class: str = ""  # empty: IB's usual one for a stock (wire.trading_class)
 
 
 # symbol | conId | primary exchange | start price | daily vol | avg daily volume | long name | industry

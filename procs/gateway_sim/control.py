@@ -7,6 +7,8 @@ the one implementation of every command, shared by the socket, the CLI and the i
 `error CODE` (no reqId) also moves the Gateway's state, as the real events would: 1100/2110 stop market data
 until 1101/1102; 1101 also drops every market-data subscription (clients must resubscribe); 2103 stops quotes
 until 2104; 2105 fails history with 162 until 2106; 10197 stops market data until 2104, 1101 or 1102.
+`error CODE ORDER_ID` goes to that order's client only and leaves the order working (10349, 161, 10311 are notices).
+A usage error answers {"ok": false, "usage": true, "error": "<one line>"} and changes nothing.
 """
 
 from __future__ import annotations
@@ -19,37 +21,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from procs.gateway_sim.command_args import CommandError, Refused
+from procs.gateway_sim.command_args import number as _number
+from procs.gateway_sim.command_args import on_off as _on_off
+from procs.gateway_sim.ib_commands import IB_COMMANDS
+
 if TYPE_CHECKING:
     from procs.gateway_sim.server import SimServer
+
+__all__ = ["COMMANDS", "CommandError", "ControlServer", "Refused", "control_path", "request", "run_command"]
 
 CONTROL_TIMEOUT = 5.0
 MAX_LINE = 64 * 1024
 
 
-class CommandError(Exception):
-    """A control command is wrong; str() is one line saying what to type instead."""
-
-
 def control_path(control_dir: Path | str, port: int) -> Path:
     return Path(control_dir) / f"gateway-sim-{port}.ctl"
-
-
-def _on_off(argv: list[str], name: str) -> bool:
-    if len(argv) != 1 or argv[0].lower() not in ("on", "off"):
-        raise CommandError(f"usage: {name} on|off")
-    return argv[0].lower() == "on"
-
-
-def _number(argv: list[str], name: str, kind: type[int] | type[float], usage: str) -> Any:
-    if len(argv) != 1:
-        raise CommandError(f"usage: {name} {usage}")
-    try:
-        value = kind(argv[0])
-    except ValueError:
-        raise CommandError(f"{name}: {argv[0]!r} is not a {kind.__name__}; usage: {name} {usage}") from None
-    if value < 0:
-        raise CommandError(f"{name}: must not be negative")
-    return value
 
 
 async def _status(server: SimServer, argv: list[str]) -> dict[str, Any]:
@@ -85,12 +72,12 @@ async def _listen(server: SimServer, argv: list[str]) -> dict[str, Any]:
     try:
         await server.set_listening(on)
     except OSError as exc:
-        raise CommandError(f"listen on: cannot bind port {server.port}: {exc.strerror}") from None
+        raise Refused(f"listen on: cannot bind port {server.port}: {exc.strerror}") from None
     return {"listening": on}
 
 
 async def _error(server: SimServer, argv: list[str]) -> dict[str, Any]:
-    usage = "usage: error CODE [REQID] [MESSAGE...]   e.g. error 1100, error 10197 5"
+    usage = "usage: error CODE [REQID|ORDER_ID] [MESSAGE...]   e.g. error 1100, error 10197 5, error 10349 12"
     if not argv or not argv[0].lstrip("-").isdigit():
         raise CommandError(usage)
     code = int(argv[0])
@@ -142,14 +129,28 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "listen": (_listen, "off|on: close or reopen the listening socket (sessions stay)"),
     "error": (
         _error,
-        "CODE [REQID] [MESSAGE]: send an error to every session (1100, 1101, 2103, 10197, ...)",
+        "CODE [REQID|ORDER_ID] [MESSAGE]: an error to every session (1100, 2103, 10197...); "
+        "to an order's client only when REQID is an order id (10349, 161, 10311: the order keeps working)",
     ),
     "pacing": (_pacing, "on|off: error 100 and a drop for a client above 50 messages/s"),
     "next-id-rollback": (_next_id_rollback, "N: the next connect gets nextValidId N"),
     "lazy-close": (_lazy_close, "on|off: leave our side of closed sessions open (Gateway-side CLOSE_WAIT)"),
     "fill-while-disconnected": (_fill_while_disconnected, "fill the working orders of an absent client"),
     "readonly": (_readonly, "on|off: the Gateway's Read-Only API setting (orders get 321)"),
+    **IB_COMMANDS,
 }
+
+
+def _usage(error: str) -> dict[str, Any]:
+    return {"ok": False, "usage": True, "error": error}
+
+
+def _is_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8 on the command line
+        return False
+    return "\0" not in arg
 
 
 def usage_text() -> str:
@@ -157,17 +158,27 @@ def usage_text() -> str:
 
 
 async def run_command(server: SimServer, argv: list[str]) -> dict[str, Any]:
-    """Run one control command; never raises for a user error: {"ok": false, "error": "..."}."""
+    """Run one control command; never raises: {"ok": false, "usage": true|false, "error": "..."} when it is
+    typed wrong (usage: nothing changed) or cannot be done (a refusal)."""
     if not argv:
-        return {"ok": False, "error": "no command; commands:\n" + usage_text()}
+        return _usage("no command; commands:\n" + usage_text())
+    if not all(_is_text(a) for a in argv):
+        return _usage("arguments must be UTF-8 text")
     name, *rest = argv
     entry = COMMANDS.get(name.lower())
     if entry is None:
-        return {"ok": False, "error": f"unknown command {name!r}; commands:\n" + usage_text()}
+        return _usage(f"unknown command {name!r}; commands:\n" + usage_text())
     try:
         result = await entry[0](server, rest)
+    except Refused as exc:
+        return {"ok": False, "usage": False, "error": str(exc)}
     except (CommandError, ValueError) as exc:
-        return {"ok": False, "error": str(exc)}
+        return _usage(str(exc))
+    except Exception as exc:  # a simulator bug answers one line; the control socket and the simulator go on
+        from loguru import logger
+
+        logger.exception("control: {} failed", argv[:1])
+        return {"ok": False, "usage": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
     if name.lower() != "status":
         from loguru import logger  # lazily: the CLI imports this module and may run outside the venv
 
@@ -233,7 +244,7 @@ class ControlServer:
             if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            return {"ok": False, "error": 'expected one JSON object per line: {"argv": ["status"]}'}
+            return _usage('expected one JSON object per line: {"argv": ["status"]}')
         return await run_command(self.sim, argv)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 ERROR_TEXTS: dict[int, str] = {
     100: "Max rate of messages per second has been exceeded:max=50 rec={rec} (1)",
     103: "Duplicate order id",
+    161: "Cancel attempted when order is not in a cancellable state. Order permId =",
     162: "Historical Market Data Service error message:API historical data query cancelled: {req}",
     200: "No security definition has been found for the request",
     202: "Order Canceled - reason:",
@@ -34,6 +35,11 @@ ERROR_TEXTS: dict[int, str] = {
     2158: "Sec-def data farm connection is OK:secdefnj",
     10147: "OrderId {req} that needs to be cancelled is not found.",
     10148: "OrderId {req} that needs to be cancelled cannot be cancelled, state: {state}.",
+    10311: (
+        "This order will be directly routed to NASDAQ. Direct routed orders may result in higher trade fees. "
+        "Restriction is specified in Precautionary Settings of Global Configuration/API."
+    ),
+    10349: "Order TIF was set to DAY based on order preset.",
     10182: "Failed to request live updates (disconnected).",
     10197: "No market data during competing live session",
 }
@@ -51,6 +57,15 @@ def error_text(code: int, **values: object) -> str:
 
 
 SILENT_MODES = ("off", "on", "after-handshake")
+
+# `delay KIND SECONDS`: which requests (by message id) each kind of slow answer applies to
+DELAY_KINDS: dict[str, tuple[int, ...]] = {
+    "executions": (7,),  # reqExecutions: execDetails + execDetailsEnd
+    "open-orders": (5, 16),  # reqOpenOrders, reqAllOpenOrders: openOrder/orderStatus + openOrderEnd
+    "positions": (61,),  # reqPositions: position + positionEnd
+    "contract-details": (9,),  # reqContractDetails
+    "place": (3,),  # the openOrder/orderStatus acknowledging a new placeOrder (the order works at once)
+}
 
 
 @dataclass
@@ -70,6 +85,7 @@ class Faults:
     market_farm_down: bool = False  # after 2103, until 2104
     hmds_farm_down: bool = False  # after 2105, until 2106: historical requests get 162
     competing_session: bool = False  # after 10197 with no reqId, until 2104/1101/1102: market data gets 10197
+    delays: dict[str, float] = field(default_factory=dict)  # kind (DELAY_KINDS) -> seconds; absent: on time
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -90,6 +106,8 @@ class Faults:
         for name in ("market_farm_down", "hmds_farm_down", "competing_session"):
             if getattr(self, name):
                 out[name] = True
+        if self.delays:
+            out["delays"] = dict(self.delays)
         return out
 
     @property

@@ -1,12 +1,15 @@
-"""Account and order requests, and the routing of the broker's events to the sessions that must hear them.
+"""Order requests, and the routing of the broker's events to the sessions that must hear them.
 
 Orders from a read-only session get 321 and unknown contracts 200; the rest goes to the pure SimBroker, which
-validates like a Gateway (103, 110, 201, 387); its events become openOrder/orderStatus/execDetails/commissionReport/position/
-account messages, in the broker's order. Nothing here blocks or touches a socket directly.
+validates like a Gateway (103, 110, 201, 387); its events become openOrder/orderStatus/execDetails/commissionReport/
+position/account messages, in the broker's order. Every placeOrder is written into the audit. Under `delay place`
+the acknowledgement of a new order (and every later order message to that session) waits; the order works at once.
+Nothing here blocks or touches a socket directly.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -14,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from procs.gateway_sim import wire, wire_orders
+from procs.gateway_sim import handlers_account, wire, wire_orders
+from procs.gateway_sim.audit import ReceivedOrder
 from procs.gateway_sim.broker import (
     AccountChanged,
     Executed,
@@ -26,126 +30,28 @@ from procs.gateway_sim.broker import (
     SimOrder,
 )
 from procs.gateway_sim.faults import error_text
+from procs.gateway_sim.handlers_account import portfolio_messages, position_message, push_account
 from procs.gateway_sim.wire import WireError
 from procs.gateway_sim.wire_requests import (
+    OrderRequest,
     parse_cancel_order,
     parse_executions,
     parse_place_order,
-    req_id_at,
 )
 
 if TYPE_CHECKING:
     from procs.gateway_sim.server import SimServer
     from procs.gateway_sim.session import Session
 
+__all__ = ["HANDLERS", "deliver", "fill_orphan_orders", "push_account"]
+
 NEW_YORK = ZoneInfo("US/Eastern")
-SUMMARY_EXTRAS = {"AccountType": ("INDIVIDUAL", ""), "Cushion": ("1", ""), "DayTradesRemaining": ("-1", "")}
 
 
 def ib_time(t_ns: int) -> str:
     return (
         datetime.fromtimestamp(t_ns / 1e9, tz=UTC).astimezone(NEW_YORK).strftime("%Y%m%d %H:%M:%S US/Eastern")
     )
-
-
-# --------------------------------------------------------------------------------------------------- account
-
-
-def positions(session: Session, fields: list[str]) -> None:
-    server = session.server
-    session.subs.positions = True
-    out = [position_message(server, p) for p in server.broker.positions()]
-    out.append(wire.position_end())
-    session.send(b"".join(out), len(out))
-
-
-def cancel_positions(session: Session, fields: list[str]) -> None:
-    session.subs.positions = False
-
-
-def position_message(server: SimServer, p: PositionChanged) -> bytes:
-    contract = server.contract_of(p.symbol)
-    return wire.position(p.account, contract, p.position, p.avg_cost)
-
-
-def account_updates(session: Session, fields: list[str]) -> None:
-    subscribe = (fields[2] if len(fields) > 2 else "1") == "1"
-    session.subs.account = subscribe
-    if not subscribe:
-        return
-    server = session.server
-    out = account_value_messages(server) + portfolio_messages(server, None)
-    out.append(wire.account_time(server.clock.now().astimezone(NEW_YORK).strftime("%H:%M")))
-    out.append(wire.account_download_end(server.account))
-    session.send(b"".join(out), len(out))
-
-
-def account_value_messages(server: SimServer) -> list[bytes]:
-    acct = server.account
-    values = [wire.account_value("AccountCode", acct, "", acct)]
-    values += [
-        wire.account_value(tag, value, cur, acct) for tag, value, cur in server.broker.account_values()
-    ]
-    return values
-
-
-def portfolio_messages(server: SimServer, symbol: str | None) -> list[bytes]:
-    now = server.clock.now_ns()
-    rows = server.broker.portfolio(lambda sym: server.market.price_at(sym, now))
-    out = []
-    for sym, _con_id, qty, price, value, avg_cost, unrealized, realized in rows:
-        if symbol is None or sym == symbol:
-            out.append(
-                wire.portfolio_value(
-                    server.contract_of(sym), qty, price, value, avg_cost, unrealized, realized, server.account
-                )
-            )
-    return out
-
-
-def account_updates_multi(session: Session, fields: list[str]) -> None:
-    req_id = req_id_at(fields, 2, "reqAccountUpdatesMulti")
-    session.subs.account_multi.add(req_id)
-    out = multi_messages(session.server, req_id) + [wire.account_update_multi_end(req_id)]
-    session.send(b"".join(out), len(out))
-
-
-def multi_messages(server: SimServer, req_id: int) -> list[bytes]:
-    acct = server.account
-    return [
-        wire.account_update_multi(req_id, acct, tag, value, cur)
-        for tag, value, cur in server.broker.account_values()
-    ]
-
-
-def cancel_account_updates_multi(session: Session, fields: list[str]) -> None:
-    session.subs.account_multi.discard(req_id_at(fields, 2, "cancelAccountUpdatesMulti"))
-
-
-def account_summary(session: Session, fields: list[str]) -> None:
-    req_id = req_id_at(fields, 2, "reqAccountSummary")
-    tags = {t.strip() for t in (fields[4] if len(fields) > 4 else "").split(",") if t.strip()}
-    server = session.server
-    values = {tag: (value, cur) for tag, value, cur in server.broker.account_values()} | SUMMARY_EXTRAS
-    out = [
-        wire.account_summary(req_id, server.account, tag, value, cur)
-        for tag, (value, cur) in values.items()
-        if not tags or tag in tags
-    ]
-    out.append(wire.account_summary_end(req_id))
-    session.send(b"".join(out), len(out))
-
-
-def managed_accounts(session: Session, fields: list[str]) -> None:
-    session.send(wire.managed_accounts([session.server.account]))
-
-
-def next_ids(session: Session, fields: list[str]) -> None:
-    session.send(wire.next_valid_id(session.server.next_order_id))
-
-
-def ignore(session: Session, fields: list[str]) -> None:
-    """Requests that only switch something on the client's side (auto-bind, unsubscribe of a one-shot)."""
 
 
 # ---------------------------------------------------------------------------------------------------- orders
@@ -226,13 +132,37 @@ def execution_messages(server: SimServer, req_id: int, e: SimExecution) -> list[
 def place_order(session: Session, fields: list[str]) -> None:
     req = parse_place_order(fields)
     server = session.server
+    new = server.audit.received(
+        ReceivedOrder(
+            order_id=req.order_id,
+            client_id=session.client_id or 0,
+            order_ref=req.order_ref,
+            symbol=req.contract.symbol,
+            action=req.action,
+            quantity=req.total_qty,
+            order_type=req.order_type,
+            lmt_price=req.lmt_price,
+            received_ns=time.time_ns(),
+            position_before=server.broker.position(req.contract.symbol),
+        )
+    )
+    if new:  # a new order's acknowledgement may be slow (delay place); a modify's queues behind what is held
+        server.slow.hold_replies(session, "place", lambda: _place(session, req))
+    else:
+        server.slow.follow(session, "place", lambda: _place(session, req))
+
+
+def _place(session: Session, req: OrderRequest) -> None:
+    server = session.server
     oid = req.order_id
     server.allocate_order_id(oid)
     if server.faults.readonly:
+        server.audit.rejected(oid, 321)
         session.error(oid, 321)
         return
     contract = server.resolve(req.contract)
     if contract is None:
+        server.audit.rejected(oid, 200)
         session.error(oid, 200)
         return
     order = SimOrder(
@@ -252,7 +182,10 @@ def place_order(session: Session, fields: list[str]) -> None:
     )
     now = server.clock.now_ns()
     bid, ask, last, *_ = server.market.quote(contract.symbol, now)
-    deliver(server, server.broker.place(order, last, now, bid, ask), session)
+    events = server.broker.place(order, last, now, bid, ask)
+    if server.broker.order(oid) is None:
+        server.audit.rejected(oid, next((e.code for e in events if isinstance(e, OrderRejected)), 0))
+    deliver(server, events, session)
 
 
 def cancel_order(session: Session, fields: list[str]) -> None:
@@ -282,23 +215,35 @@ def deliver(server: SimServer, events: Iterable[SimEvent], caller: Session | Non
         if isinstance(ev, OrderChanged):
             _order_changed(server, ev.order, caller)
         elif isinstance(ev, Executed):
-            msgs = execution_messages(server, -1, ev.execution)
+            # Live execDetails go to the client that placed the order and to client 0 (IB's master client); a
+            # manual order from TWS has client id 0, so only client-0 sessions hear it live -- every client still
+            # finds it in reqExecutions and reqCompletedOrders, and its position and portfolio lines (below).
+            msgs = b"".join(execution_messages(server, -1, ev.execution))
             for s in server.sessions_of(ev.execution.client_id):
-                s.send(b"".join(msgs), len(msgs))
+                _send(server, s, msgs, 2)
         elif isinstance(ev, PositionChanged):
             pos = position_message(server, ev)
-            folio = b"".join(portfolio_messages(server, ev.symbol))
+            folio = b"".join(portfolio_messages(server, ev.con_id))
             for s in server.live_sessions():
                 if s.subs.positions:
-                    s.send(pos)
+                    _send(server, s, pos, 1)
                 if s.subs.account and folio:
-                    s.send(folio)
+                    _send(server, s, folio, 1)
         elif isinstance(ev, AccountChanged):
             server.account_changed = True  # pushed by the market loop, as often as IB does (push_account)
         elif isinstance(ev, OrderRejected):
             target = caller if caller is not None else server.clients.get(_owner_of(server, ev.order_id))
             if target is not None:
-                target.error(ev.order_id, ev.code, ev.message)
+                _send_error(server, target, ev)
+
+
+def _send(server: SimServer, session: Session, data: bytes, count: int) -> None:
+    """An order or account message, queued behind this session's held placeOrder answers (delay place)."""
+    server.slow.follow(session, "place", lambda: session.send(data, count))
+
+
+def _send_error(server: SimServer, session: Session, ev: OrderRejected) -> None:
+    server.slow.follow(session, "place", lambda: session.error(ev.order_id, ev.code, ev.message))
 
 
 def _order_changed(server: SimServer, o: SimOrder, caller: Session | None) -> None:
@@ -307,31 +252,9 @@ def _order_changed(server: SimServer, o: SimOrder, caller: Session | None) -> No
     for s in server.sessions_of(o.client_id):
         if o.status == "Cancelled":
             cancelled = wire.error(o.order_id, 202, error_text(202)) if s.client_id == o.client_id else b""
-            s.send(cancelled + status, 2)
+            _send(server, s, cancelled + status, 2)
         else:
-            s.send(wire_orders.open_order(o, contract) + status, 2)
-
-
-def push_account(server: SimServer, now_ns: int) -> None:
-    """Changed account values go out every `account_push_seconds` of simulated time, as IB sends them every three
-    minutes, not after each fill; positions and portfolio lines go out at once (deliver)."""
-    if not server.account_changed:
-        return
-    if now_ns - server.account_pushed_ns < server.config.account_push_seconds * 1e9:
-        return
-    server.account_changed = False
-    server.account_pushed_ns = now_ns
-    _send_account_values(server)
-
-
-def _send_account_values(server: SimServer) -> None:
-    values = b"".join(account_value_messages(server))
-    stamp = wire.account_time(server.clock.now().astimezone(NEW_YORK).strftime("%H:%M"))
-    for s in server.live_sessions():
-        if s.subs.account:
-            s.send(values + stamp)
-        for req_id in s.subs.account_multi:
-            s.send(b"".join(multi_messages(server, req_id)))
+            _send(server, s, wire_orders.open_order(o, contract) + status, 2)
 
 
 def _owner_of(server: SimServer, order_id: int) -> int:
@@ -374,24 +297,17 @@ def describe_order(o: SimOrder) -> dict[str, Any]:
 
 
 HANDLERS: dict[int, Callable[[Session, list[str]], None]] = {
-    msg_id: wire.guarded(handler)
-    for msg_id, handler in {
-        3: place_order,
-        4: cancel_order,
-        5: open_orders,
-        6: account_updates,
-        7: executions,
-        8: next_ids,
-        15: ignore,
-        16: all_open_orders,
-        17: managed_accounts,
-        58: global_cancel,
-        61: positions,
-        62: account_summary,
-        63: ignore,
-        64: cancel_positions,
-        76: account_updates_multi,
-        77: cancel_account_updates_multi,
-        99: completed_orders,
-    }.items()
+    **handlers_account.HANDLERS,
+    **{
+        msg_id: wire.guarded(handler)
+        for msg_id, handler in {
+            3: place_order,
+            4: cancel_order,
+            5: open_orders,
+            7: executions,
+            16: all_open_orders,
+            58: global_cancel,
+            99: completed_orders,
+        }.items()
+    },
 }

@@ -154,3 +154,21 @@ class GatewaySim:
 
     def readonly(self, on: bool) -> dict[str, Any]:
         return self.command("readonly", "on" if on else "off")
+
+    def correct_execution(
+        self, exec_id: str, price: object | None = None, quantity: object | None = None
+    ) -> dict[str, Any]:
+        argv = ["correct-execution", exec_id, "-" if price is None else str(price)]
+        return self.command(*argv, *([] if quantity is None else [str(quantity)]))
+
+    def manual_order(self, symbol: str, action: str, quantity: object) -> dict[str, Any]:
+        return self.command("manual-order", symbol, action, str(quantity))
+
+    def holding(self, symbol: str, quantity: object, sec_type: str = "STK") -> dict[str, Any]:
+        return self.command("holding", symbol, str(quantity), sec_type)
+
+    def delay(self, kind: str, seconds: float) -> dict[str, Any]:
+        return self.command("delay", kind, str(seconds))
+
+    def audit(self) -> dict[str, Any]:
+        return self.command("audit")

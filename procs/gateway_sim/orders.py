@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from procs.gateway_sim.contracts import SimContract
 
 ZERO = Decimal(0)
 
@@ -87,6 +91,8 @@ class PositionChanged:
     con_id: int
     position: Decimal
     avg_cost: Decimal
+    # an untraded holding's own contract (an option, a currency); None: the stock `symbol` the simulator trades
+    contract: SimContract | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from loguru import logger
 
 from procs.gateway_sim import handlers_market, handlers_orders, streams, wire
+from procs.gateway_sim.audit import OrderAudit
 from procs.gateway_sim.broker import SimBroker
 from procs.gateway_sim.contracts import (
     DEFAULT_CONTRACTS,
@@ -25,6 +26,7 @@ from procs.gateway_sim.contracts import (
     find_contract,
     replay_contract,
 )
+from procs.gateway_sim.delays import KIND_OF_MESSAGE, SlowAnswers
 from procs.gateway_sim.faults import FARM_OK_CODES, SILENT_MODES, Faults, error_text
 from procs.gateway_sim.market import Market, SimBar, SimClock, default_sim_start
 from procs.gateway_sim.session import Session
@@ -77,6 +79,8 @@ class SimServer:
         self.clock = SimClock(start=start, speed=config.speed)
         self.market = Market(self.contracts, seed=config.seed, replay=dict(config.replay or {}) or None)
         self.broker = SimBroker(config.account, cash=config.cash, contracts=self.contracts)
+        self.audit = OrderAudit()
+        self.slow = SlowAnswers(self.faults)  # `delay KIND SECONDS`
         self.sessions: set[Session] = set()
         self.clients: dict[int, Session] = {}
         self.port = config.port
@@ -189,6 +193,7 @@ class SimServer:
 
     def on_disconnect(self, session: Session, exc: Exception | None) -> None:
         self.sessions.discard(session)
+        self.slow.forget(session)
         how = f" ({type(exc).__name__})" if exc else ""
         session_log(session, "closed", f"closed{how}")
 
@@ -197,7 +202,13 @@ class SimServer:
         if handler is None:
             self.log_bad_input(session, f"request id {msg_id} is not simulated; ignored", close=False)
             return
-        handler(session, fields)
+        kind = KIND_OF_MESSAGE.get(msg_id)
+        if (
+            kind is None or kind == "place"
+        ):  # a slow placeOrder is accepted at once (handlers_orders.place_order)
+            handler(session, fields)
+            return
+        self.slow.answer(session, kind, lambda: handler(session, fields))
 
     def log_bad_input(self, session: Session, problem: str, *, close: bool = True) -> None:
         self._bad_input_count += 1
@@ -262,9 +273,15 @@ class SimServer:
         return len(victims)
 
     def broadcast_error(self, code: int, req_id: int = -1, message: str | None = None) -> int:
-        text = message or error_text(code, port=self.port, req=req_id)
+        """An error to every session; one whose reqId is an order's id goes to that order's client only (as IB
+        sends it), and leaves the order working: order-scoped codes such as 10349, 161 and 10311 are notices."""
+        order = self.broker.order(req_id) if req_id != -1 else None
+        state = order.status if order is not None else ""
+        text = message or error_text(code, port=self.port, req=req_id, state=state)
         lost = self.faults.apply_code(code) if req_id == -1 else False
         targets = self.live_sessions()
+        if order is not None:
+            targets = [s for s in targets if s.client_id == order.client_id]
         for session in targets:
             session.error(req_id, code, text)
             if lost:
@@ -302,6 +319,10 @@ class SimServer:
             "faults": self.faults.describe(),
             "bad_input": self._bad_input_count,
             "next_order_id": self.next_order_id,
+            "holdings": [
+                {"symbol": h.contract.symbol, "sec_type": h.contract.sec_type, "qty": str(h.quantity)}
+                for h in self.broker.holdings.all()
+            ],
         }
 
 

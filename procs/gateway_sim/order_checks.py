@@ -1,0 +1,40 @@
+"""What the Gateway refuses in a new order before it works: a bad action, size, type, account or price (201, 387,
+110), with IB's texts.
+
+Pure: an order and the account's facts in, a rejection or None out. It must never change the order.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from procs.gateway_sim.orders import OrderRejected, SimOrder
+
+ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
+
+
+def invalid_order(order: SimOrder, account: str, tick: Decimal) -> OrderRejected | None:
+    """The rejection a Gateway answers this order with, or None when it may work."""
+
+    def reject(code: int, why: str) -> OrderRejected:
+        return OrderRejected(order.order_id, code, why)
+
+    if order.action not in ("BUY", "SELL"):
+        return reject(201, f"Order rejected - reason:Unknown action {order.action!r}, use BUY or SELL")
+    if order.total_qty <= 0:
+        return reject(201, "Order rejected - reason:The order size must be positive")
+    if order.order_type not in ORDER_TYPES:
+        return reject(387, "Unsupported order type for this exchange and security type.")
+    if order.account and order.account != account:
+        return reject(201, f"Order rejected - reason:Account {order.account} is not managed by this session")
+    needs_limit = order.order_type in ("LMT", "STP LMT")
+    needs_stop = order.order_type in ("STP", "STP LMT")
+    for needed, price, name in (
+        (needs_limit, order.lmt_price, "limit"),
+        (needs_stop, order.aux_price, "stop"),
+    ):
+        if needed and (price is None or price <= 0):
+            return reject(201, f"Order rejected - reason:The {name} price is missing or not positive")
+        if needed and price is not None and price % tick:
+            return reject(110, "The price does not conform to the minimum price variation for this contract.")
+    return None
