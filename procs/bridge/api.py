@@ -252,6 +252,7 @@ class BridgeApi:
                 raise RequestError("the bridge is busy pacing messages to the Gateway; retry shortly")
             return self._place(req, details)
         except BaseException:
+            # a cancel asked meanwhile keeps the id taken, CANCELLED
             self.session.orders.release(req.client_order_id)
             raise
 
@@ -280,13 +281,25 @@ class BridgeApi:
             check_place_order(req, convert.dec(details.minTick) or None)
         except OrderInvalid as exc:
             raise RequestError(str(exc)) from None
-        self._require_orders()  # the state may have changed while we waited
         s = self.session
+        record = s.orders.get(req.client_order_id)
+        if record is not None and record.cancel_asked:
+            # the cancel came while this placement waited (contract details, pacing room): the order is not sent
+            # at all, rather than sent and cancelled a moment later (it could fill in between)
+            self._withheld(req)
+            raise RequestError(
+                f"client_order_id {req.client_order_id!r} was cancelled before it was sent; nothing was placed"
+            )
+        self._require_orders()  # the state may have changed while we waited
         try:
-            trade = s.ib.placeOrder(details.contract, convert.ib_order(req, s.settings.ib_account))
+            trade = s.placer.place(details.contract, convert.ib_order(req, s.settings.ib_account))
         except ConnectionError:
             raise RequestError(
                 "the Gateway connection dropped; retry with the same client_order_id"
+            ) from None
+        except OSError as exc:
+            raise RequestError(
+                f"the bridge cannot record the order id on disk ({exc}); nothing was sent"
             ) from None
         s.orders.sent(req.client_order_id, trade.order.orderId, s.generation)
         s.count("orders_placed")
@@ -302,19 +315,65 @@ class BridgeApi:
         )
         return OrderAck(client_order_id=req.client_order_id, order_id=trade.order.orderId, status="NEW")
 
+    def _withheld(self, req: PlaceOrder) -> None:
+        self.session.orders.withheld(req.client_order_id)
+        event(
+            "order_withheld",
+            client_order_id=req.client_order_id,
+            symbol=req.symbol,
+            why="cancelled before sent",
+        )
+        self.session.listener.order_event(
+            OrderEvent(
+                client_order_id=req.client_order_id,
+                symbol=req.symbol,
+                side=req.side,
+                quantity=req.quantity,
+                order_type=req.order_type,
+                limit_price=req.limit_price,
+                status="CANCELLED",
+                reason="cancelled before it was sent to the Gateway; nothing was placed",
+            )
+        )
+
+    def _trade_of(self, client_order_id: str, order_id: int) -> Any:
+        """The live ib_async trade of an order: the one under its current order id (a copy refused with 103 and
+        placed again is not it), else any the Gateway showed under that orderRef."""
+        replaced = self.session.orders.replaced
+        found = None
+        for t in self.session.ib.trades():
+            if t.order.orderRef != client_order_id or t.order.orderId in replaced:
+                continue
+            if order_id and t.order.orderId == order_id:
+                return t
+            found = t
+        return found
+
     async def cancel_order(self, req: CancelOrder) -> OrderAck:
         if self.session.settings.ib_readonly:
             raise RequestError("cancels refused: IB_READONLY=true")
+        cid = req.client_order_id
+        orders = self.session.orders
+        if orders.ask_cancel(cid):
+            # claimed but still being placed: that placement is withheld (checked synchronously right before the
+            # send), so nothing reaches the Gateway
+            event("cancel_before_send", client_order_id=cid)
+            return OrderAck(client_order_id=cid, order_id=0, status="CANCELLED")
+        record = orders.get(cid)
+        if record is None:
+            raise RequestError(f"client_order_id {cid!r} is not an order the bridge has seen")
+        if record.cancel_asked and not record.order_id:
+            return OrderAck(client_order_id=cid, order_id=0, status="CANCELLED", duplicate=True)
         self._require_session()
-        record = self.session.orders.get(req.client_order_id)
-        trade = next((t for t in self.session.ib.trades() if t.order.orderRef == req.client_order_id), None)
-        if record is None or trade is None:
-            raise RequestError(f"client_order_id {req.client_order_id!r} is not an order the Gateway holds")
-        ev = convert.order_event(trade)
-        if ev.status in DONE:
+        trade = self._trade_of(cid, record.order_id)
+        if trade is None:
+            raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
+        ev = convert.order_event(trade, self.session.word.status_of(trade))
+        if ev.status in DONE and ev.confirmed:
             return OrderAck(
                 client_order_id=ev.client_order_id, order_id=ev.order_id, status=ev.status, duplicate=True
             )
+        # a final status ib_async invented (10349, 161...) is no reason not to cancel: the Gateway may hold it
         try:
             self.session.ib.cancelOrder(trade.order)
         except ConnectionError:
@@ -323,8 +382,14 @@ class BridgeApi:
         return OrderAck(client_order_id=ev.client_order_id, order_id=ev.order_id, status="PENDING_CANCEL")
 
     async def open_orders(self, req: OpenOrdersRequest) -> list[OrderEvent]:
+        """Exactly the orders the Gateway listed in its answer, each in the state it gave there (an order ib_async
+        had marked Cancelled on its own comes back working when the Gateway lists it so)."""
         trades = await self._gateway("open_orders", self.session.ib.reqAllOpenOrdersAsync)
-        return [convert.order_event(t) for t in trades]
+        word = self.session.word
+        listed: dict[int, Any] = {}
+        for t in trades:  # one openOrder per order, but a repeat must not list it twice
+            listed.setdefault(id(t), t)
+        return [convert.order_event(t, word.status_of(t), as_listed=True) for t in listed.values()]
 
     async def executions(self, req: ExecutionsRequest) -> list[Fill]:
         fills = await self._gateway("executions", self.session.ib.reqExecutionsAsync)

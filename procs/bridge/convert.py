@@ -13,7 +13,7 @@ from typing import Any
 
 from ib_async import Contract, ExecutionFilter, Order, Stock
 
-from procs.bridge.orders import order_status
+from procs.bridge.orders import confirmed, order_status
 from shared.config import mask_account, mask_secrets
 from shared.messages import AccountValue, Bar, ContractInfo, Fill, OrderEvent, PlaceOrder, Position, Quote
 
@@ -128,13 +128,20 @@ def quote(ticker: Any) -> Quote | None:
     )
 
 
-def order_event(trade: Any) -> OrderEvent:
+def order_event(trade: Any, gateway_status: str | None, *, as_listed: bool = False) -> OrderEvent:
+    """The order's state; `gateway_status` is the Gateway's own last status word for it (gateway_word), which
+    decides whether a final status is confirmed. `as_listed`: the Gateway just listed the order, and its word is
+    the state (whatever ib_async holds)."""
     order, st = trade.order, trade.orderStatus
+    ib_status = gateway_status if as_listed and gateway_status else st.status
     last = trade.log[-1] if trade.log else None
     code = int(last.errorCode) if last is not None else 0
+    if as_listed and ib_status != st.status:
+        code = 0  # the error ib_async read as a cancel is not the listed order's state
     total = dec(order.totalQuantity)
     lmt = dec(order.lmtPrice) if order.orderType == "LMT" else None
     perm_id = int(order.permId or st.permId)
+    status = order_status(ib_status, st.filled, st.remaining, code, perm_id)
     return OrderEvent(
         client_order_id=order.orderRef or "",
         order_id=int(order.orderId),
@@ -144,19 +151,30 @@ def order_event(trade: Any) -> OrderEvent:
         quantity=total,
         order_type=order.orderType,
         limit_price=lmt,
-        status=order_status(st.status, st.filled, st.remaining, code, perm_id),
-        ib_status=st.status,
+        status=status,
+        ib_status=ib_status,
         filled=dec(st.filled),
         remaining=dec(st.remaining) if st.status else total,
         avg_fill_price=dec(st.avgFillPrice),
         reason=(last.message if last is not None and code else ""),
         error_code=code,
+        confirmed=confirmed(status, ib_status, gateway_status),
     )
 
 
+def commission(report: Any) -> Decimal | None:
+    """A fill's commission, or None while unknown: no report yet, or IB's UNSET double (1.7976931348623157E308)
+    for a commission it does not know (never 0: that would book a free trade)."""
+    if report is None or not report.execId:
+        return None
+    value = report.commission
+    if value is None or not math.isfinite(value) or abs(value) > 1e300:
+        return None
+    return Decimal(str(value))
+
+
 def fill(f: Any) -> Fill:
-    ex, report = f.execution, f.commissionReport
-    commission = dec(report.commission) if report is not None and report.execId else None
+    ex = f.execution
     return Fill(
         exec_id=ex.execId,
         client_order_id=ex.orderRef or "",
@@ -166,18 +184,24 @@ def fill(f: Any) -> Fill:
         side="SELL" if ex.side in ("SLD", "SELL") else "BUY",
         quantity=dec(ex.shares),
         price=dec(ex.price),
-        commission=commission,
+        commission=commission(f.commissionReport),
         exec_ns=to_ns(ex.time or f.time),
         account=mask_account(ex.acctNumber),
     )
 
 
 def position(p: Any) -> Position:
+    """One holding of one contract: an AAPL option is sec_type OPT with its own con_id, never AAPL stock."""
+    c = p.contract
     return Position(
         account=mask_account(p.account),
-        symbol=p.contract.symbol,
+        symbol=c.symbol,
         quantity=dec(p.position),
         avg_cost=dec(p.avgCost),
+        sec_type=c.secType,
+        con_id=int(c.conId or 0),
+        currency=c.currency or "",
+        local_symbol=c.localSymbol or "",
     )
 
 

@@ -102,6 +102,23 @@ def order_status(
 
 
 DONE: frozenset[OrderStatusName] = frozenset({"FILLED", "CANCELLED", "REJECTED", "INACTIVE"})
+# ib_async's final status words (OrderStatus.DoneStates): after one of them it stops changing the order by itself
+IB_FINAL = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+
+
+def confirmed(status: OrderStatusName, ib_status: str, gateway_status: str | None) -> bool:
+    """Whether an order state is the broker's word: a final status counts only when the Gateway's own last order
+    message (orderStatus, openOrder, completedOrder; or its 202 "Order Canceled") said that very word. ib_async
+    writes Cancelled itself on any order-scoped error outside its warning set (10349, 161, 10311 on live orders)
+    and on a cancel of an Inactive order; a working state is never final, so it is never in doubt."""
+    if status not in DONE:
+        return True
+    return bool(gateway_status) and gateway_status == ib_status
+
+
+def invented(ib_status: str, gateway_status: str | None) -> bool:
+    """The order's current final status is ib_async's own, not the Gateway's last word."""
+    return ib_status in IB_FINAL and ib_status != gateway_status
 
 
 @dataclass
@@ -114,6 +131,9 @@ class OrderRecord:
     status: OrderStatusName = "NEW"
     acknowledged: bool = False  # the Gateway has spoken of it (openOrder, orderStatus, or a sync)
     sent_generation: int = 0  # the session it was sent in
+    placing: bool = False  # claimed, not yet handed to ib_async (waiting for contract details or pacing room)
+    cancel_asked: bool = False  # a cancel came while placing: the placement must not be sent
+    replacements: int = 0  # times re-placed under a fresh order id after a 103 (at most once)
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,9 @@ class OrderRegistry:
         self._by_cid: dict[str, OrderRecord] = {}
         self.highest_order_id = 0
         self.duplicates = 0
+        # order ids the Gateway refused as duplicates (103) whose order went out again under a fresh id: their
+        # ib_async trades are dead copies, never the order's state
+        self.replaced: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._by_cid)
@@ -148,7 +171,7 @@ class OrderRegistry:
                 )
             self.duplicates += 1
             return Claim(known, new=False)
-        record = OrderRecord(req.client_order_id, req.symbol, fp)
+        record = OrderRecord(req.client_order_id, req.symbol, fp, placing=True)
         self._by_cid[req.client_order_id] = record
         return Claim(record, new=True)
 
@@ -156,11 +179,53 @@ class OrderRegistry:
         """Undo a claim whose order was never sent (the send itself failed)."""
         record = self._by_cid.get(client_order_id)
         if record is not None and not record.acknowledged:
-            del self._by_cid[client_order_id]
+            if record.cancel_asked:  # cancelled before it was sent: a retry must not place it after all
+                self.withheld(client_order_id)
+            else:
+                del self._by_cid[client_order_id]
+
+    def ask_cancel(self, client_order_id: str) -> bool:
+        """A cancel for an order still being placed: remember it (the placement is then withheld); False when
+        the order is not (or no longer) waiting to be placed."""
+        record = self._by_cid.get(client_order_id)
+        if record is None or not record.placing:
+            return False
+        record.cancel_asked = True
+        return True
+
+    def withheld(self, client_order_id: str) -> OrderRecord:
+        """The placement was dropped before it was sent, on a cancel: the id stays taken (a retry of the same
+        PlaceOrder answers CANCELLED), and nothing ever reached the Gateway."""
+        record = self._by_cid[client_order_id]
+        record.placing = False
+        record.status = "CANCELLED"
+        return record
 
     def sent(self, client_order_id: str, order_id: int, generation: int) -> None:
         record = self._by_cid[client_order_id]
         record.order_id, record.sent_generation = order_id, generation
+        record.placing = False
+        self.highest_order_id = max(self.highest_order_id, order_id)
+
+    def replace_after_duplicate(self, order_id: int) -> OrderRecord | None:
+        """The Gateway refused `order_id` as a duplicate (103): the order it carries may go out once more under a
+        fresh id. The record to re-place, or None (not ours, not its current id, or already re-placed once)."""
+        record = next((r for r in self._by_cid.values() if r.order_id == order_id), None)
+        if record is None or record.replacements or order_id in self.replaced:
+            return None
+        return record
+
+    def replaced_by(
+        self, old_order_id: int, client_order_id: str, new_order_id: int, generation: int
+    ) -> None:
+        """The order of `old_order_id` (refused with 103) went out again as `new_order_id`."""
+        self.replaced[old_order_id] = new_order_id
+        record = self._by_cid[client_order_id]
+        record.replacements += 1
+        self.sent(client_order_id, new_order_id, generation)
+
+    def note_order_id(self, order_id: int) -> None:
+        """An order id the Gateway showed (an execution, another client's order): never issue it again."""
         self.highest_order_id = max(self.highest_order_id, order_id)
 
     def seen(
@@ -168,7 +233,7 @@ class OrderRegistry:
     ) -> OrderRecord | None:
         """The Gateway reported this order (live event or sync); empty ids are not ours and are skipped."""
         self.highest_order_id = max(self.highest_order_id, order_id)
-        if not client_order_id:
+        if not client_order_id or order_id in self.replaced:
             return None
         record = self._by_cid.get(client_order_id)
         if record is None:
@@ -185,7 +250,10 @@ class OrderRegistry:
         lost = [
             r
             for r in self._by_cid.values()
-            if not r.acknowledged and r.sent_generation < generation and r.client_order_id not in at_gateway
+            if not r.acknowledged
+            and r.order_id  # never sent (still being placed, or withheld on a cancel): nothing was lost
+            and r.sent_generation < generation
+            and r.client_order_id not in at_gateway
         ]
         for r in lost:
             del self._by_cid[r.client_order_id]

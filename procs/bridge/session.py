@@ -20,9 +20,12 @@ from loguru import logger
 
 from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
 from procs.bridge.feeds import Feeds
+from procs.bridge.gateway_word import GatewayWord
+from procs.bridge.order_ids import FILE_NAME, OrderIdStore
 from procs.bridge.orders import OrderRegistry
 from procs.bridge.outbox import PacedOutbox, quiet_ib_async
 from procs.bridge.pacing import gateway_limiter, order_reserve
+from procs.bridge.placing import Placer
 from procs.bridge.requests import REQUEST_TIMEOUT, GatewayRequests
 from procs.bridge.states import (
     GatewayConditions,
@@ -50,6 +53,8 @@ class Listener:
     def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
     def quote(self, ticker: Any) -> None: ...
     def synced(self, session: GatewaySession, lost_orders: list[Any]) -> None: ...
+    def order_changed(self, trade: Any) -> None: ...
+    def order_event(self, ev: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,11 @@ class GatewaySession:
                 self.subs.add(SubscriptionSpec(kind, symbol))
         self.orders = OrderRegistry()
         self.listener = Listener()
+        self.order_ids = OrderIdStore(s.data_dir / FILE_NAME)
+        self.placer = Placer(self.ib, self.orders, self.order_ids, lambda: self.generation)
+        self.word = GatewayWord(self.ib)
+        self.word.changed = lambda trade: self.listener.order_changed(trade)
+        self.word.duplicate_id = self.placer.on_duplicate_id
         self.generation = 0
         self.reconnects = 0
         self.counters: dict[str, float] = {}
@@ -217,6 +227,7 @@ class GatewaySession:
         s = self.settings
         self.count("connect_attempts")
         self.outbox.clear()
+        self.word.clear()
         self._lost.clear()
         self.conditions.new_session()
         where = f"{s.ib_host}:{s.ib_port} as client {s.ib_client_id}"
@@ -245,8 +256,8 @@ class GatewaySession:
             return _failure_of(exc)
         self.generation += 1
         self.ib.wrapper.clientId = s.ib_client_id
-        # raise-only: a rolled-back nextValidId cannot reuse an order id we already used
-        client.updateReqId(self.orders.highest_order_id + 1)  # type: ignore[no-untyped-call]
+        # raise-only: a rolled-back nextValidId cannot reuse an order id we (or an earlier bridge) already used
+        self.placer.start_above()
         self.server_version = client.serverVersion()
         self.accounts = list(client.getAccounts())
         self.conditions.set_phase(Phase.SYNCING, "API ready: loading positions, orders, executions, account")
@@ -263,7 +274,8 @@ class GatewaySession:
         c.identity_problem, c.identity_remedy = problem, remedy
         c.sync_problem = f"startup sync incomplete: {'; '.join(sync_errors)}" if sync_errors else ""
         self._sync_due = time.monotonic() + SYNC_RETRY_SECONDS if sync_errors else None
-        lost = reconcile_orders(self.ib, self.orders, self.generation, complete=not sync_errors)
+        lost = reconcile_orders(self.ib, self.orders, self.word, self.generation, complete=not sync_errors)
+        self.placer.start_above()  # above the order ids of the Gateway's open orders and today's executions
         self.connected_since_ns = time.time_ns()
         self.reconnects += 1 if self.generation > 1 else 0
         c.set_phase(Phase.UP, "session up")
@@ -320,7 +332,8 @@ class GatewaySession:
             return
         self.conditions.sync_problem = f"startup sync incomplete: {'; '.join(errors)}" if errors else ""
         self._sync_due = time.monotonic() + SYNC_RETRY_SECONDS if errors else None
-        lost = reconcile_orders(self.ib, self.orders, self.generation, complete=not errors)
+        lost = reconcile_orders(self.ib, self.orders, self.word, self.generation, complete=not errors)
+        self.placer.start_above()
         self.listener.synced(self, lost)
         self._publish_status()
 

@@ -33,7 +33,7 @@ class Streams(Listener):
         self.session = session
         self._publish = publish
         self.published = 0
-        self._order_seen: dict[tuple[int, int, str], tuple[str, str, Decimal]] = {}
+        self._order_seen: dict[tuple[int, int, str], tuple[str, str, Decimal, bool]] = {}
         self._fills: dict[str, bool] = {}  # exec_id -> published with its commission
         ib = session.ib
         ib.orderStatusEvent += self._on_trade
@@ -100,11 +100,22 @@ class Streams(Listener):
 
     # ---------------------------------------------------------------- ib_async events
 
+    def order_changed(self, trade: Any) -> None:
+        """The Gateway's word put back (or confirmed) a status ib_async had invented: announce the order again."""
+        self._on_trade(trade)
+
+    def order_event(self, ev: OrderEvent) -> None:
+        """An order state the bridge itself knows for sure (a placement withheld on a cancel)."""
+        self.send(f"order.{ev.status.lower()}", ev)
+
     def _on_trade(self, trade: Any) -> None:
-        ev = convert.order_event(trade)
-        self.session.orders.seen(ev.client_order_id, ev.symbol, ev.order_id, ev.perm_id, ev.status)
+        orders = self.session.orders
+        if orders.replaced and trade.order.orderId in orders.replaced:
+            return  # refused with 103 and placed again under a fresh id: this copy never was the order
+        ev = convert.order_event(trade, self.session.word.status_of(trade))
+        orders.seen(ev.client_order_id, ev.symbol, ev.order_id, ev.perm_id, ev.status)
         key = (ev.perm_id, ev.order_id, ev.client_order_id)
-        state = (ev.status, ev.ib_status, ev.filled)
+        state = (ev.status, ev.ib_status, ev.filled, ev.confirmed)
         if self._order_seen.get(key) == state:
             return
         self._order_seen[key] = state
@@ -118,6 +129,7 @@ class Streams(Listener):
             status=ev.status,
             ib_status=ev.ib_status,
             filled=ev.filled,
+            confirmed=ev.confirmed,
             reason=repr(ev.reason),
         )
 
@@ -151,7 +163,15 @@ class Streams(Listener):
         if position.account == self.session.settings.ib_account:
             msg = convert.position(position)
             self.send("position", msg)
-            event("position", "DEBUG", symbol=msg.symbol, quantity=msg.quantity, avg_cost=msg.avg_cost)
+            event(
+                "position",
+                "DEBUG",
+                symbol=msg.symbol,
+                sec_type=msg.sec_type,
+                con_id=msg.con_id,
+                quantity=msg.quantity,
+                avg_cost=msg.avg_cost,
+            )
 
     def _on_account_value(self, value: Any) -> None:
         if value.account == self.session.settings.ib_account:

@@ -15,6 +15,7 @@ from typing import Any
 from ib_async import IB
 
 from procs.bridge.convert import order_event
+from procs.bridge.gateway_word import GatewayWord
 from procs.bridge.orders import OrderRecord, OrderRegistry
 from shared.config import Settings
 
@@ -45,16 +46,20 @@ async def startup_sync(ib: IB, settings: Settings, timeout: float, *, with_accou
     return errors + ([failed] if failed else [])
 
 
-def reconcile_orders(ib: IB, orders: OrderRegistry, generation: int, *, complete: bool) -> list[OrderRecord]:
-    """Teach the registry every order the Gateway holds (by orderRef); after a complete sync, return the
-    orders we sent in an earlier session that never reached the Gateway (now safe to retry)."""
+def reconcile_orders(
+    ib: IB, orders: OrderRegistry, word: GatewayWord, generation: int, *, complete: bool
+) -> list[OrderRecord]:
+    """Teach the registry every order the Gateway holds (by orderRef) and every order id it showed; after a
+    complete sync, return the orders we sent in an earlier session that never reached the Gateway (now safe to
+    retry)."""
     at_gateway: set[str] = set()
     for trade in ib.trades():
-        ev = order_event(trade)
+        ev = order_event(trade, word.status_of(trade))
         orders.seen(ev.client_order_id, ev.symbol, ev.order_id, ev.perm_id, ev.status)
         if ev.client_order_id:
             at_gateway.add(ev.client_order_id)
     for fill in ib.fills():
+        orders.note_order_id(int(fill.execution.orderId or 0))  # completed orders carry no order id; fills do
         if fill.execution.orderRef:
             at_gateway.add(fill.execution.orderRef)
     if not complete:

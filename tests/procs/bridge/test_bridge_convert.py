@@ -14,6 +14,7 @@ from ib_async import (
     Fill,
     Order,
     OrderStatus,
+    Position,
     RealTimeBar,
     Ticker,
     Trade,
@@ -59,8 +60,8 @@ def test_an_order_event_carries_the_client_order_id_and_exact_prices() -> None:
         orderRef="ord-1",
     )
     trade = Trade(AAPL, order, OrderStatus(orderId=11, status="Submitted", filled=4.0, remaining=6.0), [], [])
-    ev = convert.order_event(trade)
-    assert ev.client_order_id == "ord-1" and ev.perm_id == 900
+    ev = convert.order_event(trade, "Submitted")
+    assert ev.client_order_id == "ord-1" and ev.perm_id == 900 and ev.confirmed
     assert (
         ev.limit_price == Decimal("190.01")
         and ev.status == "PARTIALLY_FILLED"
@@ -68,13 +69,61 @@ def test_an_order_event_carries_the_client_order_id_and_exact_prices() -> None:
     )
 
 
-def test_an_error_cancelled_order_is_rejected_with_the_code_and_reason() -> None:
+def test_an_error_cancelled_order_is_rejected_with_the_code_and_reason_but_not_confirmed() -> None:
     order = Order(orderId=12, action="SELL", totalQuantity=5.0, orderType="MKT", orderRef="ord-2")
     log = [TradeLogEntry(T0, "Cancelled", "Error 201, reqId 12: Order rejected - reason: margin", 201)]
-    ev = convert.order_event(
-        Trade(AAPL, order, OrderStatus(orderId=12, status="Cancelled", remaining=5.0), [], log)
-    )
+    trade = Trade(AAPL, order, OrderStatus(orderId=12, status="Cancelled", remaining=5.0), [], log)
+    ev = convert.order_event(trade, None)  # ib_async wrote Cancelled on the error; the Gateway said nothing
     assert ev.status == "REJECTED" and ev.error_code == 201 and "margin" in ev.reason and ev.side == "SELL"
+    assert not ev.confirmed
+    assert convert.order_event(trade, "Cancelled").confirmed  # the Gateway's own orderStatus said Cancelled
+
+
+def test_an_informational_error_on_a_live_order_is_an_unconfirmed_final_status() -> None:
+    order = Order(orderId=13, permId=901, action="BUY", totalQuantity=5.0, orderType="LMT", lmtPrice=1.0)
+    log = [TradeLogEntry(T0, "Cancelled", "Error 10349, reqId 13: Order TIF was set to DAY", 10349)]
+    trade = Trade(AAPL, order, OrderStatus(orderId=13, status="Cancelled", remaining=5.0), [], log)
+    ev = convert.order_event(trade, "Submitted")
+    assert (ev.status, ev.ib_status, ev.error_code, ev.confirmed) == ("REJECTED", "Cancelled", 10349, False)
+    listed = convert.order_event(trade, "Submitted", as_listed=True)  # the Gateway lists it: its word is the state
+    assert (listed.status, listed.ib_status, listed.error_code, listed.confirmed) == (
+        "SUBMITTED",
+        "Submitted",
+        0,
+        True,
+    )
+
+
+def test_an_unset_commission_is_unknown_never_zero() -> None:
+    ex = Execution(execId="e9", time=T0, side="BOT", shares=1.0, price=10.0, orderRef="o", orderId=1, permId=2)
+    unset = CommissionReport(execId="e9", commission=1.7976931348623157e308)
+    assert convert.fill(Fill(AAPL, ex, unset, T0)).commission is None
+    free = CommissionReport(execId="e9", commission=0.0)
+    assert convert.fill(Fill(AAPL, ex, free, T0)).commission == Decimal("0.0")
+
+
+def test_positions_are_per_contract_an_option_is_not_the_stock() -> None:
+    option = Contract(
+        conId=700001,
+        symbol="AAPL",
+        secType="OPT",
+        lastTradeDateOrContractMonth="20261218",
+        strike=200.0,
+        right="C",
+        multiplier="100",
+        currency="USD",
+        localSymbol="AAPL  261218C00200000",
+    )
+    stock = convert.position(Position("DU1234567", AAPL, 10.0, 190.5))
+    opt = convert.position(Position("DU1234567", option, 2.0, 512.25))
+    assert (stock.sec_type, stock.con_id, stock.quantity) == ("STK", 265598, Decimal("10.0"))
+    assert (opt.sec_type, opt.con_id, opt.quantity, opt.local_symbol) == (
+        "OPT",
+        700001,
+        Decimal("2.0"),
+        "AAPL  261218C00200000",
+    )
+    assert opt.symbol == stock.symbol == "AAPL" and opt.currency == "USD" and opt.account == "DU****567"
 
 
 def test_a_fill_has_exec_id_order_ref_commission_and_a_masked_account() -> None:

@@ -12,6 +12,8 @@ from procs.bridge.orders import (
     OrderInvalid,
     OrderRegistry,
     check_place_order,
+    confirmed,
+    invented,
     order_status,
 )
 from shared.messages import PlaceOrder
@@ -125,3 +127,67 @@ def test_a_321_validation_warning_on_an_order_the_gateway_never_acknowledged_is_
 
 def test_a_validation_warning_on_a_live_order_keeps_it_live() -> None:
     assert order_status("ValidationError", 0, 10, 321, perm_id=99) == "SUBMITTED"
+
+
+@pytest.mark.parametrize(
+    ("status", "ib_status", "gateway_said", "is_confirmed"),
+    [
+        ("REJECTED", "Cancelled", "Submitted", False),  # ib_async's Cancelled on an informational 10349
+        ("REJECTED", "Cancelled", None, False),  # an error before the Gateway ever spoke of the order
+        ("CANCELLED", "Cancelled", "PendingCancel", False),
+        ("CANCELLED", "Cancelled", "Cancelled", True),  # the Gateway's own orderStatus (or 202)
+        ("INACTIVE", "Inactive", "Inactive", True),
+        ("FILLED", "Filled", "Filled", True),
+        ("REJECTED", "ValidationError", None, False),  # a 321 read as a rejection by the bridge itself
+        ("SUBMITTED", "Submitted", None, True),  # a working state is never in doubt
+        ("PENDING_CANCEL", "PendingCancel", "Submitted", True),
+    ],
+)
+def test_a_final_status_is_confirmed_only_when_the_gateway_said_it(
+    status: str, ib_status: str, gateway_said: str | None, is_confirmed: bool
+) -> None:
+    assert confirmed(status, ib_status, gateway_said) is is_confirmed  # type: ignore[arg-type]
+
+
+def test_a_final_status_the_gateway_did_not_say_is_invented() -> None:
+    assert invented("Cancelled", "Submitted") and invented("Cancelled", None)
+    assert not invented("Cancelled", "Cancelled") and not invented("Submitted", None)
+    assert not invented("PendingCancel", "Submitted")  # our own cancel in flight: not final, not ours to undo
+
+
+def test_a_cancel_while_placing_withholds_the_order_and_keeps_its_id_taken() -> None:
+    r = OrderRegistry()
+    assert r.claim(order()).new
+    assert r.ask_cancel("ord-1")
+    r.release("ord-1")  # the placement gave up without sending
+    again = r.claim(order())  # a retry of the same PlaceOrder must not place it after the cancel
+    assert not again.new and again.record.status == "CANCELLED" and again.record.order_id == 0
+    assert not r.ask_cancel("ord-1") and not r.ask_cancel("never-seen")
+
+
+def test_an_order_already_sent_is_not_cancelled_by_withholding() -> None:
+    r = OrderRegistry()
+    r.claim(order())
+    r.sent("ord-1", order_id=11, generation=1)
+    assert not r.ask_cancel("ord-1")  # it is at the Gateway: a real cancel is needed
+
+
+def test_an_order_refused_as_a_duplicate_id_is_replaced_once_and_its_dead_copy_ignored() -> None:
+    r = OrderRegistry()
+    r.claim(order())
+    r.sent("ord-1", order_id=11, generation=1)
+    record = r.replace_after_duplicate(11)
+    assert record is not None and record.client_order_id == "ord-1"
+    r.replaced_by(11, "ord-1", 1012, generation=1)
+    assert r.get("ord-1").order_id == 1012 and r.highest_order_id == 1012  # type: ignore[union-attr]
+    assert r.seen("ord-1", "AAPL", order_id=11, perm_id=0, status="REJECTED") is None  # the dead copy
+    assert r.get("ord-1").status == "NEW"  # type: ignore[union-attr]
+    assert r.replace_after_duplicate(1012) is None  # a second 103: never a third placement
+    assert r.replace_after_duplicate(99) is None  # not an order of ours
+
+
+def test_an_order_still_being_placed_is_not_lost_by_a_sync() -> None:
+    r = OrderRegistry()
+    r.claim(order(client_order_id="placing"))  # waiting for contract details while the session reconnects
+    assert r.forget_unacknowledged(at_gateway=set(), generation=2) == []
+    r.sent("placing", order_id=5, generation=2)  # and its placement can still complete
