@@ -1,7 +1,10 @@
-"""Carries out the core's RESTART decisions: through supervisord's XML-RPC, else terminate-then-kill.
+"""Carries out the core's RESTART decisions: through supervisord's XML-RPC, else hang-up-then-kill.
 
 Thin on purpose: whether a program may be restarted was decided in decide.py. This module only restarts the
 pid it was given, re-checks that the pid is still that program (pid reuse), and honours WATCHDOG_DRY_RUN.
+Without supervisord's XML-RPC the program is ended so that supervisord starts it again: SIGHUP (the service
+harness stops cleanly and exits 75, which supervisord does not expect) and, if ignored, SIGKILL (a death by
+signal, which supervisord does not expect either); SIGTERM would exit 0 and leave it down.
 It never signals anything but the one process a decision names.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import signal
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -66,7 +70,14 @@ def restart(sup: Supervisor, decision: Decision, *, dry_run: bool, stop_timeout:
         return f"not restarted: supervisord refused ({exc.faultString})"
     except TransportError as exc:
         create_time = float(decision.evidence.get("create_time", 0.0))
-        return f"supervisord failed ({exc!r}); " + terminate_then_kill(decision.pid, create_time)
+        return f"supervisord failed ({exc!r}); " + hang_up_then_kill(decision.pid, create_time)
+
+
+def left_running(outcome: str) -> bool:
+    """Whether a restart's outcome ended nothing (dry run, refused, skipped, not ours to signal)."""
+    return outcome.startswith(("dry run", "skipped", "not restarted: supervisord refused")) or (
+        "no permission" in outcome
+    )
 
 
 def _restart_through_supervisord(sup: Supervisor, namespec: str, pid: int, stop_timeout: float) -> str:
@@ -94,21 +105,25 @@ def _restart_through_supervisord(sup: Supervisor, namespec: str, pid: int, stop_
     return "restarted through supervisord"
 
 
-def terminate_then_kill(pid: int, create_time: float, wait: float = 5.0) -> str:
-    """SIGTERM, wait, SIGKILL, only if `pid` is still the process first seen (same creation time)."""
+def hang_up_then_kill(pid: int, create_time: float, wait: float = 5.0) -> str:
+    """SIGHUP, wait, SIGKILL, only if `pid` is still the process first seen (same creation time).
+
+    Either way supervisord sees an exit it does not expect (75, or death by signal) and starts it again."""
     try:
         proc = psutil.Process(pid)
         if abs(proc.create_time() - create_time) > 0.01:
             return f"not killed: pid {pid} is now another process"
-        proc.terminate()  # psutil re-checks pid reuse (pid + creation time) before every signal
-        proc.resume()  # a frozen process only acts on SIGTERM once continued
+        proc.send_signal(
+            signal.SIGHUP
+        )  # psutil re-checks pid reuse (pid + creation time) before every signal
+        proc.resume()  # a frozen process only acts on SIGHUP once continued
         try:
             proc.wait(wait)
-            return "terminated"
+            return "ended by SIGHUP (supervisord starts it again)"
         except psutil.TimeoutExpired:
             if proc.is_running():  # same object: still the same process
                 proc.kill()
-            return "killed after SIGTERM was ignored"
+            return "killed after SIGHUP was ignored (supervisord starts it again)"
     except psutil.NoSuchProcess:
         return "already gone"
     except psutil.AccessDenied:

@@ -1,8 +1,10 @@
 """The watchdog's pure core: from one socket snapshot, supervisord's table and the heartbeats, what to do.
 
-Plain values in, plain values out: no clock, no psutil, no XML-RPC. It may decide RESTART only for one of our
-supervisord programs that is a Python process of our user, never the simulator, supervisord or the watchdog,
-never Java or the LISTEN owner of the Gateway port, and never because of a Gateway-side socket.
+Plain values in, plain values out: no clock, no psutil, no XML-RPC. Every time it is given (`now`, heartbeat
+receipts) is the watchdog's monotonic clock; supervisord's wall-clock start times are never used for an age.
+It may decide RESTART only for one of our supervisord programs that is a Python process of our user, never
+the simulator, supervisord or the watchdog, never Java or the LISTEN owner of the Gateway port, and never
+because of a Gateway-side socket.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class _Scan:
     candidates: dict[str, Decision] = field(default_factory=dict)  # program -> first reason to restart it
     reports: dict[str, tuple[str, Decision]] = field(default_factory=dict)  # topic -> (signature, decision)
     pending: set[str] = field(default_factory=set)  # programs whose dead session awaits its confirming scan
+    first_seen: dict[str, tuple[int, float]] = field(default_factory=dict)  # program -> (pid, first seen)
 
 
 def decide(
@@ -53,15 +56,86 @@ def decide(
 ) -> tuple[list[Decision], Memory]:
     """Decisions for this scan and the memory to pass to the next one."""
     scan = _Scan(snap, table, rules, memory, now)
+    scan.first_seen = _first_seen(scan)
     seen = _client_close_waits(scan) if snap.table_readable else _table_unreadable(scan)
     _gateway_close_waits(scan)
     _supervisord_reachable(scan)
     _heartbeats(scan, heartbeats, listening_since)
+    awaiting = _comebacks(scan)
     restarts, new_memory = _rate_limited(scan)
+    for d in restarts:
+        if d.action == "RESTART" and d.pid:
+            awaiting[str(d.evidence["program"])] = (d.pid, now)
     reports = [d for topic, (sig, d) in scan.reports.items() if memory.reports.get(topic, "") != sig]
     current = {topic: sig for topic, (sig, _) in scan.reports.items()}
     pending = frozenset(scan.pending)
-    return restarts + reports, replace(new_memory, seen=seen, reports=current, pending=pending)
+    return restarts + reports, replace(
+        new_memory,
+        seen=seen,
+        reports=current,
+        pending=pending,
+        first_seen=scan.first_seen,
+        awaiting=awaiting,
+    )
+
+
+def forget_restart(memory: Memory, program: str) -> Memory:
+    """The restart of `program` ended nothing (dry run, refused, skipped): do not wait for it to come back."""
+    return replace(memory, awaiting={p: v for p, v in memory.awaiting.items() if p != program})
+
+
+def _first_seen(scan: _Scan) -> dict[str, tuple[int, float]]:
+    """When this watchdog first saw each program's current pid. A program never heard from is judged from
+    there: supervisord's start time is wall clock, and a clock step would age a program that just started."""
+    if scan.table is None:
+        return dict(scan.memory.first_seen)
+    out = {}
+    for info in scan.table.programs:
+        if info.pid > 0:
+            known = scan.memory.first_seen.get(info.name)
+            out[info.name] = known if known and known[0] == info.pid else (info.pid, scan.now)
+    return out
+
+
+def _start_budget(rules: Rules, name: str) -> float:
+    return dict(rules.program_budgets).get(name, rules.heartbeat_budget)
+
+
+def _comebacks(scan: _Scan) -> dict[str, tuple[int, float]]:
+    """A program the watchdog restarted must be RUNNING again within its start budget (its heartbeat budget);
+    if not, one CRITICAL alert. Returns the programs still awaited. (Still RUNNING as the old pid means nothing
+    was ended: the heartbeat and socket rules judge that process, not this one.)"""
+    still: dict[str, tuple[int, float]] = {}
+    for name, (old_pid, since) in scan.memory.awaiting.items():
+        info = scan.table.by_name(name) if scan.table else None
+        if info is not None and info.state == "RUNNING":
+            continue
+        still[name] = (old_pid, since)
+        budget = _start_budget(scan.rules, name)
+        if scan.now - since <= budget:
+            continue
+        if scan.table is None:
+            state = "supervisord is not answering"
+        elif info is None:
+            state = "supervisord does not know it"
+        else:
+            state = f"supervisord says {info.state}"
+        scan.reports[f"not-back:{name}"] = (
+            repr(since),
+            Decision(
+                "REPORT",
+                "not-back",
+                "CRITICAL",
+                f"{name} is not running again {scan.now - since:.0f}s after the watchdog restarted it "
+                f"(budget {budget:g}s): {state}",
+                program=info.namespec if info else name,
+                pid=old_pid,
+                remedy=f"read var/log/{name}.log and var/log/{name}.supervisor.log, fix the cause, then "
+                f"`supervisorctl start {name}`",
+                evidence={"program": name, "old_pid": old_pid, "budget_s": budget, "state": state},
+            ),
+        )
+    return still
 
 
 def _refusal(scan: _Scan, pid: int, owner: Owner) -> tuple[str, str] | None:
@@ -242,8 +316,9 @@ def _heartbeats(scan: _Scan, heartbeats: Mapping[str, HeartbeatSeen], listening_
         hb = heartbeats.get(info.name)
         if hb is not None and hb.pid != info.pid:
             hb = None  # a beat from the previous instance says nothing about this one
-        # never heard: count from its start, or from when we started listening if we came up later
-        last = hb.received_at if hb else max(info.start, listening_since)
+        # never heard: count from when this watchdog first saw this pid (never from supervisord's wall clock)
+        first_seen = scan.first_seen.get(info.name, (info.pid, scan.now))[1]
+        last = hb.received_at if hb else max(first_seen, listening_since)
         budget = _heartbeat_budget(scan.rules, info.name, hb.state if hb else None)
         silent = scan.now - last
         if silent > budget:

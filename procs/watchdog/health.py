@@ -46,6 +46,10 @@ class Facts:
     watchdog_error: str = ""
     heartbeat_seconds: float = 2.0
     scan_seconds: float = 5.0
+    # the host's monotonic clock now and when the watchdog's heartbeat file was written (0: unknown): ages
+    # from these do not move when the wall clock steps
+    now_mono_ns: int = 0
+    watchdog_mono_ns: int = 0
 
 
 def checks(f: Facts) -> list[Check]:
@@ -188,7 +192,7 @@ def _watchdog(f: Facts) -> Check:
         return Check(
             "watchdog", "WARNING", f.watchdog_error or "no heartbeat file", "`supervisorctl start watchdog`"
         )
-    age = f.now - hb.ts_ns / 1e9
+    age = _age(f, f.watchdog_mono_ns, hb.ts_ns)
     if age > max(3 * f.heartbeat_seconds, 10.0):
         return Check(
             "watchdog",
@@ -198,7 +202,7 @@ def _watchdog(f: Facts) -> Check:
         )
     d = hb.detail
     scanned = d.get("last_scan_ns")
-    scan_age = f.now - scanned / 1e9 if scanned else age
+    scan_age = _age(f, int(d.get("last_scan_mono_ns") or 0), scanned) if scanned else age
     summary = f"{hb.state}, last scan {_duration(scan_age) + ' ago' if scanned else 'not yet'}"
     summary += f", {d.get('restarts', 0)} restart(s)"
     if scan_age > 3 * f.scan_seconds + 5:
@@ -216,6 +220,13 @@ def _watchdog(f: Facts) -> Check:
     if hb.state != "WATCHING":
         return Check("watchdog", "WARNING", summary, "read var/log/watchdog.log")
     return Check("watchdog", "OK", summary)
+
+
+def _age(f: Facts, mono_ns: int, wall_ns: int) -> float:
+    """Seconds since a stamp: on the monotonic clock when both ends have it, else on the wall clock."""
+    if mono_ns and f.now_mono_ns:
+        return (f.now_mono_ns - mono_ns) / 1e9
+    return f.now - wall_ns / 1e9
 
 
 def _duration(seconds: float) -> str:

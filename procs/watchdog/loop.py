@@ -1,8 +1,9 @@
 """The watchdog's run-forever loop: listen to heartbeats, scan, decide, act, report; every scan interval.
 
-superlance's shape: a Watchdog that is handed its supervisord adapter, scanner and clock, `scan()` and `act()`
+superlance's shape: a Watchdog that is handed its supervisord adapter, scanner and clocks, `scan()` and `act()`
 that a test can call one at a time, and `runforever()`. Blocking work (psutil, XML-RPC) runs in a thread so
-the heartbeat keeps flowing. It never connects to the Gateway port and never signals what decide() spared.
+the heartbeat keeps flowing. Every age, budget and window is measured on the monotonic clock; the wall clock
+only stamps what it reports. It never connects to the Gateway port and never signals what decide() spared.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 from loguru import logger
 
-from procs.watchdog.act import Supervisor, restart
-from procs.watchdog.decide import decide
+from procs.watchdog.act import Supervisor, left_running, restart
+from procs.watchdog.decide import decide, forget_restart
 from procs.watchdog.model import Decision, HeartbeatSeen, Memory, ProgramTable, Rules, Snapshot
 from procs.watchdog.snapshot import take_snapshot
 from shared.bus import PUB_SOCKETS, Received, Subscriber, pub_endpoint
@@ -54,13 +55,15 @@ class Watchdog:
         *,
         dry_run: bool = False,
         scanner: Scanner = take_snapshot,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.rules = rules
         self.supervisor = supervisor
         self.dry_run = dry_run
         self.scanner = scanner
-        self.clock = clock
+        self.clock = clock  # ages, budgets, restart windows: never steps
+        self.wall_clock = wall_clock  # timestamps in reports only
         self.started_at = clock()
         self.memory = Memory()
         self.heartbeats: dict[str, HeartbeatSeen] = {}
@@ -99,11 +102,15 @@ class Watchdog:
         """Carry out a RESTART (blocking); other decisions are only reported."""
         if decision.action != "RESTART":
             return ""
-        return restart(self.supervisor, decision, dry_run=self.dry_run)
+        outcome = restart(self.supervisor, decision, dry_run=self.dry_run)
+        if left_running(outcome):
+            self.memory = forget_restart(self.memory, str(decision.evidence.get("program", "")))
+        return outcome
 
     def _remember_scan(self, snap: Snapshot, table: ProgramTable | None, now: float, took: float) -> None:
         self.last = {
-            "last_scan_ns": int(now * 1e9),
+            "last_scan_ns": int(self.wall_clock() * 1e9),
+            "last_scan_mono_ns": int(now * 1e9),
             "scan_ms": round(took * 1000, 1),
             "tcp_sockets": snap.tcp_sockets,
             "listening": snap.listening,
@@ -127,7 +134,7 @@ class Watchdog:
         if decision.action == "RESTART":
             if outcome.startswith("restarted"):
                 self.restarts += 1
-            when = int(self.clock() * 1e9)
+            when = int(self.wall_clock() * 1e9)
             self.actions.append(
                 {
                     "ts_ns": when,

@@ -109,7 +109,7 @@ class ProgramInfo:
     group: str
     state: str  # supervisord's statename: RUNNING, STARTING, BACKOFF, STOPPED, EXITED, FATAL, ...
     pid: int
-    start: float  # wall-clock seconds when supervisord started it
+    start: float  # wall-clock seconds when supervisord started it: for display only, never for an age
 
     @property
     def namespec(self) -> str:
@@ -136,10 +136,13 @@ class ProgramTable:
     def by_pid(self, pid: int) -> ProgramInfo | None:
         return next((p for p in self.programs if p.pid == pid and pid > 0), None)
 
+    def by_name(self, name: str) -> ProgramInfo | None:
+        return next((p for p in self.programs if p.name == name), None)
+
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatSeen:
-    """The last heartbeat heard from a program, stamped with the watchdog's own clock on receipt."""
+    """The last heartbeat heard from a program, stamped with the watchdog's own monotonic clock on receipt."""
 
     program: str
     pid: int
@@ -170,6 +173,9 @@ class Memory:
     handed_off: frozenset[str] = frozenset()  # programs over the rate limit: alerted once, left alone
     reports: Mapping[str, str] = field(default_factory=dict)  # report topic -> signature last reported
     pending: frozenset[str] = frozenset()  # programs seen in client CLOSE_WAIT once: confirm soon
+    # every time below is the watchdog's monotonic clock: a wall-clock step neither ages nor hides anything
+    first_seen: Mapping[str, tuple[int, float]] = field(default_factory=dict)  # program -> (pid, first seen)
+    awaiting: Mapping[str, tuple[int, float]] = field(default_factory=dict)  # restarted -> (old pid, when)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,14 +56,20 @@ def ask_bridge(settings: Settings, timeout: float) -> tuple[HealthReport | None,
         return None, f"malformed health reply: {exc}"
 
 
-def read_watchdog(settings: Settings) -> tuple[Heartbeat | None, str]:
+class _Stamp(msgspec.Struct):
+    mono_ns: int = 0  # shared.service.MONOTONIC_FIELD
+
+
+def read_watchdog(settings: Settings) -> tuple[Heartbeat | None, str, int]:
+    """The watchdog's last heartbeat, why there is none, and its monotonic stamp (0 when absent)."""
     path = heartbeat_file(settings, "watchdog")
     try:
-        return msgspec.json.decode(path.read_bytes(), type=Heartbeat), ""
+        raw = path.read_bytes()
+        return msgspec.json.decode(raw, type=Heartbeat), "", msgspec.json.decode(raw, type=_Stamp).mono_ns
     except FileNotFoundError:
-        return None, "no heartbeat file: the watchdog is not running"
+        return None, "no heartbeat file: the watchdog is not running", 0
     except (OSError, msgspec.DecodeError) as exc:
-        return None, f"unreadable heartbeat file {path}: {exc}"
+        return None, f"unreadable heartbeat file {path}: {exc}", 0
 
 
 def gather(settings: Settings, timeout: float = 0.5) -> Facts:
@@ -71,9 +77,11 @@ def gather(settings: Settings, timeout: float = 0.5) -> Facts:
     pids = [p.pid for p in table.programs if p.pid] if table else []
     snap = take_snapshot(settings.ib_port, pids, all_owners=True)
     bridge, bridge_error = ask_bridge(settings, timeout)
-    watchdog, watchdog_error = read_watchdog(settings)
+    watchdog, watchdog_error, watchdog_mono_ns = read_watchdog(settings)
     return Facts(
         now=time.time(),
+        now_mono_ns=time.monotonic_ns(),
+        watchdog_mono_ns=watchdog_mono_ns,
         gateway=settings.gateway,
         host=settings.ib_host,
         port=settings.ib_port,

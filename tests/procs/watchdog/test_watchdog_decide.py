@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from procs.watchdog.decide import decide
+from procs.watchdog.decide import decide, forget_restart
 from procs.watchdog.model import (
     CloseWait,
     Decision,
@@ -244,7 +244,8 @@ def test_a_heartbeat_from_the_previous_instance_does_not_count_for_the_new_one()
     world, snap = World(), snapshot([], [python(11)])
     table = ProgramTable((ProgramInfo("features", "features", "RUNNING", 11, T0 + 30),), SUPERVISORD)
     old = beats(("features", 10), at=T0 + 34)  # pid 10 was the instance before the restart
-    assert world.scan(snap, table, old, step=45) == []  # 15 s since pid 11 started
+    assert world.scan(snap, table, old, step=45) == []  # pid 11 first seen now
+    assert world.scan(snap, table, old, step=15) == []  # 15 s since pid 11 was first seen
     assert [d.pid for d in world.scan(snap, table, old, step=10)] == [11]
 
 
@@ -265,6 +266,46 @@ def test_a_program_with_both_a_dead_session_and_no_heartbeat_is_restarted_once()
     world, table, snap = World(), programs(("bridge", 10)), snapshot([client(10)], [python(10)])
     world.scan(snap, table, {}, step=1)
     assert [d.rule for d in world.scan(snap, table, {}, step=200)] == ["client-close-wait"]
+
+
+# ------------------------------------------------------------------ a restarted program comes back
+
+
+def _restart_features(world: World) -> Decision:
+    snap = snapshot([], [python(10)])
+    [restart] = restarts(
+        world.scan(snap, programs(("features", 10)), beats(("features", 10), at=T0), step=21)
+    )
+    return restart
+
+
+def test_a_restarted_program_not_running_again_within_its_budget_gets_one_critical_alert() -> None:
+    world = World()
+    _restart_features(world)
+    exited, snap = programs(("features", 0), state="EXITED"), snapshot()
+    assert world.scan(snap, exited, step=5) == []  # within its 20 s start budget
+    [alert] = world.scan(snap, exited, step=16)
+    assert (alert.action, alert.rule, alert.severity) == ("REPORT", "not-back", "CRITICAL")
+    assert "features" in alert.message and "EXITED" in alert.message
+    assert "supervisorctl start features" in alert.remedy
+    assert world.scan(snap, exited, step=5) == []  # said once
+
+
+def test_a_restarted_program_running_again_is_not_alerted() -> None:
+    world = World()
+    _restart_features(world)
+    back = programs(("features", 11))
+    snap = snapshot([], [python(11)])
+    assert world.scan(snap, back, beats(("features", 11), at=world.now + 2), step=2) == []
+    assert world.scan(snap, back, beats(("features", 11), at=world.now + 30), step=30) == []
+    assert world.memory.awaiting == {}
+
+
+def test_a_restart_that_ended_nothing_is_not_awaited() -> None:
+    world = World()
+    _restart_features(world)
+    world.memory = forget_restart(world.memory, "features")  # e.g. a dry run
+    assert world.scan(snapshot(), programs(("features", 0), state="EXITED"), step=30) == []
 
 
 # ------------------------------------------------------------------ rate limit

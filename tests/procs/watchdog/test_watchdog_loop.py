@@ -1,6 +1,6 @@
 """The watchdog's thin parts: heartbeat intake (malformed ones counted and ignored), and carrying out a restart
-through a supervisord fake that raises real xmlrpc Faults (superlance's dummy style), with the kill fallback on
-real processes this test starts."""
+through a supervisord fake that raises real xmlrpc Faults (superlance's dummy style), with the hang-up-then-kill
+fallback on real processes this test starts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import xmlrpc.client
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from procs.watchdog.act import Supervisor, restart, terminate_then_kill
+from procs.watchdog.act import Supervisor, hang_up_then_kill, restart
 from procs.watchdog.loop import Watchdog, listen_for_heartbeats
 from procs.watchdog.model import Decision, Rules
 from shared.bus import Publisher, Subscriber
@@ -130,21 +131,40 @@ def test_a_fault_from_supervisord_is_reported_and_nothing_is_killed(sleeper: psu
     assert sleeper.is_running() and sleeper.status() != psutil.STATUS_ZOMBIE
 
 
-def test_with_supervisord_unreachable_it_falls_back_to_terminate(sleeper: psutil.Process) -> None:
+def test_with_supervisord_unreachable_it_falls_back_to_hanging_up(sleeper: psutil.Process) -> None:
     rpc = DummyRPC(pid=sleeper.pid, broken=True)
     outcome = restart(DummySupervisor(rpc), restart_of(sleeper.pid, sleeper.create_time()), dry_run=False)
-    assert outcome.startswith("supervisord failed") and outcome.endswith("terminated")
+    assert outcome.startswith("supervisord failed") and "ended by SIGHUP" in outcome
     assert not sleeper.is_running() or sleeper.status() == psutil.STATUS_ZOMBIE
 
 
 def test_the_fallback_never_signals_a_reused_pid(sleeper: psutil.Process) -> None:
-    assert terminate_then_kill(sleeper.pid, sleeper.create_time() - 100).startswith("not killed")
+    assert hang_up_then_kill(sleeper.pid, sleeper.create_time() - 100).startswith("not killed")
     assert sleeper.is_running() and sleeper.status() != psutil.STATUS_ZOMBIE
 
 
 def test_the_fallback_stops_a_frozen_process(sleeper: psutil.Process) -> None:
     sleeper.suspend()
-    assert terminate_then_kill(sleeper.pid, sleeper.create_time(), wait=5) == "terminated"
+    assert hang_up_then_kill(sleeper.pid, sleeper.create_time(), wait=5).startswith("ended by SIGHUP")
+
+
+def test_the_fallback_kills_a_process_that_ignores_the_hang_up() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); time.sleep(60)",
+        ]
+    )
+    try:
+        p = psutil.Process(proc.pid)
+        time.sleep(0.5)  # let it install SIG_IGN
+        assert hang_up_then_kill(p.pid, p.create_time(), wait=1).startswith("killed after SIGHUP")
+        assert proc.wait(10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_malformed_heartbeats_are_counted_and_ignored() -> None:
