@@ -332,6 +332,7 @@ class Session(asyncio.Protocol):
         return {
             "client_id": self.client_id,
             "peer_port": self.peer[1],
+            "server_version": self.version,  # negotiated with this client; 0 before its version range arrived
             "stage": "zombie" if self.zombie else self.stage.value,
             "connected_for_s": round(time.time() - self.connected_at, 3),
             "msgs_in_per_s": round(self.rate_in.roll(now), 1),

@@ -151,7 +151,8 @@ def test_ibapi_client_trades_and_reads_everything_at_the_negotiated_version(
         assert app.serverVersion() == expected_version
         [(next_id,)] = session.wait("nextValidId", "nextValidId")
         assert session.wait("managedAccounts", "managedAccounts") == [(ACCOUNT,)]
-        assert sim.status()["sessions"][0]["client_id"] == 7
+        [described] = sim.status()["sessions"]
+        assert (described["client_id"], described["server_version"]) == (7, expected_version)
 
         app.reqContractDetails(1, stock("AAPL"))
         session.wait("contractDetailsEnd", "contractDetailsEnd")
