@@ -72,7 +72,7 @@ def _send_open_orders(session: Session, orders: list[SimOrder]) -> None:
     out: list[bytes] = []
     for o in orders:
         contract = server.contract_of(o.symbol)
-        out += [wire_orders.open_order(o, contract), wire_orders.order_status(o)]
+        out += [wire_orders.open_order(o, contract, version=session.version), wire_orders.order_status(o)]
     out.append(wire.open_order_end())
     session.send(b"".join(out), len(out))
 
@@ -81,7 +81,7 @@ def completed_orders(session: Session, fields: list[str]) -> None:
     server = session.server
     when = ib_time(server.clock.now_ns())
     out = [
-        wire_orders.completed_order(o, server.contract_of(o.symbol), when)
+        wire_orders.completed_order(o, server.contract_of(o.symbol), when, version=session.version)
         for o in server.broker.completed_orders()
     ]
     out.append(wire.completed_orders_end())
@@ -98,7 +98,7 @@ def executions(session: Session, fields: list[str]) -> None:
             continue
         if q.side and q.side[:1] != {"BOT": "B", "SLD": "S"}.get(e.side, e.side)[:1]:
             continue
-        out += execution_messages(server, q.req_id, e)
+        out += execution_messages(server, q.req_id, e, session.version)
     out.append(wire.exec_details_end(q.req_id))
     session.send(b"".join(out), len(out))
 
@@ -119,10 +119,10 @@ def _filter_time_ns(text: str) -> int:
     return int(t.timestamp()) * 10**9
 
 
-def execution_messages(server: SimServer, req_id: int, e: SimExecution) -> list[bytes]:
+def execution_messages(server: SimServer, req_id: int, e: SimExecution, version: int) -> list[bytes]:
     contract = server.contract_of(e.symbol)
     return [
-        wire_orders.exec_details(req_id, e, contract, ib_time(e.time_ns)),
+        wire_orders.exec_details(req_id, e, contract, ib_time(e.time_ns), version=version),
         wire.commission_report(
             e.exec_id, e.commission, "USD", float(e.realized_pnl) if e.realized_pnl else None
         ),
@@ -218,8 +218,8 @@ def deliver(server: SimServer, events: Iterable[SimEvent], caller: Session | Non
             # Live execDetails go to the client that placed the order and to client 0 (IB's master client); a
             # manual order from TWS has client id 0, so only client-0 sessions hear it live -- every client still
             # finds it in reqExecutions and reqCompletedOrders, and its position and portfolio lines (below).
-            msgs = b"".join(execution_messages(server, -1, ev.execution))
             for s in server.sessions_of(ev.execution.client_id):
+                msgs = b"".join(execution_messages(server, -1, ev.execution, s.version))
                 _send(server, s, msgs, 2)
         elif isinstance(ev, PositionChanged):
             pos = position_message(server, ev)
@@ -251,10 +251,11 @@ def _order_changed(server: SimServer, o: SimOrder, caller: Session | None) -> No
     status = wire_orders.order_status(o)
     for s in server.sessions_of(o.client_id):
         if o.status == "Cancelled":
-            cancelled = wire.error(o.order_id, 202, error_text(202)) if s.client_id == o.client_id else b""
+            mine = s.client_id == o.client_id
+            cancelled = wire.error(o.order_id, 202, error_text(202), version=s.version) if mine else b""
             _send(server, s, cancelled + status, 2)
         else:
-            _send(server, s, wire_orders.open_order(o, contract) + status, 2)
+            _send(server, s, wire_orders.open_order(o, contract, version=s.version) + status, 2)
 
 
 def _owner_of(server: SimServer, order_id: int) -> int:
