@@ -1,0 +1,207 @@
+"""The chaos run's handles on a running stack: supervisord, the simulator's control socket, bin/trader, the ledger.
+
+Everything here talks to our own stack only: supervisord's XML-RPC in the stack home, the simulator's unix
+control socket (never its API port), the executor's request socket, the ledger opened read-only. It must never
+signal a process it did not get from this stack's supervisord, and never the simulator (it stands in for the
+Gateway). Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from procs.gateway_sim.control import control_path, request
+from shared.bus import RequestTimeout, req_endpoint, request_once
+from shared.messages import Request, StatusRequest
+from tests.support.stack import Stack
+
+REPO = Path(__file__).resolve().parent.parent
+TRADER = REPO / "bin" / "trader"
+PYTHON = REPO / ".venv" / "bin" / "python"
+
+
+class Refused(Exception):
+    """The simulator or a CLI refused a command; str() is its one line."""
+
+
+@dataclass
+class HaltPeriod:
+    """One halt as observed: since_ns from the ledger (the executor's own stamp), last_seen_ns from our polls."""
+
+    since_ns: int
+    last_seen_ns: int
+    reason: str
+
+
+@dataclass
+class World:
+    stack: Stack
+    log: Callable[[str], None]
+    halts: list[HaltPeriod] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _watcher: threading.Thread | None = None
+    last_status: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ the simulator, by its control socket
+
+    @property
+    def port(self) -> int:
+        return int(self.stack.settings.ib_port)
+
+    def sim(self, *argv: object, timeout: float = 10.0) -> dict[str, Any]:
+        """One control command; Refused with the simulator's line when it says no."""
+        path = control_path(self.stack.settings.run_dir, self.port)
+        answer = request(path, [str(a) for a in argv], timeout=timeout)
+        if not answer.get("ok"):
+            first = str(answer.get("error", "refused")).splitlines()[0]
+            raise Refused(first)
+        return answer
+
+    def audit(self) -> dict[str, Any] | None:
+        """The simulator's audit, or None when this simulator has no audit command."""
+        try:
+            return self.sim("audit", timeout=20.0)
+        except Refused:
+            return None
+
+    # ------------------------------------------------------------------ supervisord
+
+    def info(self, program: str) -> dict[str, Any]:
+        return self.stack.info(program)
+
+    def pid_of(self, program: str) -> int | None:
+        info = self.info(program)
+        return int(info["pid"]) if info.get("statename") == "RUNNING" and info.get("pid") else None
+
+    def running_for(self, program: str) -> float:
+        """Seconds `program` has been RUNNING (0 when it is not)."""
+        info = self.info(program)
+        if info.get("statename") != "RUNNING":
+            return 0.0
+        return max(0.0, float(info["now"]) - float(info["start"]))
+
+    def sigkill(self, program: str) -> int | None:
+        """SIGKILL a program of this stack by the pid its supervisord gives (it restarts it); the pid, or None."""
+        if program == "gateway_sim":
+            raise ValueError("the simulator stands in for the Gateway: never signalled")
+        pid = self.pid_of(program)
+        if pid is None:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def restart(self, program: str) -> None:
+        """A clean restart through supervisord (what `supervisorctl restart` does)."""
+        rpc = self.stack.rpc(timeout=30.0)
+        with contextlib.suppress(Exception):  # NOT_RUNNING: it is being restarted already
+            rpc.supervisor.stopProcess(program, True)
+        self.start(program)
+
+    def start(self, program: str) -> None:
+        with contextlib.suppress(Exception):  # ALREADY_STARTED
+            self.stack.rpc(timeout=10.0).supervisor.startProcess(program, False)
+
+    def revive(self, programs: tuple[str, ...]) -> list[str]:
+        """Start any program supervisord gave up on (FATAL/EXITED/BACKOFF too long): what a human would do."""
+        revived = []
+        for info in self.stack.rpc().supervisor.getAllProcessInfo():
+            if info["name"] in programs and info["statename"] in ("FATAL", "EXITED", "STOPPED"):
+                self.start(info["name"])
+                revived.append(f"{info['name']} ({info['statename']})")
+        return revived
+
+    # ------------------------------------------------------------------ settings in the home's .env
+
+    def set_env(self, key: str, value: str) -> None:
+        """Rewrite one line of the home's .env in place (the file keeps its mode)."""
+        path = self.stack.home / ".env"
+        lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{key}=")]
+        with open(path, "r+") as f:  # in place: a new file would lose the private mode
+            f.write("".join(f"{line}\n" for line in [*lines, f"{key}={value}"]))
+            f.truncate()
+
+    # ------------------------------------------------------------------ the operator: bin/trader and requests
+
+    def trader(self, *argv: str, timeout: float = 30.0) -> tuple[int, str]:
+        """Run bin/trader as a human would; (exit code, its output, both streams)."""
+        run = subprocess.run(
+            [str(PYTHON), str(TRADER), "--timeout", "5", *argv],
+            env=self.stack.env(),
+            cwd=self.stack.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return run.returncode, (run.stdout + run.stderr).strip()
+
+    def executor(self, req: Request, timeout: float = 3.0) -> Any:
+        """One request to the executor; RequestTimeout when it is not answering, Refused when it says no."""
+        reply = request_once(req_endpoint(self.stack.settings, "executor"), req, timeout=timeout)
+        if not reply.ok:
+            raise Refused(str(reply.error))
+        return reply.result
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            got: dict[str, Any] = self.executor(StatusRequest(), timeout=2.0)
+        except (RequestTimeout, Refused):
+            return None
+        self.last_status = got
+        return got
+
+    # ------------------------------------------------------------------ the ledger, read-only
+
+    def ledger(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        path = self.stack.settings.data_dir / "ledger.sqlite"
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(sql, args))
+        finally:
+            conn.close()
+
+    # ------------------------------------------------------------------ halts, recorded every 0.5 s
+
+    def watch_halts(self) -> None:
+        self._watcher = threading.Thread(target=self._watch, name="halt-watch", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            self.observe_halt()
+
+    def observe_halt(self) -> None:
+        """The executor's persisted halt (ledger) and its status: a halt seen by either extends its period."""
+        now = time.time_ns()
+        since, reason = 0, ""
+        with contextlib.suppress(sqlite3.Error):
+            rows = self.ledger("SELECT halted, reason, since_ns FROM halt WHERE id = 1")
+            if rows and rows[0]["halted"]:
+                since, reason = int(rows[0]["since_ns"]) or now, str(rows[0]["reason"])
+        status = self.status()
+        if not since and status is not None and status.get("halted"):
+            since, reason = now, str(status.get("halt_reason", ""))  # not persisted yet: from now on
+        if not since:
+            return
+        last = self.halts[-1] if self.halts else None
+        if last is not None and (last.since_ns == since or last.last_seen_ns >= since):
+            last.last_seen_ns = now
+            last.reason = last.reason or reason
+        else:
+            self.halts.append(HaltPeriod(since, now, reason))
