@@ -113,9 +113,8 @@ def hang_up_then_kill(pid: int, create_time: float, wait: float = 5.0) -> str:
         proc = psutil.Process(pid)
         if abs(proc.create_time() - create_time) > 0.01:
             return f"not killed: pid {pid} is now another process"
-        proc.send_signal(
-            signal.SIGHUP
-        )  # psutil re-checks pid reuse (pid + creation time) before every signal
+        # psutil re-checks pid reuse (pid + creation time) before every signal
+        proc.send_signal(signal.SIGHUP)
         proc.resume()  # a frozen process only acts on SIGHUP once continued
         try:
             proc.wait(wait)

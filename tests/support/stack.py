@@ -1,8 +1,10 @@
 """A real supervisord running the real supervisord.conf in a temporary stack home, for integration tests.
 
 The home gets a symlink to the repo's .venv, a copy of supervisord.conf (programs not asked for are set to
-autostart=false), and a .env with the test's settings. Everything it starts is stopped by pid at exit, even when
-the test fails; it never signals anything it did not start.
+autostart=false), and a private .env with the test's settings; supervisord runs that copy rendered with
+VAR_DIR's paths, like bin/stack does (VAR_DIR may be given in `env`, absolute or relative to the home).
+Everything it starts is stopped by pid at exit, even when the test fails; it never signals anything it did
+not start.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 import psutil
 
 from shared.config import Settings, load_settings
-from shared.supervisor import supervisor_rpc
+from shared.service import prepare_var
+from shared.supervisor import supervisor_rpc, write_supervisord_config
 from tests.support.sim import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,22 +144,23 @@ def running_stack(
     """supervisord with `programs` started (each waited for RUNNING); yields the Stack, stops it all at exit."""
     home = Path(tempfile.mkdtemp(prefix="ibs", dir="/tmp"))
     values = {**TEST_DEFAULTS, "IB_PORT": str(free_port()), **(env or {})}
-    (home / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    write_env_file(home / ".env", values)
     (home / ".venv").symlink_to(REPO / ".venv")
     (home / "supervisord.conf").write_text(_config_text(programs))
-    for sub in ("run", "log", "data"):
-        (home / "var" / sub).mkdir(parents=True, mode=0o700)
     clean_env = {
         k: v for k, v in os.environ.items() if k not in values and k not in ("STACK_HOME", "VAR_DIR")
     }
     settings = _settings_for(home)
-    out = open(home / "var" / "log" / "supervisord.stdout", "wb")  # noqa: SIM115 - closed below
+    prepare_var(settings)
+    conf = write_supervisord_config(settings, template=home / "supervisord.conf")
+    out = open(settings.log_dir / "supervisord.stdout", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [str(REPO / ".venv" / "bin" / "supervisord"), "-n", "-c", str(home / "supervisord.conf")],
+        [str(REPO / ".venv" / "bin" / "supervisord"), "-n", "-c", str(conf)],
         stdout=out,
         stderr=subprocess.STDOUT,
         env={**clean_env, "STACK_HOME": str(home)},
         cwd=home,
+        umask=0o077,  # what bin/stack gives it: supervisord applies its own umask only when it daemonizes
     )
     stack = Stack(home=home, settings=settings, process=proc)
     try:
@@ -175,13 +179,19 @@ def running_stack(
             shutil.rmtree(home, ignore_errors=True)
 
 
+def write_env_file(path: Path, values: Mapping[str, str]) -> None:
+    """A stack's .env, private like `make setup` makes it (the stack refuses to start with an open one)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
 def _settings_for(home: Path) -> Settings:
-    old = os.environ.get("STACK_HOME")
+    """The stack's settings as its programs see them: its .env, not this process's STACK_HOME or VAR_DIR."""
+    saved = {k: os.environ.pop(k) for k in ("STACK_HOME", "VAR_DIR") if k in os.environ}
     os.environ["STACK_HOME"] = str(home)
     try:
         return load_settings(home / ".env")  # the settings keep this home after STACK_HOME is restored
     finally:
-        if old is None:
-            os.environ.pop("STACK_HOME", None)
-        else:
-            os.environ["STACK_HOME"] = old
+        os.environ.pop("STACK_HOME", None)
+        os.environ.update(saved)

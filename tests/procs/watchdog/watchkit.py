@@ -26,7 +26,7 @@ import zmq
 
 from shared.messages import Alert, Published
 from shared.supervisor import supervisor_rpc
-from tests.support.stack import wait_for
+from tests.support.stack import wait_for, write_env_file
 
 REPO = Path(__file__).resolve().parents[3]
 VENV = REPO / ".venv" / "bin"
@@ -133,7 +133,7 @@ def supervised(
     home = Path(tempfile.mkdtemp(prefix="ibw", dir="/tmp"))
     for sub in ("run", "log", "data"):
         (home / "var" / sub).mkdir(parents=True, mode=0o700)
-    (home / ".env").write_text("".join(f"{k}={v}\n" for k, v in {**FAST, **env}.items()))
+    write_env_file(home / ".env", {**FAST, **env})
     conf = _CONF.format(repo=REPO) + "".join(
         _PROGRAM.format(name=n, command=c, startsecs=startsecs) for n, c in programs.items()
     )
