@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 	@echo "installed: $(VENV) (pinned by requirements.lock)"
 
+# .env names the account: private to you (the stack refuses to start while others may read it)
 .env:
-	@cp .env.example .env
-	@echo "created .env from .env.example (edit it to change settings)"
+	@(umask 077 && cp .env.example .env) && chmod 600 .env
+	@echo "created .env from .env.example, mode 600 (edit it to change settings)"
 
+# the default VAR_DIR; bin/stack start makes any VAR_DIR private (and group-readable logs with FILE_GROUP)
 var/run:
-	@mkdir -p var/run var/log var/data
-	@chmod 700 var/run
+	@(umask 077 && mkdir -p var/run var/log var/data) && chmod 700 var var/run var/log var/data
 
 run: setup
 	@$(PY) bin/stack start
