@@ -372,9 +372,6 @@ class SimBroker:
         """Corrected executions, each with the execId of the execution that replaced it."""
         return list(self._replaced)
 
-    def all_orders(self) -> list[SimOrder]:
-        return [_snapshot(o) for o in self._orders.values()]
-
     def positions(self) -> list[PositionChanged]:
         """Every stock traded (closed ones with position 0), then every untraded holding, each its own contract."""
         stocks = [

@@ -90,9 +90,8 @@ class SlowAnswers:
 
     def _drain(self, session: Session, kind: str) -> None:
         queue = self._queues.get((session, kind))
-        # a loop timer may fire a hair before its time; every entry has its own timer, so none is left behind
-        now = asyncio.get_running_loop().time() + 0.005
-        while queue and queue[0][0] <= now:
+        loop = asyncio.get_running_loop()
+        while queue and queue[0][0] <= loop.time():
             _, answer = queue.popleft()
             try:
                 answer()
@@ -101,7 +100,9 @@ class SlowAnswers:
             except Exception:  # a simulator bug must not take the other sessions down
                 logger.exception("session {}: a delayed {} answer failed; closing it", session.name, kind)
                 session.close()
-        if not queue:
+        if queue:  # a loop timer may fire a hair before its time: never early, never left behind
+            loop.call_at(queue[0][0], self._drain, session, kind)
+        else:
             self._queues.pop((session, kind), None)
 
     def forget(self, session: Session) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -20,6 +21,8 @@ from procs.gateway_sim.broker import (
     SimExecution,
     SimOrder,
 )
+from procs.gateway_sim.contracts import DEFAULT_CONTRACTS
+from procs.gateway_sim.holdings import option_contract
 
 D = Decimal
 ACCOUNT = "DU1234567"
@@ -308,3 +311,94 @@ def test_net_liquidation_change_is_always_realized_plus_unrealized(
     assert books.cash + holding.position * mark - D("1000000") == books.realized + unrealized
     assert holding.position == sum((D(q) if b else -D(q)) for b, q, _ in trades)
     assert books.commissions == sum((e.commission for e in broker.executions()), D(0))
+
+
+# --- corrections, manual orders, untraded holdings -------------------------------------------------------------
+
+
+def test_a_correction_replaces_the_execution_with_the_next_exec_id_suffix(broker: SimBroker) -> None:
+    (first,) = fills(broker.place(order(1, "BUY", "100"), 50.00, 1))
+    assert first.exec_id.endswith(".01.01")
+    events = broker.correct_execution(first.exec_id, price=D("50.10"))
+    (fixed,) = fills(events)
+    assert fixed.exec_id == first.exec_id[:-2] + "02"
+    assert (fixed.order_id, fixed.shares, fixed.price, fixed.time_ns) == (
+        1,
+        D(100),
+        D("50.10"),
+        first.time_ns,
+    )
+    assert [e.exec_id for e in broker.executions()] == [
+        fixed.exec_id
+    ]  # the corrected one is no longer listed
+    assert broker.replaced_executions() == [(first, fixed.exec_id)]
+    again = fills(broker.correct_execution(fixed.exec_id, quantity=D(60)))[0]
+    assert again.exec_id == first.exec_id[:-2] + "03" and again.price == D("50.10")
+    assert broker.order(1).filled == D(60)  # type: ignore[union-attr]
+
+
+def test_after_a_correction_the_books_are_those_of_the_corrected_fills(broker: SimBroker) -> None:
+    """The same trades booked with the corrected values from the start give the same cash, position and P&L."""
+    (buy,) = fills(broker.place(order(1, "BUY", "300"), 10.00, 1))
+    broker.place(order(2, "SELL", "100"), 12.00, 2)
+    events = broker.correct_execution(buy.exec_id, price=D("10.40"), quantity=D(250))
+    straight = SimBroker(ACCOUNT, cash=D("100000"), session_id=0xE0D5)
+    straight.place(order(1, "BUY", "250"), 10.40, 1)
+    straight.place(order(2, "SELL", "100"), 12.00, 2)
+    assert (broker.books.cash, broker.books.realized, broker.books.commissions) == (
+        straight.books.cash,
+        straight.books.realized,
+        straight.books.commissions,
+    )
+    assert broker.positions() == straight.positions()
+    [moved] = [e for e in events if isinstance(e, PositionChanged)]
+    assert (moved.position, moved.avg_cost) == (D(150), straight.positions()[0].avg_cost)
+    assert broker.executions()[1].realized_pnl == straight.executions()[1].realized_pnl
+
+
+def test_a_correction_is_refused_for_an_unknown_or_already_corrected_exec_id(broker: SimBroker) -> None:
+    (fill,) = fills(broker.place(order(1, "BUY", "100"), 50.00, 1))
+    with pytest.raises(ValueError, match="is not an execution"):
+        broker.correct_execution("0000e0d5.deadbeef.01.01")
+    with pytest.raises(ValueError, match="beyond its 100"):
+        broker.correct_execution(fill.exec_id, quantity=D(101))
+    broker.correct_execution(fill.exec_id, price=D(51))
+    with pytest.raises(ValueError, match="already corrected"):
+        broker.correct_execution(fill.exec_id, price=D(52))
+    assert broker.books.holdings["AAPL"].position == D(100)
+
+
+def test_manual_orders_get_negative_ids_that_never_move_the_next_valid_id(broker: SimBroker) -> None:
+    broker.place(order(5), 50.0, 1)
+    manual = order(broker.next_manual_order_id(), client_id=0, ref="")
+    fills(broker.place(manual, 50.0, 2))
+    assert manual.order_id == -1 and broker.next_manual_order_id() == -2
+    assert broker.next_valid_id() == 6
+    assert broker.position("AAPL") == D(200)
+
+
+def test_an_option_holding_is_its_own_contract_never_added_into_the_stock(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "100"), 50.00, 1)
+    option = option_contract(DEFAULT_CONTRACTS["AAPL"], 231.0, date(2026, 3, 2))
+    assert (option.strike, option.right, option.multiplier, option.last_trade_date) == (
+        230.0,
+        "C",
+        "100",
+        "20260417",
+    )
+    assert option.local_symbol == "AAPL  260417C00230000" and option.con_id != 265598
+    broker.set_holding(option, D(2), D("9.25"))
+    by_con_id = {p.con_id: (p.symbol, p.position, p.avg_cost) for p in broker.positions()}
+    assert by_con_id == {265598: ("AAPL", D(100), D("50.010000")), option.con_id: ("AAPL", D(2), D("925.00"))}
+    values = {tag: v for tag, v, cur in broker.account_values(lambda s: 50.0) if cur == "USD"}
+    assert values["NetLiquidation"] == str((broker.books.cash + D(5000) + D(1850)).quantize(D("0.01")))
+    [gone, _] = broker.set_holding(option, D(0), D("9.25"))
+    assert isinstance(gone, PositionChanged) and gone.position == 0 and gone.contract == option
+    assert [p.con_id for p in broker.positions()] == [265598]
+
+
+def test_the_largest_position_a_stock_ever_reached_is_kept(broker: SimBroker) -> None:
+    broker.place(order(1, "BUY", "300"), 50.0, 1)
+    broker.place(order(2, "SELL", "700"), 50.0, 2)
+    broker.place(order(3, "BUY", "400"), 50.0, 3)
+    assert broker.position("AAPL") == 0 and broker.max_abs_position == {"AAPL": D(400)}
