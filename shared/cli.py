@@ -29,13 +29,13 @@ def free_text(arg: str) -> str:
     return _CONTROL.sub(" ", os.fsencode(arg).decode("utf-8", "replace"))
 
 
-def _number(text: str) -> float:
+def _number(text: str, what: str = "seconds") -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {printable(text)!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of {what}: {printable(text)!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {printable(text)!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number of {what}: {printable(text)!r}")
     return value
 
 
@@ -52,6 +52,33 @@ def seconds_or_zero(text: str) -> float:
     value = _number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 seconds or more: {printable(text)!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    """argparse type: a finite number above zero (an amount, a count of days)."""
+    value = _number(text, "units")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {printable(text)!r}")
+    return value
+
+
+def zero_or_more(text: str) -> float:
+    """argparse type: a finite number, zero or more (a cost, a slippage)."""
+    value = _number(text, "units")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {printable(text)!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number, zero or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {printable(text)!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {printable(text)!r}")
     return value
 
 
