@@ -85,7 +85,9 @@ def test_an_informational_error_on_a_live_order_is_an_unconfirmed_final_status()
     trade = Trade(AAPL, order, OrderStatus(orderId=13, status="Cancelled", remaining=5.0), [], log)
     ev = convert.order_event(trade, "Submitted")
     assert (ev.status, ev.ib_status, ev.error_code, ev.confirmed) == ("REJECTED", "Cancelled", 10349, False)
-    listed = convert.order_event(trade, "Submitted", as_listed=True)  # the Gateway lists it: its word is the state
+    listed = convert.order_event(
+        trade, "Submitted", as_listed=True
+    )  # the Gateway lists it: its word is the state
     assert (listed.status, listed.ib_status, listed.error_code, listed.confirmed) == (
         "SUBMITTED",
         "Submitted",
@@ -95,7 +97,9 @@ def test_an_informational_error_on_a_live_order_is_an_unconfirmed_final_status()
 
 
 def test_an_unset_commission_is_unknown_never_zero() -> None:
-    ex = Execution(execId="e9", time=T0, side="BOT", shares=1.0, price=10.0, orderRef="o", orderId=1, permId=2)
+    ex = Execution(
+        execId="e9", time=T0, side="BOT", shares=1.0, price=10.0, orderRef="o", orderId=1, permId=2
+    )
     unset = CommissionReport(execId="e9", commission=1.7976931348623157e308)
     assert convert.fill(Fill(AAPL, ex, unset, T0)).commission is None
     free = CommissionReport(execId="e9", commission=0.0)

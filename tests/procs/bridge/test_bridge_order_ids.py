@@ -62,5 +62,7 @@ def test_a_damaged_file_is_reported_and_read_as_nothing(tmp_path: Path) -> None:
     ("next_valid", "at_gateway", "persisted", "expected"),
     [(1, 0, 0, 1), (1, 40, 0, 41), (1, 40, 120, 121), (500, 40, 120, 500)],
 )
-def test_the_next_id_is_above_every_source(next_valid: int, at_gateway: int, persisted: int, expected: int) -> None:
+def test_the_next_id_is_above_every_source(
+    next_valid: int, at_gateway: int, persisted: int, expected: int
+) -> None:
     assert next_order_id(next_valid, at_gateway, persisted) == expected
