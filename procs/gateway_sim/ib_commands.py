@@ -3,6 +3,7 @@ orders from TWS, holdings the stack does not trade, slow answers, and the audit.
 
 Each command checks all its arguments before it changes anything, so a usage error (one line) leaves the simulator
 as it was. What a command changes reaches the sessions only through the order routing (handlers_orders.deliver).
+The CLI imports this module for its help text, outside the venv too: heavy modules are imported inside commands.
 """
 
 from __future__ import annotations
@@ -15,15 +16,6 @@ from typing import TYPE_CHECKING, Any
 from procs.gateway_sim.audit import ReceivedOrder
 from procs.gateway_sim.command_args import CommandError, Refused, one_number, positive_decimal
 from procs.gateway_sim.faults import DELAY_KINDS
-from procs.gateway_sim.holdings import (
-    HOLDING_TYPES,
-    UNTRADED_STOCK_MARK,
-    cash_contract,
-    cash_mark,
-    option_contract,
-    option_mark,
-    stock_contract,
-)
 from procs.gateway_sim.orders import Executed, SimOrder
 
 if TYPE_CHECKING:
@@ -126,6 +118,8 @@ async def manual_order(server: SimServer, argv: list[str]) -> dict[str, Any]:
 
 
 async def holding(server: SimServer, argv: list[str]) -> dict[str, Any]:
+    from procs.gateway_sim.holdings import HOLDING_TYPES
+
     name, usage = "holding", "SYMBOL QTY [STK|OPT|CASH]   (QTY 0 removes it)"
     if len(argv) not in (2, 3):
         raise CommandError(f"usage: {name} {usage}")
@@ -159,6 +153,8 @@ async def holding(server: SimServer, argv: list[str]) -> dict[str, Any]:
 def _holding_contract(
     server: SimServer, symbol: str, sec_type: str, name: str, usage: str
 ) -> tuple[SimContract, Decimal]:
+    from procs.gateway_sim import holdings as h
+
     traded = server.contracts.get(symbol)
     if sec_type == "STK":
         if traded is not None:
@@ -166,15 +162,15 @@ def _holding_contract(
                 f"{name}: {symbol} is a stock the simulator trades; move its position with "
                 f"manual-order {symbol} BUY|SELL QTY"
             )
-        return stock_contract(symbol), UNTRADED_STOCK_MARK
+        return h.stock_contract(symbol), h.UNTRADED_STOCK_MARK
     if sec_type == "OPT":
         if traded is None:
             raise CommandError(f"{name}: no stock {symbol} to hold an option on; usage: {name} {usage}")
         price = server.market.price_at(symbol, server.clock.now_ns())
-        return option_contract(traded, price, server.clock.now().date()), option_mark(price)
+        return h.option_contract(traded, price, server.clock.now().date()), h.option_mark(price)
     if len(symbol) != 3 or not symbol.isalpha() or symbol == "USD":
         raise CommandError(f"{name}: CASH takes a currency like EUR (not USD); usage: {name} {usage}")
-    return cash_contract(symbol), cash_mark(symbol)
+    return h.cash_contract(symbol), h.cash_mark(symbol)
 
 
 # ----------------------------------------------------------------------------------------- slow answers, audit
