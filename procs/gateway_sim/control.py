@@ -129,11 +129,14 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "listen": (_listen, "off|on: close or reopen the listening socket (sessions stay)"),
     "error": (
         _error,
-        "CODE [REQID|ORDER_ID] [MESSAGE]: an error to every session (1100, 2103, 10197...); "
-        "to an order's client only when REQID is an order id (10349, 161, 10311: the order keeps working)",
+        "CODE [REQID|ORDER_ID] [MESSAGE]: to every session (1100, 2103...); "
+        "an order's to its client only, the order working on (10349, 161, 10311)",
     ),
     "pacing": (_pacing, "on|off: error 100 and a drop for a client above 50 messages/s"),
-    "next-id-rollback": (_next_id_rollback, "N: the next connect gets nextValidId N"),
+    "next-id-rollback": (
+        _next_id_rollback,
+        "N: the next connect gets nextValidId N (a used id then gets 103)",
+    ),
     "lazy-close": (_lazy_close, "on|off: leave our side of closed sessions open (Gateway-side CLOSE_WAIT)"),
     "fill-while-disconnected": (_fill_while_disconnected, "fill the working orders of an absent client"),
     "readonly": (_readonly, "on|off: the Gateway's Read-Only API setting (orders get 321)"),
