@@ -85,6 +85,17 @@ def portfolio_messages(server: SimServer, con_id: int | None) -> list[bytes]:
     return out
 
 
+def portfolio_change(server: SimServer, p: PositionChanged) -> bytes:
+    """The portfolio line of a position that changed; a holding that went gets a last line with 0 (which tells
+    a client to drop it), as IB sends a closed position."""
+    lines = portfolio_messages(server, p.con_id)
+    if not lines and p.contract is not None:
+        lines = [
+            wire_holdings.portfolio_value(p.contract, p.position, 0.0, 0.0, p.avg_cost, 0.0, 0.0, p.account)
+        ]
+    return b"".join(lines)
+
+
 def account_updates_multi(session: Session, fields: list[str]) -> None:
     req_id = req_id_at(fields, 2, "reqAccountUpdatesMulti")
     session.subs.account_multi.add(req_id)

@@ -30,7 +30,7 @@ from procs.gateway_sim.broker import (
     SimOrder,
 )
 from procs.gateway_sim.faults import error_text
-from procs.gateway_sim.handlers_account import portfolio_messages, position_message, push_account
+from procs.gateway_sim.handlers_account import portfolio_change, position_message, push_account
 from procs.gateway_sim.wire import WireError
 from procs.gateway_sim.wire_requests import (
     OrderRequest,
@@ -223,7 +223,7 @@ def deliver(server: SimServer, events: Iterable[SimEvent], caller: Session | Non
                 _send(server, s, msgs, 2)
         elif isinstance(ev, PositionChanged):
             pos = position_message(server, ev)
-            folio = b"".join(portfolio_messages(server, ev.con_id))
+            folio = portfolio_change(server, ev)
             for s in server.live_sessions():
                 if s.subs.positions:
                     _send(server, s, pos, 1)

@@ -138,6 +138,10 @@ async def test_untraded_holdings_come_per_contract_and_quantity_0_removes_them(s
             lambda: option["con_id"] not in {p.contract.conId for p in ib.positions()},
             what="the option to go",
         )
+        await wait_until(
+            lambda: option["con_id"] not in {i.contract.conId for i in ib.portfolio()},
+            what="the option's portfolio line to go",
+        )
         left = {p.contract.conId: p.position for p in await ib.reqPositionsAsync()}
         assert left == {265598: 10, euro["con_id"]: 1000, held["con_id"]: 7}
         with pytest.raises(ValueError, match="manual-order AAPL"):
