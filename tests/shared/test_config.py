@@ -1,13 +1,24 @@
-"""The settings schema: one typed source of truth, one-line errors naming the key, accounts masked."""
+"""The settings schema: one typed source of truth, one-line errors naming the key (a typo in .env too), accounts
+masked, .env private."""
 
 from __future__ import annotations
 
+import grp
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from shared.config import ConfigError, default_values, load_settings, mask_account, mask_secrets
+from shared.config import (
+    ConfigError,
+    check_env_file_private,
+    default_values,
+    file_umask,
+    load_settings,
+    mask_account,
+    mask_secrets,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,3 +117,56 @@ def test_accounts_are_masked_in_free_text() -> None:
     assert "DU1234567" not in text and "U7654321" not in text
     assert "order 1234567" in text  # a bare number is not an account
     assert re.search(r"DU\*+567", text)
+
+
+# ------------------------------------------------------------------ typos, private .env, FILE_GROUP
+
+
+def test_a_key_in_env_the_schema_does_not_know_names_it_and_the_nearest_known_key(stack_env: Path) -> None:
+    (stack_env / ".env").write_text("SYMBOLS=AAPL\nDAILY_LOSS_LIMT=10\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    text = str(err.value)
+    assert "\n" not in text and "DAILY_LOSS_LIMT" in text and "did you mean DAILY_LOSS_LIMIT?" in text
+
+
+def test_a_key_in_env_like_nothing_known_points_at_env_example(stack_env: Path) -> None:
+    (stack_env / ".env").write_text("zzz_qqq=1\n")
+    with pytest.raises(ConfigError, match=r"zzz_qqq .*\.env\.example"):
+        load_settings()
+
+
+def test_keys_in_env_are_matched_without_regard_to_case(stack_env: Path) -> None:
+    (stack_env / ".env").write_text("daily_loss_limit=10\n")
+    assert load_settings().daily_loss_limit == 10
+
+
+def test_unknown_process_environment_variables_stay_ignored(
+    stack_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAILY_LOSS_LIMT", "10")
+    assert load_settings().daily_loss_limit == 5000
+
+
+def test_an_env_file_open_to_other_users_is_refused_with_the_remedy(stack_env: Path) -> None:
+    env = stack_env / ".env"
+    env.write_text("SYMBOLS=AAPL\n")
+    for mode in (0o644, 0o640, 0o604, 0o620):
+        env.chmod(mode)
+        with pytest.raises(ConfigError, match=f"chmod 600 {env}"):
+            check_env_file_private()
+    env.chmod(0o600)
+    check_env_file_private()
+    env.unlink()
+    check_env_file_private()  # no .env at all: defaults, nothing to protect
+
+
+def test_file_group_must_exist_and_widens_the_umask_to_the_group(
+    stack_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert file_umask(load_settings()) == 0o077
+    monkeypatch.setenv("FILE_GROUP", "no-such-group-here")
+    with pytest.raises(ConfigError, match="FILE_GROUP"):
+        load_settings()
+    monkeypatch.setenv("FILE_GROUP", grp.getgrgid(os.getgid()).gr_name)
+    assert file_umask(load_settings()) == 0o027

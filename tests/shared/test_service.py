@@ -1,17 +1,19 @@
-"""The service harness in a real process: heartbeats, SIGTERM stops cleanly (0), a bad setting exits 78."""
+"""The service harness in a real process: heartbeats, SIGTERM stops cleanly (0), SIGHUP stops to be restarted (75),
+a bad setting or a typo in .env exits 78, an open .env is refused, every file it makes is private."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.stack import wait_for
+from tests.support.stack import wait_for, write_env_file
 
 PROGRAM = """
 import asyncio
@@ -107,6 +109,64 @@ def test_start_up_heap_is_frozen_so_collections_in_a_burst_stay_short(short_tmp:
         # the imports are frozen before the program's main runs, and again what start-up made, once RUNNING
         assert detail["frozen_at_start"] > 10_000
         assert detail["frozen_when_running"] > detail["frozen_at_start"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _exit_of(proc: subprocess.Popen[str]) -> tuple[int, list[str]]:
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, [line for line in err.splitlines() if line.strip()]
+
+
+def test_a_typo_in_env_stops_a_real_program_with_exit_78_and_one_line(short_tmp: Path) -> None:
+    write_env_file(short_tmp / ".env", {"SYMBOLS": "AAPL", "DAILY_LOSS_LIMT": "10"})
+    code, lines = _exit_of(_start(short_tmp))
+    assert code == 78
+    assert len(lines) == 1 and "DAILY_LOSS_LIMT" in lines[0] and "DAILY_LOSS_LIMIT" in lines[0], lines
+
+
+def test_a_program_refuses_to_start_while_env_is_open_to_other_users(short_tmp: Path) -> None:
+    write_env_file(short_tmp / ".env", {"SYMBOLS": "AAPL"})
+    (short_tmp / ".env").chmod(0o644)
+    code, lines = _exit_of(_start(short_tmp))
+    assert code == 78 and len(lines) == 1 and "chmod 600" in lines[0], lines
+    assert not (short_tmp / "var" / "run" / "heartbeat-features.json").exists()
+
+
+def test_sighup_stops_cleanly_with_exit_75_so_supervisord_starts_it_again(short_tmp: Path) -> None:
+    proc = _start(short_tmp)
+    try:
+        _heartbeat(short_tmp)
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=10) == 75
+        assert "features stopped by SIGHUP" in (short_tmp / "var" / "log" / "features.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_every_file_a_program_makes_is_private_whatever_umask_it_was_started_with(short_tmp: Path) -> None:
+    old = os.umask(0o002)  # a careless login shell
+    try:
+        proc = _start(short_tmp)
+    finally:
+        os.umask(old)
+    try:
+        hb = _heartbeat(short_tmp)
+        var = short_tmp / "var"
+        for d in (var, var / "run", var / "log", var / "data"):
+            assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+        for f in (var / "log" / "features.log", var / "run" / "heartbeat-features.json"):
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        # the beat's monotonic stamp, for readers whose age must not move with the wall clock
+        assert 0 <= time.monotonic_ns() - hb["mono_ns"] < 30e9
     finally:
         proc.terminate()
         proc.wait(timeout=10)
