@@ -318,36 +318,9 @@ class BridgeApi:
     def _withheld(self, req: PlaceOrder) -> None:
         self.session.orders.withheld(req.client_order_id)
         event(
-            "order_withheld",
-            client_order_id=req.client_order_id,
-            symbol=req.symbol,
-            why="cancelled before sent",
+            "order_withheld", client_order_id=req.client_order_id, symbol=req.symbol, why="cancel before send"
         )
-        self.session.listener.order_event(
-            OrderEvent(
-                client_order_id=req.client_order_id,
-                symbol=req.symbol,
-                side=req.side,
-                quantity=req.quantity,
-                order_type=req.order_type,
-                limit_price=req.limit_price,
-                status="CANCELLED",
-                reason="cancelled before it was sent to the Gateway; nothing was placed",
-            )
-        )
-
-    def _trade_of(self, client_order_id: str, order_id: int) -> Any:
-        """The live ib_async trade of an order: the one under its current order id (a copy refused with 103 and
-        placed again is not it), else any the Gateway showed under that orderRef."""
-        replaced = self.session.orders.replaced
-        found = None
-        for t in self.session.ib.trades():
-            if t.order.orderRef != client_order_id or t.order.orderId in replaced:
-                continue
-            if order_id and t.order.orderId == order_id:
-                return t
-            found = t
-        return found
+        self.session.listener.order_event(convert.withheld_order(req))
 
     async def cancel_order(self, req: CancelOrder) -> OrderAck:
         if self.session.settings.ib_readonly:
@@ -365,7 +338,7 @@ class BridgeApi:
         if record.cancel_asked and not record.order_id:
             return OrderAck(client_order_id=cid, order_id=0, status="CANCELLED", duplicate=True)
         self._require_session()
-        trade = self._trade_of(cid, record.order_id)
+        trade = self.session.placer.live_trade(cid, record.order_id)
         if trade is None:
             raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
         ev = convert.order_event(trade, self.session.word.status_of(trade))

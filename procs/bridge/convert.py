@@ -162,6 +162,20 @@ def order_event(trade: Any, gateway_status: str | None, *, as_listed: bool = Fal
     )
 
 
+def withheld_order(req: PlaceOrder) -> OrderEvent:
+    """A placement dropped before it was sent, on a cancel: the bridge's own certain word (nothing was placed)."""
+    return OrderEvent(
+        client_order_id=req.client_order_id,
+        symbol=req.symbol,
+        side=req.side,
+        quantity=req.quantity,
+        order_type=req.order_type,
+        limit_price=req.limit_price,
+        status="CANCELLED",
+        reason="cancelled before it was sent to the Gateway; nothing was placed",
+    )
+
+
 def commission(report: Any) -> Decimal | None:
     """A fill's commission, or None while unknown: no report yet, or IB's UNSET double (1.7976931348623157E308)
     for a commission it does not know (never 0: that would book a free trade)."""

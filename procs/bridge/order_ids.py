@@ -27,12 +27,14 @@ def next_order_id(next_valid_id: int, highest_at_gateway: int, highest_persisted
 
 
 class OrderIdStore:
-    """`reserve(order_id)` before the id is sent; `highest` is what a restarted bridge starts above."""
+    """`reserve(order_id)` before the id is sent; `at_start` is what this bridge process starts above (the ids of
+    earlier processes), `highest` what the file covers now."""
 
     def __init__(self, path: Path, block: int = BLOCK) -> None:
         self.path = path
         self.block = block
         self.highest = self._read()
+        self.at_start = self.highest
 
     def _read(self) -> int:
         try:

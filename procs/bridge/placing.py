@@ -38,9 +38,15 @@ class Placer:
 
     def start_above(self, next_valid_id: int = 0) -> None:
         """After a (re)connect or a sync: ib_async's next id goes above nextValidId (already applied by ib_async),
-        every order id the Gateway showed, and every id a bridge on this data directory may have used."""
-        first = next_order_id(next_valid_id, self.orders.highest_order_id, self.ids.highest)
+        every order id the Gateway showed or this process used, and every id an earlier bridge process on this
+        data directory may have used. The file is brought up to it now, so the first order does not wait for
+        the disk."""
+        first = next_order_id(next_valid_id, self.orders.highest_order_id, self.ids.at_start)
         self.ib.client.updateReqId(first)  # type: ignore[no-untyped-call]
+        try:
+            self.ids.reserve(first)
+        except OSError as exc:  # each placement tries again, and refuses to send while it fails
+            event("order_ids_unwritable", "ERROR", path=str(self.ids.path), error=repr(exc))
 
     def _fresh_id(self, at_least: int = 0) -> int:
         client = self.ib.client
@@ -53,6 +59,18 @@ class Placer:
         """Send a new order (ConnectionError when the socket is gone, OSError when its id cannot be recorded)."""
         order.orderId = self._fresh_id()
         return self.ib.placeOrder(contract, order)
+
+    def live_trade(self, client_order_id: str, order_id: int) -> Trade | None:
+        """The ib_async trade of an order: the one under its current order id (a copy refused with 103 and
+        placed again is not it), else the last the Gateway showed under that orderRef."""
+        found = None
+        for t in self.ib.trades():
+            if t.order.orderRef != client_order_id or t.order.orderId in self.orders.replaced:
+                continue
+            if order_id and t.order.orderId == order_id:
+                return t
+            found = t
+        return found
 
     def on_duplicate_id(self, order_id: int) -> None:
         """The Gateway answered 103 "Duplicate order id" to `order_id`: re-place that order once, same orderRef,

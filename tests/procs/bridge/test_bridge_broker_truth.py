@@ -124,6 +124,8 @@ def test_fills_after_an_informational_error_are_published_and_the_rest_can_be_ca
     assert cancel_status == "PENDING_CANCEL"
     invented = [e for e in every if e.error_code == 10349]
     assert invented and not [e for e in invented if e.confirmed]  # ib_async's Cancelled, shown but in doubt
+    later = every[every.index(invented[0]) + 1 :]
+    assert any(e.status == "PARTIALLY_FILLED" and e.confirmed for e in later)  # the Gateway's word: working
     confirmed_ends = [e for e in every if e.status in FINAL and e.confirmed]
     assert [e.status for e in confirmed_ends] == ["CANCELLED"] and confirmed_ends[0].filled > 500
 

@@ -30,6 +30,14 @@ def test_an_id_is_on_disk_before_it_is_used_and_a_restart_starts_above_it(tmp_pa
     assert next_order_id(1, 0, restarted.highest) > 39  # a rolled-back nextValidId of 1 changes nothing
 
 
+def test_a_process_starts_above_what_the_file_said_when_it_started(tmp_path: Path) -> None:
+    path = tmp_path / "ids.json"
+    OrderIdStore(path, block=10).reserve(42)
+    store = OrderIdStore(path, block=10)
+    store.reserve(store.at_start + 1)  # reserving ahead for this process does not move where it starts
+    assert store.at_start == 51 and store.highest == 61
+
+
 def test_the_file_never_goes_down(tmp_path: Path) -> None:
     path = tmp_path / "ids.json"
     store = OrderIdStore(path, block=1)
