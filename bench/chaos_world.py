@@ -118,18 +118,21 @@ class World:
         for info in self.stack.rpc().supervisor.getAllProcessInfo():
             if info["name"] in programs and info["statename"] in ("FATAL", "EXITED", "STOPPED"):
                 self.start(info["name"])
-                revived.append(f"{info['name']} ({info['statename']})")
+                why = info.get("spawnerr") or f"exit status {info.get('exitstatus')}"
+                revived.append(f"{info['name']} ({info['statename']}, {why})")
         return revived
 
     # ------------------------------------------------------------------ settings in the home's .env
 
     def set_env(self, key: str, value: str) -> None:
-        """Rewrite one line of the home's .env in place (the file keeps its mode)."""
+        """Rewrite one line of the home's .env atomically (a program starting meanwhile reads the old or the new
+        file, never half of one) and with the old file's mode (the stack refuses a .env others can read)."""
         path = self.stack.home / ".env"
         lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{key}=")]
-        with open(path, "r+") as f:  # in place: a new file would lose the private mode
-            f.write("".join(f"{line}\n" for line in [*lines, f"{key}={value}"]))
-            f.truncate()
+        fresh = path.with_name(".env.chaos-new")
+        fresh.write_text("".join(f"{line}\n" for line in [*lines, f"{key}={value}"]))
+        os.chmod(fresh, path.stat().st_mode & 0o777)
+        os.replace(fresh, path)
 
     # ------------------------------------------------------------------ the operator: bin/trader and requests
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from procs.strategy.barfile import write_bar_file
 from procs.strategy.hold import Hold
 from procs.strategy.registry import build_strategy
 from procs.strategy.replay import replay
+from shared.bus import Subscriber, new_context, pub_endpoint
 from shared.config import ConfigError
-from shared.messages import FeatureVector
+from shared.messages import FeatureVector, TargetPosition
+from tests.support.stack import running_stack
 
 REPO = Path(__file__).resolve().parents[3]
 SYMBOLS = ("AAPL", "MSFT", "SPY")
@@ -150,3 +153,36 @@ def test_backtest_accepts_hold(short_tmp: Path) -> None:
         timeout=90,
     )
     assert bad.returncode == 78 and "setting STRATEGY_PARAMS: hold symbol CCC" in bad.stderr, bad.stderr
+
+
+async def _first_targets(
+    strategy_ep: str, symbols: tuple[str, ...], timeout: float
+) -> dict[str, TargetPosition]:
+    ctx = new_context()
+    sub = Subscriber(ctx, [strategy_ep], ["target."])
+    got: dict[str, TargetPosition] = {}
+
+    async def collect() -> None:
+        while set(got) != set(symbols):
+            msg = await sub.recv(timeout=0.5)
+            if msg is not None and isinstance(msg.msg, TargetPosition):
+                got.setdefault(msg.msg.symbol, msg.msg)
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError:
+        pass  # the assertion says what was missing
+    finally:
+        sub.close()
+        ctx.destroy(linger=0)
+    return got
+
+
+def test_a_supervised_hold_strategy_publishes_its_weights_for_every_symbol() -> None:
+    env = {"SYMBOLS": "AAPL,MSFT", "WARMUP_BARS": "120", "STRATEGY": "hold", "STRATEGY_PARAMS": "AAPL=0.5"}
+    with running_stack(env, programs=("gateway_sim", "bridge", "features", "strategy"), timeout=40) as stack:
+        got = asyncio.run(_first_targets(pub_endpoint(stack.settings, "strategy"), ("AAPL", "MSFT"), 40.0))
+        assert set(got) == {"AAPL", "MSFT"}, stack.log("strategy")[-3000:]
+        assert (got["AAPL"].weight, got["AAPL"].reason) == (0.5, "hold 0.5 of POSITION_NOTIONAL (long)")
+        assert (got["MSFT"].weight, got["MSFT"].strategy) == (0.0, "hold")
+        assert got["AAPL"].price is not None and got["AAPL"].price > 0
