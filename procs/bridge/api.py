@@ -134,6 +134,8 @@ class BridgeApi:
             outbox_dropped=s.outbox.dropped,
             history_requests_10min=self.history_pacer.used(now),
             order_duplicates=s.orders.duplicates,
+            orders_replaced_after_103=s.placer.replaced,
+            order_statuses_put_back=s.word.corrected,
             resubscriptions=s.subs.reissues,
         )
         return HealthReport(

@@ -23,7 +23,7 @@ from typing import Any
 from ib_async import IB, Trade, TradeLogEntry
 
 from procs.bridge.orders import invented
-from shared.log import log_every
+from shared.log import event, log_every
 
 CANCELLED_NOTICE = 202  # "Order Canceled - reason:": the Gateway's own word that it cancelled the order
 
@@ -46,7 +46,7 @@ class GatewayWord:
         self.ib = ib
         self._said: dict[Key, tuple[int, str]] = {}  # key -> (arrival number, status word)
         self._arrivals = itertools.count(1)
-        self.corrected = 0  # invented final statuses put back to the Gateway's word
+        self.corrected = 0  # invented final statuses put back to (or given the reason of) the Gateway's word
         self.changed: Callable[[Trade], None] = lambda trade: None  # the order must be announced again
         self.duplicate_id: Callable[[int], None] = lambda order_id: None  # the Gateway refused an id (103)
         w = ib.wrapper
@@ -81,10 +81,23 @@ class GatewayWord:
     def _trade(self, client_id: int, order_id: int, perm_id: int) -> Trade | None:
         w = self.ib.wrapper
         trade = w.trades.get(w.orderKey(client_id, order_id, perm_id))
-        return trade if trade is not None else w.permId2Trade.get(perm_id)
+        if trade is None and perm_id > 0:
+            trade = w.permId2Trade.get(perm_id)
+        return trade
 
     def _invented(self, trade: Trade | None) -> bool:
         return trade is not None and invented(trade.orderStatus.status, self.status_of(trade))
+
+    def _hear(self, client_id: int, order_id: int, perm_id: int, status: str) -> Trade | None:
+        """Record the Gateway's word; the order's trade when its final status was invented until now."""
+        try:
+            trade = self._trade(client_id, order_id, perm_id)
+            was_invented = self._invented(trade)
+            self._record(client_id, order_id, perm_id, status)
+        except Exception as exc:  # bookkeeping only: ib_async's own handler must still run
+            log_every("gateway_word", 10, "WARNING", f"order bookkeeping failed: {exc!r}")
+            return None
+        return trade if was_invented and status else None
 
     def _correct(self, trade: Trade, status: str, message: str = "", code: int = 0) -> None:
         """Put the Gateway's word back on an order whose final status ib_async invented, and announce it."""
@@ -92,9 +105,16 @@ class GatewayWord:
         # the Gateway confirming ib_async's own word keeps its error entry (a 201 rejection stays a rejection, with
         # its reason), unless the Gateway's notice is the reason itself (202)
         if trade.orderStatus.status != status or (code and (last is None or last.errorCode != code)):
+            event(
+                "order_status_put_back",
+                client_order_id=trade.order.orderRef,
+                order_id=trade.order.orderId,
+                invented=trade.orderStatus.status,
+                gateway=status,
+            )
             trade.orderStatus.status = status
             trade.log.append(TradeLogEntry(self.ib.wrapper.lastTime, status, message, code))
-        self.corrected += 1
+            self.corrected += 1
         self.changed(trade)
 
     # ------------------------------------------------------------------ wrapped ib_async handlers
@@ -113,9 +133,7 @@ class GatewayWord:
         whyHeld: str,
         mktCapPrice: float = 0.0,
     ) -> None:
-        trade = self._trade(clientId, orderId, permId)
-        was_invented = self._invented(trade)
-        self._record(clientId, orderId, permId, status)
+        invented_trade = self._hear(clientId, orderId, permId, status)
         self._order_status(
             orderId,
             status,
@@ -131,27 +149,24 @@ class GatewayWord:
         )
         # ib_async updates the status and announces the order only when a field changed: the Gateway's Cancelled
         # on an order ib_async had already marked Cancelled changes nothing, yet it is now the broker's word
-        if was_invented and trade is not None:
-            self._guarded(self._correct, trade, status)
+        if invented_trade is not None:
+            self._guarded(self._correct, invented_trade, status)
 
     def _on_open_order(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:
         if order.whatIf:
             self._open_order(orderId, contract, order, orderState)
             return
-        trade = self._trade(order.clientId, order.orderId, order.permId)
-        was_invented = self._invented(trade)
-        self._record(order.clientId, order.orderId, order.permId, orderState.status)
+        invented_trade = self._hear(order.clientId, order.orderId, order.permId, orderState.status)
         self._open_order(orderId, contract, order, orderState)
-        if was_invented and trade is not None and orderState.status:
-            self._guarded(self._correct, trade, orderState.status)
+        if invented_trade is not None:
+            self._guarded(self._correct, invented_trade, orderState.status)
 
     def _on_completed_order(self, contract: Any, order: Any, orderState: Any) -> None:
-        trade = self.ib.wrapper.permId2Trade.get(order.permId)
-        was_invented = self._invented(trade)
-        self._record(order.clientId, 0, order.permId, orderState.status)  # no order id in this message
+        # no order id in this message: IB names a completed order by its permId
+        invented_trade = self._hear(order.clientId, 0, order.permId, orderState.status)
         self._completed_order(contract, order, orderState)
-        if was_invented and trade is not None and orderState.status:
-            self._guarded(self._correct, trade, orderState.status)
+        if invented_trade is not None:
+            self._guarded(self._correct, invented_trade, orderState.status)
 
     def _on_error(
         self, reqId: int, errorCode: int, errorString: str, advancedOrderRejectJson: str = ""
@@ -161,12 +176,14 @@ class GatewayWord:
         if errorCode == 103 and trade is not None:
             # before ib_async marks the refused order Cancelled and tells everyone: it may go out again
             self._guarded(self.duplicate_id, reqId)
-        was_invented = self._invented(trade)
+        invented_trade = None
         if errorCode == CANCELLED_NOTICE and trade is not None:
-            self._record(w.clientId, reqId, trade.order.permId, "Cancelled")
+            invented_trade = self._hear(w.clientId, reqId, trade.order.permId, "Cancelled")
         self._error(reqId, errorCode, errorString, advancedOrderRejectJson)
-        if errorCode == CANCELLED_NOTICE and was_invented and trade is not None:
-            self._guarded(self._correct, trade, "Cancelled", f"Error {errorCode}: {errorString}", errorCode)
+        if invented_trade is not None:  # ib_async ignores errors on an order it holds as done
+            self._guarded(
+                self._correct, invented_trade, "Cancelled", f"Error {errorCode}: {errorString}", errorCode
+            )
 
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:

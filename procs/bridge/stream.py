@@ -120,6 +120,16 @@ class Streams(Listener):
             return
         self._order_seen[key] = state
         self.send(f"order.{ev.status.lower()}", ev)
+        if not ev.confirmed:  # worth a line: the executor now asks the Gateway's open-order list
+            event(
+                "order_status_unconfirmed",
+                "WARNING",
+                client_order_id=ev.client_order_id,
+                order_id=ev.order_id,
+                status=ev.status,
+                error_code=ev.error_code,
+                reason=repr(ev.reason),
+            )
         event(  # DEBUG: the executor logs every order state and fill at INFO; here they cost ~15% of a burst
             "order_status",
             "DEBUG",
