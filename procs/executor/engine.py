@@ -556,8 +556,10 @@ class Executor(Book):
         """One step of a flatten: cancel working orders that add risk; else, with no order working, one reduce-only
         order of at most MAX_ORDER_NOTIONAL toward zero."""
         left = self.flatten_position(symbol)
-        mine = [o for o in self.ledger.working.values() if o.symbol == symbol and o.working]
-        adding = [o for o in mine if left == 0 or (o.sign > 0) == (left > 0)]
+        # unsettled: working, or done at the broker with fills still on their way (a FILLED status can come
+        # before its last execution): sizing beside one would count those shares twice and cross zero
+        mine = [o for o in self.ledger.working.values() if o.symbol == symbol]
+        adding = [o for o in mine if o.working and (left == 0 or (o.sign > 0) == (left > 0))]
         if adding:
             return self.cancel_orders(adding, "flatten", HALT_CANCEL_RESEND_SECONDS)
         if mine or left == 0:
@@ -592,7 +594,7 @@ class Executor(Book):
     def flatten_view(self) -> dict[str, dict[str, str]]:
         out = {}
         for symbol in sorted(self.flattening):
-            working = [o for o in self.ledger.working.values() if o.symbol == symbol and o.working]
+            working = [o for o in self.ledger.working.values() if o.symbol == symbol]
             left = self.broker_positions.get(symbol, self.position(symbol))
             if self.position(symbol) != left:
                 left = max(self.position(symbol), left, key=abs)

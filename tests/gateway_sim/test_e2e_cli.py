@@ -55,9 +55,9 @@ async def test_ctl_status_shows_the_sessions_of_the_simulator_on_that_port(
 
 def test_ctl_refuses_a_bad_command_in_one_line(shared_sim: RunningSim) -> None:
     done = ctl(shared_sim, "silent", "sideways")
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error
     assert done.stderr.strip().startswith("gateway-sim-ctl: usage: silent on|off")
-    assert ctl(shared_sim, "frobnicate").returncode == 1
+    assert ctl(shared_sim, "frobnicate").returncode == 2
 
 
 def test_ctl_says_so_when_no_simulator_answers(tmp_path: Path) -> None:

@@ -212,8 +212,11 @@ class Cluster:
 
 
 def broker_positions(c: Cluster) -> dict[str, Decimal]:
+    """The broker's stock positions by symbol (options and cash balances are other contracts, not these)."""
     out: dict[str, Decimal] = {}
     for p in c.request("bridge", PositionsRequest()):
+        if p.get("sec_type", "STK") != "STK":
+            continue
         out[p["symbol"]] = out.get(p["symbol"], D(0)) + D(str(p["quantity"]))
     return {s: q for s, q in out.items() if q != 0}
 
@@ -235,11 +238,13 @@ def check_ledger_against_broker(c: Cluster) -> None:
     conn.row_factory = sqlite3.Row
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        fills = list(conn.execute("SELECT * FROM fills"))
+        fills = list(conn.execute("SELECT * FROM fills WHERE replaced_by IS NULL"))  # corrections replace
         signed = {f["exec_id"]: D(f["quantity"]) * (1 if f["side"] == "BUY" else -1) for f in fills}
         by_symbol: dict[str, Decimal] = {}
         for f in fills:
             by_symbol[f["symbol"]] = by_symbol.get(f["symbol"], D(0)) + signed[f["exec_id"]]
+        for a in conn.execute("SELECT * FROM adjustments"):  # the operator's accept-broker, audited
+            by_symbol[a["symbol"]] = by_symbol.get(a["symbol"], D(0)) + D(a["broker"]) - D(a["ledger_before"])
         positions = {r["symbol"]: D(r["quantity"]) for r in conn.execute("SELECT * FROM positions")}
         assert {s: q for s, q in positions.items() if q} == {s: q for s, q in by_symbol.items() if q}
         for o in conn.execute("SELECT * FROM orders"):
@@ -248,7 +253,8 @@ def check_ledger_against_broker(c: Cluster) -> None:
         commissions = sum((D(f["commission"]) for f in fills if f["commission"] is not None), D(0))
         moved = sum((signed[f["exec_id"]] * D(f["price"]) for f in fills), D(0))
         (cash,) = conn.execute("SELECT cash FROM account").fetchone()
-        assert D(cash) == -moved - commissions
+        adjusted = sum((D(a["cash_adjustment"]) for a in conn.execute("SELECT * FROM adjustments")), D(0))
+        assert D(cash) == -moved - commissions + adjusted
         broker = our_broker_fills(c)
         assert sorted(signed) == sorted(f.exec_id for f in broker)  # every fill once, none invented
         assert {s: q for s, q in positions.items() if q} == broker_positions(c)
