@@ -15,7 +15,7 @@ import sys
 from typing import NoReturn
 
 EXIT_USAGE = 2
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")  # all that ends a line, and the rest
 
 
 def printable(text: str) -> str:
