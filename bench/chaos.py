@@ -319,6 +319,9 @@ def trade_through_the_storm(
         results, audit = verdicts(world, chaos, settings, sim_before, unsettled)
     finally:
         world.stop_watching()
+    halted_s = sum(h.last_seen_ns - h.since_ns for h in world.halts) / 1e9
+    reasons = sorted({h.reason.split(":")[0][:40] for h in world.halts})
+    say(f"halts observed: {len(world.halts)}, {halted_s:.0f}s in all ({'; '.join(reasons) or 'none'})")
     for v in results:
         print(v.line(), flush=True)
     orders = len({o["orderRef"] for o in audit.get("orders", []) if ours(o.get("orderRef"))})

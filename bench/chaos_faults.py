@@ -23,7 +23,7 @@ from shared.messages import ReconcileRequest
 
 WEIGHTS = (-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 DELAY_KINDS = ("executions", "open-orders", "positions", "contract-details", "place")
-WORKING = ("PendingSubmit", "PreSubmitted", "Submitted", "ApiPending")
+WORKING = ("PendingSubmit", "PreSubmitted", "Submitted", "ApiPending")  # statuses of a live order
 MIN_UP_BEFORE_KILL = (
     4.0  # seconds: supervisord gives up (FATAL) on a program that dies 3 times within startsecs
 )
@@ -144,17 +144,18 @@ class Chaos:
         return f"{' '.join(map(str, on))} (for {seconds:.1f}s)"
 
     def order_error(self) -> str:
-        live = [
-            o
-            for o in self.audit().get("orders", [])
-            if ours(o.get("orderRef")) and o.get("status") in WORKING
-        ]
-        if not live:
-            raise Skip("no live order of ours at the simulator")
-        order = self.rng.choice(live)
-        code = self.rng.choice((10349, 161, 10311))
-        self.sim("error", code, order["orderId"])
-        return f"error {code} on order {order['orderId']} ({order['orderRef']})"
+        """An order-scoped error (informational at IB) on a live order of ours: marketable orders live for a
+        price update or two, so the simulator's open orders are watched for a few seconds to catch one."""
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            live = [o for o in self.sim("status").get("open_orders", []) if ours(o.get("order_ref"))]
+            if live:
+                order = self.rng.choice(live)
+                code = self.rng.choice((10349, 161, 10311))
+                self.sim("error", code, order["order_id"])
+                return f"error {code} on order {order['order_id']} ({order['order_ref']}, {order['status']})"
+            time.sleep(0.05)
+        raise Skip("no live order of ours at the simulator within 5 s")
 
     def next_id_rollback(self) -> str:
         n = self.rng.randint(1, 20)
