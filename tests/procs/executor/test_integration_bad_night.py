@@ -1,6 +1,8 @@
 """A bad night for the Gateway, end to end: while the targets keep flipping (a burst of orders and partial fills each
 time), the Gateway drops the socket, resets it, loses market data, loses and regains its link to IB, goes silent,
-fills orders while the bridge is away, and the bridge and the executor are each SIGKILLed. Afterwards, with no
+fills orders while the bridge is away, answers slowly, corrects an execution, sends an informational error that
+ib_async turns into a cancel, shows a holding the stack does not trade, rolls its next order id back, and the
+bridge and the executor are each SIGKILLed. Afterwards, with no
 human help: trading resumes, no fill is lost or booked twice, no order reached the broker twice, the ledger
 agrees with the broker, and nothing halted."""
 
@@ -56,15 +58,49 @@ def _executor_killed(c: Cluster) -> None:
     c.start("executor")
 
 
+def _made_up_cancel(c: Cluster) -> None:
+    # an informational order-scoped code (10349, TIF set by preset): ib_async marks the order Cancelled on its own
+    live = [o for o in c.sim.status()["open_orders"] if o["order_ref"].startswith("ex-")]
+    if live:
+        c.sim.ctl("error", "10349", str(live[0]["order_id"]))
+
+
+def _correction(c: Cluster) -> None:
+    ours = [e for e in c.sim.ctl("audit")["executions"] if str(e["orderRef"]).startswith("ex-")]
+    live = [e for e in ours if not e.get("replaced_by")]
+    if live:
+        c.sim.ctl("correct-execution", live[-1]["execId"])  # same price and quantity: IB's bookkeeping fix
+
+
+def _slow_answers(c: Cluster) -> None:
+    c.sim.ctl("delay", "executions", "2")
+    c.sim.ctl("delay", "open-orders", "1")
+    c.sim.ctl("drop")  # the reconciliation after the reconnect meets slow answers
+    time.sleep(3)
+    c.sim.ctl("delay", "executions", "0")
+    c.sim.ctl("delay", "open-orders", "0")
+
+
+def _holdings_and_id_rollback(c: Cluster) -> None:
+    c.sim.ctl("holding", "AAPL", "3", "OPT")  # never mixed into AAPL stock, never a mismatch
+    c.sim.ctl("next-id-rollback", "1")  # a restarted Gateway's nextValidId went back
+    c.kill("bridge")
+    c.start("bridge")
+
+
 BAD_NIGHT: list[Fault] = [
     _drop,
     _market_data_lost,
     _bridge_killed,
+    _holdings_and_id_rollback,
     _link_lost_then_back,
     _reset,
     _fills_while_away,
+    _made_up_cancel,
     _executor_killed,
+    _correction,
     _silent,
+    _slow_answers,
 ]
 
 
