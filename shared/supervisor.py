@@ -77,9 +77,12 @@ def supervisord_config(
         for key, value in parser.items(section):
             value = value.replace("%(here)s/var/", f"{var}/").replace("%(here)s/var", var)
             parser.set(section, key, value.replace("%(here)s", here))
-        name = section.removeprefix("program:")
-        if autostart is not None and section.startswith("program:"):
-            parser.set(section, "autostart", "true" if name in autostart else "false")
+        if section.startswith("program:"):
+            # every program's files private from its first instant (the simulator has no harness to do it)
+            parser.set(section, "umask", f"{file_umask(settings):03o}")
+            if autostart is not None:
+                on = section.removeprefix("program:") in autostart
+                parser.set(section, "autostart", "true" if on else "false")
     env = dict_of_key_value_pairs(parser.get("supervisord", "environment", fallback=""))
     env.update(STACK_HOME=str(settings.home), VAR_DIR=str(settings.var_path))
     parser.set("supervisord", "environment", ",".join(f'{k}="{_escape(v)}"' for k, v in env.items()))

@@ -42,6 +42,7 @@ def test_supervisord_reads_var_dir_paths_relative_or_absolute(
         assert program.stdout_logfile == str(expected / "log" / f"{program.name}.supervisor.log")
         assert program.environment["VAR_DIR"] == str(expected)
         assert program.environment["STACK_HOME"] == str(stack_env)
+        assert program.umask == 0o077
 
 
 def test_autostart_lists_the_only_programs_that_start_by_themselves(stack_env: Path) -> None:
