@@ -100,8 +100,8 @@ def _restart_through_supervisord(sup: Supervisor, namespec: str, pid: int, stop_
     try:
         sup.rpc().startProcess(namespec, False)
     except xmlrpc.client.Fault as exc:
-        if exc.faultCode != _ALREADY_STARTED:
-            raise
+        if exc.faultCode != _ALREADY_STARTED:  # it is down now: the comeback rule will say so
+            return f"stopped, but supervisord refused to start it ({exc.faultString})"
     return "restarted through supervisord"
 
 

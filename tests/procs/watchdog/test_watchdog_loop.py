@@ -20,7 +20,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from procs.watchdog.act import Supervisor, hang_up_then_kill, restart
+from procs.watchdog.act import Supervisor, hang_up_then_kill, left_running, restart
 from procs.watchdog.loop import Watchdog, listen_for_heartbeats
 from procs.watchdog.model import Decision, Rules
 from shared.bus import Publisher, Subscriber
@@ -129,6 +129,14 @@ def test_a_fault_from_supervisord_is_reported_and_nothing_is_killed(sleeper: psu
     outcome = restart(DummySupervisor(rpc), restart_of(sleeper.pid, sleeper.create_time()), dry_run=False)
     assert outcome.startswith("not restarted: supervisord refused")
     assert sleeper.is_running() and sleeper.status() != psutil.STATUS_ZOMBIE
+
+
+def test_a_refused_start_after_the_stop_is_not_taken_for_a_restart_that_ended_nothing() -> None:
+    rpc = DummyRPC(pid=10, faults={"startProcess": BAD_NAME})
+    outcome = restart(DummySupervisor(rpc), restart_of(10), dry_run=False)
+    assert outcome.startswith("stopped, but supervisord refused to start it")
+    assert not left_running(outcome)  # so the watchdog waits for it to come back, and alerts if it does not
+    assert left_running("not restarted: supervisord refused (BAD_NAME)")
 
 
 def test_with_supervisord_unreachable_it_falls_back_to_hanging_up(sleeper: psutil.Process) -> None:
