@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import msgspec
+
 from procs.watchdog.health import EXIT_CODES, Facts, checks, overall, render_json, render_table
 from procs.watchdog.model import CloseWait, Owner, ProgramInfo, ProgramTable, Snapshot
 from shared.messages import HealthReport, Heartbeat
@@ -120,6 +122,19 @@ def test_programs_supervisord_and_the_watchdog() -> None:
         detail={"last_scan_ns": int(NOW * 1e9), "handed_off": ["features"]},
     )
     assert statuses(facts(watchdog=gave_up))["watchdog"] == "CRITICAL"
+
+
+def test_the_watchdogs_age_is_read_on_the_monotonic_clock_when_both_ends_have_it() -> None:
+    mono = 5_000 * 10**9  # the host's monotonic clock now
+    fresh = facts().watchdog
+    assert fresh is not None
+    beat = msgspec.structs.replace(fresh, detail={**fresh.detail, "last_scan_mono_ns": mono - 2 * 10**9})
+    for step in (-60.0, +60.0):  # the wall clock stepped a minute since the beat: nothing changes
+        stepped = facts(now=NOW + step, now_mono_ns=mono, watchdog_mono_ns=mono - 10**9, watchdog=beat)
+        assert statuses(stepped)["watchdog"] == "OK", step
+    # a watchdog that really stopped beating a minute ago is stale whatever the wall clock says
+    silent = facts(now=NOW - 60, now_mono_ns=mono, watchdog_mono_ns=mono - 60 * 10**9, watchdog=beat)
+    assert statuses(silent)["watchdog"] == "WARNING"
 
 
 def test_an_unreadable_socket_table_is_unknown_unless_something_worse_is_known() -> None:
