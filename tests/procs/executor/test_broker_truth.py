@@ -1,0 +1,147 @@
+"""The executor core against the broker's truth (real ledger, no sockets): statuses the client library made up,
+orders the open-order list still holds, orders of ours the ledger never saw, corrections, mismatch blocks, the
+operator's accept-broker, flatten one order at a time, and a ledger bound to one account and mode."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from procs.executor.actions import Cancel, Reconcile
+from procs.executor.engine import Executor
+from procs.executor.ledger import LedgerError, open_ledger
+from shared.messages import Fill, OrderEvent
+
+from .test_engine import fill, sends, target
+
+D = Decimal
+
+
+def test_a_made_up_cancel_leaves_the_order_working_and_asks_the_broker(
+    make_executor: Callable[..., Executor],
+) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
+    made_up = OrderEvent(client_order_id=coid, status="CANCELLED", error_code=10349, confirmed=False)
+    actions = ex.on_order_event(made_up)
+    assert any(isinstance(a, Reconcile) for a in actions)
+    order = ex.ledger.order(coid)
+    assert order is not None and order.status == "SUBMITTED" and order.unconfirmed == "CANCELLED"
+    assert sends(ex.on_target(target(weight=0.5))) == []  # the next bar: still covered, no second order
+    closed = ex.close_unconfirmed(order)  # the broker no longer lists it: now it is final
+    assert ex.ledger.order(coid).status == "CANCELLED"  # type: ignore[union-attr]
+    assert len(sends(closed)) == 1  # and the target is ordered again
+
+
+def test_an_order_the_broker_still_lists_is_working_again(make_executor: Callable[..., Executor]) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="REJECTED", reason="an old, unconfirmed word"))
+    listed = OrderEvent(client_order_id=coid, symbol="AAPL", quantity=D(50), status="SUBMITTED")
+    ex.on_listed(listed)
+    assert ex.ledger.order(coid).status == "SUBMITTED"  # type: ignore[union-attr]
+    assert sends(ex.on_target(target(weight=0.5))) == []
+
+
+def test_inactive_is_not_final(make_executor: Callable[..., Executor]) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="INACTIVE"))
+    assert sends(ex.on_target(target(weight=0.5))) == []  # still counted against the target
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
+    assert ex.ledger.order(coid).status == "SUBMITTED"  # type: ignore[union-attr]
+
+
+def test_an_unknown_order_of_ours_is_adopted_and_not_ordered_again(
+    make_executor: Callable[..., Executor],
+) -> None:
+    ex = make_executor()
+    coid = "ex-20260101T000000-AAPL-0badc0de"
+    ex.on_fill(
+        Fill(exec_id="x.01", client_order_id=coid, symbol="AAPL", side="BUY", quantity=D(50), price=D(100))
+    )
+    adopted = ex.ledger.order(coid)
+    assert adopted is not None and adopted.why.startswith("adopted") and ex.position("AAPL") == D(50)
+    assert sends(ex.on_target(target(weight=0.5))) == []  # 50 held: the target is met
+
+
+def test_a_correction_replaces_the_execution_it_corrects(make_executor: Callable[..., Executor]) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    fill(ex, coid, "0001.aa.01.01", "50", "100.00", commission="1")
+    cash = ex.ledger.cash()
+    fill(ex, coid, "0001.aa.01.02", "50", "99.50", commission="1")  # IB's correction: a lower price
+    assert ex.ledger.cash() == cash + D(25)  # 50 x 0.50 back
+    assert ex.position("AAPL") == D(50) and ex.ledger.positions["AAPL"].avg_cost == D("99.5")
+    fill(ex, coid, "0001.aa.01.01", "50", "100.00")  # the old version replayed: nothing
+    assert ex.ledger.cash() == cash + D(25) and ex.position("AAPL") == D(50)
+    assert [f["exec_id"] for f in ex.ledger.fills()] == ["0001.aa.01.02"]
+
+
+def test_a_mismatch_blocks_every_order_of_the_symbol_until_accepted(
+    make_executor: Callable[..., Executor],
+) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    fill(ex, coid, "e1", "50")
+    ex.block_mismatch("AAPL", D(50), D(30))
+    assert sends(ex.on_target(target(weight=0.0))) == []  # not even reduce-only
+    assert "accept-broker" in (ex.resume() or "")
+    ex.broker_positions["AAPL"] = D(30)
+    result, _ = ex.accept_broker("AAPL", D(30), D(101), method="test", operator="me", reason="sold by hand")
+    assert (result["ledger_before"], result["broker"]) == ("50", "30") and ex.position("AAPL") == D(30)
+    assert ex.ledger.adjustments()[0]["reason"] == "sold by hand"
+    assert ex.resume() is None
+    closing = sends(ex.on_target(target(weight=0.0)))
+    assert [(s.order.side, s.order.quantity) for s in closing] == [("SELL", D(30))]
+
+
+def test_reduce_only_is_decided_from_the_broker_too(make_executor: Callable[..., Executor]) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    fill(ex, coid, "e1", "50")
+    ex.broker_positions["AAPL"] = D(0)  # the broker says flat: selling 50 would open a short there
+    ex.trip_halt("test", "operator")
+    assert sends(ex.on_target(target(weight=0.0))) == []
+
+
+def test_flatten_closes_in_capped_orders_one_at_a_time(make_executor: Callable[..., Executor]) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id  # 50 shares at ~100
+    fill(ex, coid, "e1", "50")
+    ex.limits = dataclasses.replace(ex.limits, max_order_notional=D(2000))  # 20 shares an order
+    ex.broker_positions["AAPL"] = D(50)
+    first = sends(ex.flatten(["AAPL"]))
+    assert [(s.order.side, s.order.quantity, s.order.reduce_only) for s in first] == [("SELL", D(20), True)]
+    assert sends(ex.flatten_step()) == [] and sends(ex.on_target(target(weight=1.0))) == []  # one at a time
+    ex.broker_positions["AAPL"] = D(30)
+    second = sends(fill(ex, first[0].order.client_order_id, "e2", "20"))  # the next piece right behind the fill
+    assert [(s.order.side, s.order.quantity) for s in second] == [("SELL", D(20))]
+    assert not ex.halt.halted  # one symbol: the others keep trading
+
+
+def test_a_halt_cancels_again_until_the_broker_confirms(make_executor: Callable[..., Executor]) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    assert Cancel(coid) in ex.trip_halt("test", "operator")
+    ex.wall.advance(3.0)  # type: ignore[attr-defined]
+    assert Cancel(coid) in ex.enforce_halt()  # the first cancel may have lost the race to its own placement
+
+
+def test_a_ledger_belongs_to_one_account_and_mode(tmp_path: Path) -> None:
+    led = open_ledger(tmp_path / "ledger.sqlite")
+    paper = {"account": "DU1111111", "trading_mode": "paper", "execution": "broker"}
+    led.claim_identity(paper, paper)
+    led.claim_identity(paper, paper)  # the same again: fine
+    with pytest.raises(LedgerError, match="DU1111111 paper broker.*DU2222222 paper broker"):
+        other = {**paper, "account": "DU2222222"}
+        led.claim_identity(other, other)
+    with pytest.raises(LedgerError, match="paper local"):
+        local = {**paper, "execution": "local"}
+        led.claim_identity(local, local)
+    led.close()
