@@ -120,7 +120,9 @@ def test_flatten_closes_in_capped_orders_one_at_a_time(make_executor: Callable[.
     assert [(s.order.side, s.order.quantity, s.order.reduce_only) for s in first] == [("SELL", D(20), True)]
     assert sends(ex.flatten_step()) == [] and sends(ex.on_target(target(weight=1.0))) == []  # one at a time
     ex.broker_positions["AAPL"] = D(30)
-    second = sends(fill(ex, first[0].order.client_order_id, "e2", "20"))  # the next piece right behind the fill
+    second = sends(
+        fill(ex, first[0].order.client_order_id, "e2", "20")
+    )  # the next piece right behind the fill
     assert [(s.order.side, s.order.quantity) for s in second] == [("SELL", D(20))]
     assert not ex.halt.halted  # one symbol: the others keep trading
 
@@ -145,3 +147,45 @@ def test_a_ledger_belongs_to_one_account_and_mode(tmp_path: Path) -> None:
         local = {**paper, "execution": "local"}
         led.claim_identity(local, local)
     led.close()
+
+
+async def test_accept_broker_is_refused_unless_the_bridge_is_ready(
+    make_executor: Callable[..., Executor],
+) -> None:
+    from procs.executor.accept import accept_broker
+    from shared.bus import RequestError
+    from shared.messages import AcceptBrokerRequest, GatewayStatus
+
+    ex = make_executor()
+    ex.on_gateway(GatewayStatus(state="STALLED"))
+
+    async def never(req: object) -> object:
+        raise AssertionError("the broker must not be asked")
+
+    with pytest.raises(RequestError, match="STALLED, not READY"):
+        await accept_broker(ex, AcceptBrokerRequest(symbol="AAPL", reason="x"), never)
+    with pytest.raises(RequestError, match="not traded"):
+        await accept_broker(ex, AcceptBrokerRequest(symbol="NOPE", reason="x"), never)
+    assert ex.ledger.adjustments() == []
+
+
+def test_an_executor_started_on_another_accounts_ledger_exits_78_naming_both(short_tmp: Path) -> None:
+    import os
+    import subprocess
+
+    from .cluster import BASE_ENV, PYTHON, REPO
+
+    data = short_tmp / "var" / "data"
+    led = open_ledger(data / "ledger.sqlite")
+    mine = {"account": "DU1234567", "trading_mode": "paper", "execution": "broker"}
+    led.claim_identity(mine, {**mine, "account": "DU****567"})
+    led.close()
+    env = {**os.environ, **BASE_ENV, "IB_ACCOUNT": "DU7654321", "VAR_DIR": str(short_tmp / "var"),
+           "STACK_HOME": str(short_tmp), "PYTHONPATH": str(REPO), "IB_PORT": "14999"}  # fmt: skip
+    done = subprocess.run(
+        [str(PYTHON), "-m", "procs.executor"], cwd=REPO, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 78
+    last = (short_tmp / "var" / "log" / "executor.log").read_text().strip().splitlines()[-1]
+    assert "DU****567 paper broker" in last and "DU****321 paper broker" in last, last
+    assert "DU7654321" not in last  # the account is masked in every line
