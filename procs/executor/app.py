@@ -96,7 +96,9 @@ class ExecutorApp:
         for _ in range(SENDERS):
             self.order_clients.put_nowait(RequestClient(svc.ctx, bridge_req, timeout=2.0, retries=2))
         self._sending: set[asyncio.Task[None]] = set()
-        self.sync = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)  # reconciliation, contracts
+        # reconciliation and contracts: a slow Gateway answer (the bridge bounds each at 10 s) is waited for, not
+        # abandoned and asked again
+        self.sync = RequestClient(svc.ctx, bridge_req, timeout=12.0, retries=1)
         # the operator's reads of the broker (accept-broker) on a socket of their own: a REQ socket carries one
         # request at a time, and a reconciliation may be waiting on `sync`
         self.operator_client = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)

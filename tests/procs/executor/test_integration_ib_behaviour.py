@@ -137,21 +137,20 @@ def test_a_mismatch_blocks_the_symbol_until_the_operator_accepts_the_broker(shor
 
 
 def test_flatten_during_a_working_close_ends_flat_and_never_crosses_zero(short_tmp: Path) -> None:
-    with running_cluster(short_tmp, sim_args=SLOW, env=BIG) as c:
-        c.target_until(
-            "AAPL", 0.3, lambda: broker_positions(c).get("AAPL", 0) >= 2000 and working(c, "AAPL"), 30
-        )
+    quick = ("--tick-interval", "1")  # 500 shares on arrival, then 500 a second
+    with running_cluster(short_tmp, sim_args=quick, env={"POSITION_NOTIONAL": "600000"}) as c:
+        c.target_until("AAPL", 1.0, lambda: broker_positions(c).get("AAPL", 0) >= 1500, 30)
         c.target_until("AAPL", 0.0, lambda: working(c, "AAPL") and c.orders("AAPL")[-1]["side"] == "SELL", 30)
-        c.request("executor", FlattenRequest(symbols=["AAPL"]))
+        c.request("executor", FlattenRequest(symbols=["AAPL"]))  # while the closing order works
         lowest = D(1)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             c.publish_target("AAPL", 0.5)  # the strategy keeps asking for the opposite: flatten overrides it
             pos = broker_positions(c).get("AAPL", D(0))
             lowest = min(lowest, pos)
             if pos == 0 and c.status()["flattening"].get("AAPL", {}).get("state") == "flat":
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert broker_positions(c).get("AAPL", D(0)) == 0 and lowest >= 0
         assert c.status()["flattening"]["AAPL"]["state"] == "flat"
         check_ledger_against_broker(c)
@@ -159,11 +158,11 @@ def test_flatten_during_a_working_close_ends_flat_and_never_crosses_zero(short_t
 
 def test_a_slow_executions_reply_never_closes_an_order_acknowledged_meanwhile(short_tmp: Path) -> None:
     with running_cluster(short_tmp, sim_args=SLOW, env=BIG) as c:
-        c.sim.ctl("delay", "executions", "7")  # longer than the reconciler's grace for fresh orders
-        time.sleep(1)
+        c.sim.ctl("delay", "executions", "8")  # longer than the reconciler's grace for fresh orders
+        time.sleep(0.5)  # a reconciliation has taken its open-order snapshot and waits for the executions
         row = c.target_until("AAPL", 0.5, lambda: working(c, "AAPL"), timeout=20)
         seen = c.status()["reconciliations"]
-        reconciled_after(c, seen + 2, timeout=40)
+        reconciled_after(c, seen + 1, timeout=40)
         rows = c.orders("AAPL")
         assert [r["client_order_id"] for r in rows] == [row["client_order_id"]], [dict(r) for r in rows]
         assert len(sim_orders(c, "AAPL")) == 1

@@ -158,3 +158,28 @@ async def test_orders_of_a_previous_process_get_no_grace_but_fresh_ones_do(
     report, _ = await rec.run("start-up")
     assert report.resent == [old]  # written by a process that died: nothing can be in flight
     assert fresh not in report.resent and fresh in ex.ledger.working
+
+
+async def test_an_order_acknowledged_while_the_executions_answer_is_slow_is_never_closed(
+    make_executor: Callable[..., Executor],
+) -> None:
+    """The open-order snapshot is taken, the order is acknowledged while the executions answer is slow, and no grace
+    period protects it (grace 0): it is newer than the snapshot, so it is left for the next reconciliation."""
+    wall = WallClock()
+    ex = make_executor(wall=wall)
+    coid = place(ex)
+    wall.advance(60)  # sent long ago: no grace of any kind for it
+    broker = BrokerView()
+    plain_call = broker.call
+
+    async def slow_executions(req: Request) -> Any:
+        if isinstance(req, ExecutionsRequest):  # meanwhile the live stream acknowledges the order
+            wall.advance(8)
+            ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
+            wall.advance(8)
+        return await plain_call(req)
+
+    report, actions = await Reconciler(ex, slow_executions, grace_seconds=0).run("periodic")
+    assert report.closed == [] and report.resent == []
+    assert ex.ledger.order(coid).status == "SUBMITTED"  # type: ignore[union-attr]
+    assert not [a for a in actions if isinstance(a, Send)]
