@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -24,49 +24,11 @@ from ibapi.decoder import Decoder as IbapiDecoder
 from ibapi.wrapper import EWrapper
 
 from procs.gateway_sim import wire, wire_orders
-from procs.gateway_sim.contracts import DEFAULT_CONTRACTS, with_hours
-from procs.gateway_sim.orders import SimExecution, SimOrder
 
 VERSIONS = list(range(wire.MIN_CLIENT_VERSION, wire.SERVER_VERSION + 1))
-AAPL = with_hours(DEFAULT_CONTRACTS["AAPL"], datetime(2026, 11, 23, 15, tzinfo=UTC))
-SPY = DEFAULT_CONTRACTS["SPY"]
-ORDER = SimOrder(
-    order_id=11,
-    client_id=7,
-    perm_id=1002,
-    account="DU1234567",
-    symbol="AAPL",
-    con_id=265598,
-    action="BUY",
-    total_qty=Decimal(300),
-    order_type="LMT",
-    lmt_price=Decimal("190.01"),
-    aux_price=None,
-    tif="DAY",
-    order_ref="cid-42",
-    status="Submitted",
-    filled=Decimal(100),
-    avg_fill_price=Decimal("190.005"),
-    last_fill_price=Decimal("190.01"),
-)
-EXECUTION = SimExecution(
-    exec_id="0000e0d5.00000001.01.01",
-    order_id=11,
-    client_id=7,
-    perm_id=1002,
-    account="DU1234567",
-    symbol="AAPL",
-    con_id=265598,
-    side="BOT",
-    shares=Decimal(100),
-    price=Decimal("190.01"),
-    cum_qty=Decimal(100),
-    avg_price=Decimal("190.01"),
-    time_ns=1_767_366_000 * 10**9,
-    order_ref="cid-42",
-    commission=Decimal("1.00"),
-    exchange="NASDAQ",
-)
+# the same contracts, order and execution as the round-trip tests: one set of fixtures for the wire
+from .test_wire_roundtrip import AAPL, EXECUTION, ORDER, SPY  # noqa: E402
+
 Calls = list[tuple[str, tuple[Any, ...]]]
 
 
