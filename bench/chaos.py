@@ -48,13 +48,18 @@ from bench.chaos_checks import (  # noqa: E402
     live_executions,
     ours,
 )
-from bench.chaos_faults import DELAY_KINDS, WORKING, Chaos, Skip, pick  # noqa: E402
+from bench.chaos_faults import DELAY_KINDS, WORKING, Chaos, Fault, Skip, pick  # noqa: E402
 from bench.chaos_world import Refused, World  # noqa: E402
 from tests.support.stack import ALL_PROGRAMS, Stack, running_stack  # noqa: E402
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_NO_STACK = 0, 1, 2, 3
-DEFAULT_SYMBOLS = "AAPL,MSFT,NVDA,AMZN,GOOGL,TSLA,AMD,META"
-MEAN_FAULT_SECONDS = 2.0  # one fault every 2 s on average: ~300 in 10 minutes
+# INTC (~$25): its 800-share targets fill in 500-share chunks, so partial fills and live orders happen
+DEFAULT_SYMBOLS = "AAPL,MSFT,NVDA,AMZN,GOOGL,TSLA,AMD,META,INTC"
+MEAN_FAULT_SECONDS = 3.0  # one fault every 3 s on average (~200 in 10 minutes), besides the weights
+WEIGHTS_EVERY = (3.0, 6.0)  # seconds between new weights (~130 in 10 minutes), uniform
+STRATEGY_UP_SECONDS = (
+    3.0  # a new weight waits until the strategy has been up this long (its first bar is out)
+)
 RESTARTED = ("bridge", "features", "strategy", "executor", "watchdog")
 
 # The stack's settings for the run (printed at start). Speed: a 60 s bar closes every 2 real seconds, so a new
@@ -72,10 +77,10 @@ STACK_SETTINGS = {
     "WARMUP_BARS": "100",
     "LOG_LEVEL": "INFO",
     "POSITION_NOTIONAL": "20000",
-    "MAX_POSITION_SHARES": "400",
+    "MAX_POSITION_SHARES": "1000",
     "MAX_POSITION_NOTIONAL": "30000",
     "MAX_ORDER_NOTIONAL": "45000",
-    "MAX_GROSS_EXPOSURE": "200000",
+    "MAX_GROSS_EXPOSURE": "250000",
     "MAX_OPEN_POSITIONS": "10",
     "DAILY_LOSS_LIMIT": "25000",
     "MAX_ORDERS_PER_MINUTE": "300",
@@ -148,11 +153,26 @@ def simulator_identity(world: World) -> dict[str, Any]:
     }
 
 
+def inject(chaos: Chaos, counts: dict[str, int], name: str, fault: Fault) -> None:
+    """One fault, counted when it went in, one line either way."""
+    try:
+        did = fault(chaos)
+    except (Skip, Refused, OSError) as exc:
+        say(f"skip {name}: {exc}")
+        return
+    counts[name] = counts.get(name, 0) + 1
+    say(f"fault {sum(counts.values())}: {did}")
+
+
 def storm(chaos: Chaos, minutes: float) -> dict[str, int]:
-    """Faults at random for `minutes`; returns how many of each went in."""
+    """Faults at random for `minutes`; returns how many of each went in.
+
+    Two clocks: new weights every WEIGHTS_EVERY seconds (once the strategy that holds the last ones is up, so
+    each change is traded), and the other faults at exponential gaps of MEAN_FAULT_SECONDS on average.
+    """
     counts: dict[str, int] = {}
     end = time.monotonic() + minutes * 60
-    next_fault = time.monotonic() + 1.0
+    next_fault = next_weights = time.monotonic() + 1.0
     next_revive = time.monotonic() + 5.0
     while time.monotonic() < end:
         chaos.run_due()
@@ -162,18 +182,12 @@ def storm(chaos: Chaos, minutes: float) -> dict[str, int]:
             with contextlib.suppress(Exception):
                 for what in chaos.world.revive(RESTARTED):
                     say(f"operator: supervisord had given up on {what}; started it again")
+        if now >= next_weights and chaos.world.running_for("strategy") >= STRATEGY_UP_SECONDS:
+            next_weights = now + chaos.rng.uniform(*WEIGHTS_EVERY)
+            inject(chaos, counts, "weights", Chaos.change_weights)
         if now >= next_fault:
             next_fault = now + chaos.rng.expovariate(1 / MEAN_FAULT_SECONDS)
-            name, fault = pick(chaos.rng)
-            try:
-                did = fault(chaos)
-            except Skip as exc:
-                say(f"skip {name}: {exc}")
-            except (Refused, OSError) as exc:
-                say(f"skip {name}: {exc}")
-            else:
-                counts[name] = counts.get(name, 0) + 1
-                say(f"fault {sum(counts.values())}: {did}")
+            inject(chaos, counts, *pick(chaos.rng))
         time.sleep(0.1)
     return counts
 
@@ -285,7 +299,10 @@ def run(args: argparse.Namespace) -> int:
     settings["STRATEGY_PARAMS"] = ",".join(f"{s}={w:g}" for s, w in sorted(chaos_weights.items()))
     say(f"chaos run: {args.minutes:g} min, seed {args.seed}, symbols {','.join(args.symbols)}")
     say("settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
-    say(f"faults: one every {MEAN_FAULT_SECONDS:g}s on average (exponential gaps)")
+    say(
+        f"faults: new weights every {WEIGHTS_EVERY[0]:g}-{WEIGHTS_EVERY[1]:g}s, other faults every "
+        f"{MEAN_FAULT_SECONDS:g}s on average (exponential gaps)"
+    )
     os.umask(0o077)  # the home's .env, ledger and logs private, as the stack demands of a real home
     try:
         with running_stack(settings, programs=ALL_PROGRAMS, timeout=90) as stack:
