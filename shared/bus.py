@@ -34,8 +34,9 @@ PUB_SOCKETS = {
     "strategy": "strategy.pub",
     "executor": "executor.pub",
     "watchdog": "watchdog.pub",
+    "monitor": "monitor.pub",  # its heartbeat only: the monitor publishes nothing else
 }
-REQ_SOCKETS = {"bridge": "bridge.req", "executor": "executor.req"}
+REQ_SOCKETS = {"bridge": "bridge.req", "executor": "executor.req", "monitor": "monitor.req"}
 
 _ENCODER = msgspec.msgpack.Encoder()
 _PUBLISHED = msgspec.msgpack.Decoder(Published)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ LIVE_PORTS = frozenset({4001, 7496})
 PAPER_PORTS = frozenset({4002, 7497})
 REAL_GATEWAY_PORTS = LIVE_PORTS | PAPER_PORTS
 PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
-SUPERVISED_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog")
+SUPERVISED_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog", "monitor")
 
 _ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F|I)(\d{3,})(\d{3})\b")
 
@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     watchdog_max_restarts: int = Field(3, ge=1)
     watchdog_restart_window: float = Field(600.0, gt=0)
 
+    # -- monitor: alerts off the box, dead-man's switch, metrics (secrets: never printed, logged or echoed)
+    alert_urls: SecretStr = SecretStr("")
+    alert_level: Literal["INFO", "WARNING", "CRITICAL"] = "WARNING"
+    heartbeat_url: SecretStr = SecretStr("")
+    heartbeat_url_seconds: float = Field(60.0, ge=5)
+    monitor_port: int = Field(9188, ge=1, le=65535)
+    monitor_bind: str = "127.0.0.1"
+
     # -- gateway simulator (GATEWAY=sim)
     sim_speed: float = Field(10.0, gt=0)
     sim_seed: int = 42
@@ -180,7 +188,7 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "alert_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value

@@ -317,6 +317,22 @@ ExecutorRequest = (
 )
 
 
+# monitor's operator commands (bin/trader alerts, bin/trader test-alert): read-only, never about orders
+class AlertsRequest(Request, frozen=True, kw_only=True):
+    """bin/trader alerts: the most recent alerts, newest last, with what became of each."""
+
+    limit: int = 20
+
+
+class SendTestAlertRequest(Request, frozen=True, kw_only=True):
+    """bin/trader test-alert: one message through every configured sink now; the answer says which succeeded."""
+
+    message: str = "test alert from the trading stack"
+
+
+MonitorRequest = AlertsRequest | SendTestAlertRequest | HealthRequest
+
+
 class Reply(msgspec.Struct, frozen=True, kw_only=True):
     """The answer to one request. `result` holds plain data (Structs are encoded as maps)."""
 
