@@ -15,6 +15,7 @@ CENTS = Decimal("0.01")
 SIX_PLACES = Decimal("0.000001")
 ALLOCATION = Decimal("0.00000001")
 MARGIN_RATE = Decimal("0.25")  # maintenance and intraday initial margin on US stocks
+REG_T_RATE = Decimal("0.5")  # Regulation T initial margin on US stocks (overnight)
 BUYING_POWER_MULTIPLE = 4  # a margin account's intraday buying power: 4x available funds
 
 
@@ -111,10 +112,15 @@ class SimAccount:
             "NetLiquidation": net_liq,
             "TotalCashValue": self.cash,
             "SettledCash": self.cash,
+            "AccruedCash": ZERO,
             "CashBalance": self.cash,
             "EquityWithLoanValue": net_liq,
+            "PreviousDayEquityWithLoanValue": net_liq,
             "GrossPositionValue": gross,
             "StockMarketValue": stock_value,
+            "RegTEquity": net_liq,
+            "RegTMargin": gross * REG_T_RATE,
+            "SMA": max(ZERO, net_liq - gross * REG_T_RATE),
             "InitMarginReq": margin,
             "MaintMarginReq": margin,
             "AvailableFunds": available,
@@ -123,6 +129,11 @@ class SimAccount:
             "UnrealizedPnL": unrealized,
             "RealizedPnL": self.realized,
         }
+        # A stock account has no margin change ahead (no futures, no overnight rate): the Full* (all segments)
+        # and LookAhead* figures are the current ones, as IB reports them for such an account.
+        for tag in ("InitMarginReq", "MaintMarginReq", "AvailableFunds", "ExcessLiquidity"):
+            money["Full" + tag] = money[tag]
+            money["LookAhead" + tag] = money[tag]
         rows = [
             ("AccountCode", self.account, ""),
             ("AccountType", "INDIVIDUAL", ""),
@@ -130,6 +141,12 @@ class SimAccount:
         ]
         rows += [(tag, str(v.quantize(CENTS)), "USD") for tag, v in money.items()]
         rows.append(("CashBalance", str(self.cash.quantize(CENTS)), "BASE"))
+        # the ratios and counters IB reports without a currency
+        rows.append(("Cushion", str(ratio(available, net_liq)) if net_liq > 0 else "0", ""))
+        rows.append(("Leverage", str(ratio(gross, net_liq)) if net_liq > 0 else "0", ""))
+        rows.append(("LookAheadNextChange", "0", ""))
+        rows.append(("HighestSeverity", "0", ""))
+        rows.append(("DayTradesRemaining", "-1", ""))
         return rows
 
     def portfolio(

@@ -40,6 +40,7 @@ class SimContract:
     multiplier: str = ""
     local_symbol: str = ""  # empty: the symbol (IB's localSymbol of a US stock)
     trading_class: str = ""  # empty: IB's usual one for a stock (wire.trading_class)
+    isin: str = ""  # the security-id list of the contract details (REAL_ISINS, else synthetic_isin)
 
 
 # symbol | conId | primary exchange | start price | daily vol | avg daily volume | long name | industry
@@ -123,6 +124,44 @@ USO|90000061|ARCA|75|0.020|4000000|UNITED STATES OIL FUND LP|ETF
 """
 
 
+# ISINs of the best-known names: the issuers' real ones, as printed on their SEC filings (the cover page of each
+# 10-K / N-1A names the CUSIP; the ISIN is US + CUSIP + check digit). Every other contract gets synthetic_isin.
+REAL_ISINS = {
+    "AAPL": "US0378331005",
+    "MSFT": "US5949181045",
+    "AMZN": "US0231351067",
+    "NVDA": "US67066G1040",
+    "GOOGL": "US02079K3059",
+    "GOOG": "US02079K1079",
+    "META": "US30303M1027",
+    "TSLA": "US88160R1014",
+    "AMD": "US0079031078",
+    "INTC": "US4581401001",
+    "IBM": "US4592001014",
+    "SPY": "US78462F1030",
+    "QQQ": "US46090E1038",
+    "IWM": "US4642876555",
+}
+
+
+def isin_check_digit(body: str) -> str:
+    """ISO 6166's check digit of the first 11 characters: letters become 10..35, then Luhn over the digits."""
+    digits = "".join(str(int(ch, 36)) for ch in body.upper())
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d // 10 + d % 10
+    return str((10 - total % 10) % 10)
+
+
+def synthetic_isin(symbol: str) -> str:
+    """A valid-format ISIN that is NOT the security's real one: US, 'SIM', six digits from the symbol, and a correct
+    check digit, so a client that validates ISINs accepts it and a reader sees at once that it is made up."""
+    digest = int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=4).digest(), "big")
+    body = f"USSIM{digest % 1_000_000:06d}"
+    return body + isin_check_digit(body)
+
+
 def _parse_table(text: str) -> dict[str, SimContract]:
     table: dict[str, SimContract] = {}
     for line in text.strip().splitlines():
@@ -136,6 +175,7 @@ def _parse_table(text: str) -> dict[str, SimContract]:
             avg_daily_volume=int(adv),
             long_name=long_name,
             industry=industry,
+            isin=REAL_ISINS.get(symbol) or synthetic_isin(symbol),
         )
     return table
 
@@ -155,21 +195,38 @@ def find_contract(
     currency: str = "USD",
     exchange: str = "SMART",
     *,
+    local_symbol: str = "",
     now: datetime | None = None,
     table: Mapping[str, SimContract] | None = None,
 ) -> SimContract | None:
     """The contract a reqContractDetails for these fields resolves to, hours filled for `now`; None => error 200.
 
-    Empty fields match anything, as on IB; `exchange` may be SMART or the primary exchange.
+    By symbol or by localSymbol (how NautilusTrader asks for AAPL.NASDAQ: localSymbol, secType, SMART and the
+    primary exchange), both when both are given. Empty fields match anything, as on IB; `exchange` may be SMART
+    or the primary exchange. The query's primaryExchange is not checked: clients name NASDAQ's differently
+    (NASDAQ, ISLAND) and a Gateway resolves either.
     """
-    contract = (DEFAULT_CONTRACTS if table is None else table).get(symbol.upper())
+    contracts = DEFAULT_CONTRACTS if table is None else table
+    contract = contracts.get(symbol.upper()) if symbol else _by_local_symbol(local_symbol, contracts)
     if contract is None:
+        return None
+    if local_symbol and local_symbol.upper() != (contract.local_symbol or contract.symbol).upper():
         return None
     if sec_type not in ("", contract.sec_type) or currency not in ("", contract.currency):
         return None
     if exchange not in ("", contract.exchange, contract.primary_exchange):
         return None
     return with_hours(contract, now)
+
+
+def _by_local_symbol(local_symbol: str, table: Mapping[str, SimContract]) -> SimContract | None:
+    wanted = local_symbol.upper()
+    if not wanted:
+        return None
+    contract = table.get(wanted)  # a US stock's localSymbol is its symbol
+    if contract is not None and (contract.local_symbol or contract.symbol).upper() == wanted:
+        return contract
+    return next((c for c in table.values() if c.local_symbol.upper() == wanted), None)
 
 
 def contract_by_con_id(
@@ -191,4 +248,5 @@ def replay_contract(symbol: str, first_price: float) -> SimContract:
         primary_exchange="NYSE",
         long_name=f"{symbol} (REPLAY)",
         start_price=first_price,
+        isin=synthetic_isin(symbol),
     )

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from procs.gateway_sim.session import Session
 
 NEW_YORK = ZoneInfo("US/Eastern")
-SUMMARY_EXTRAS = {"AccountType": ("INDIVIDUAL", ""), "Cushion": ("1", ""), "DayTradesRemaining": ("-1", "")}
+# reqAccountSummary knows these names for account values (ibapi's AccountSummaryTags: ReqT*, not RegT*)
+SUMMARY_NAMES = {"RegTEquity": "ReqTEquity", "RegTMargin": "ReqTMargin"}
 
 
 def positions(session: Session, fields: list[str]) -> None:
@@ -119,7 +120,7 @@ def account_summary(session: Session, fields: list[str]) -> None:
     req_id = req_id_at(fields, 2, "reqAccountSummary")
     tags = {t.strip() for t in (fields[4] if len(fields) > 4 else "").split(",") if t.strip()}
     server = session.server
-    values = {tag: (value, cur) for tag, value, cur in server.broker.account_values()} | SUMMARY_EXTRAS
+    values = {SUMMARY_NAMES.get(tag, tag): (value, cur) for tag, value, cur in server.broker.account_values()}
     out = [
         wire.account_summary(req_id, server.account, tag, value, cur)
         for tag, (value, cur) in values.items()

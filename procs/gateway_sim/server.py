@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from procs.gateway_sim import handlers_market, handlers_orders, streams, wire
+from procs.gateway_sim import handlers_market, handlers_orders, handlers_ticks, streams, wire
 from procs.gateway_sim.audit import OrderAudit
 from procs.gateway_sim.broker import SimBroker
 from procs.gateway_sim.contracts import (
@@ -38,7 +38,11 @@ DEFAULT_PORT = 14002
 DEFAULT_ACCOUNT = "DU1234567"
 
 Handler = Callable[[Session, list[str]], None]
-HANDLERS: dict[int, Handler] = {**handlers_market.HANDLERS, **handlers_orders.HANDLERS}
+HANDLERS: dict[int, Handler] = {
+    **handlers_market.HANDLERS,
+    **handlers_orders.HANDLERS,
+    **handlers_ticks.HANDLERS,
+}
 
 
 @dataclass
@@ -232,9 +236,17 @@ class SimServer:
             if c is None or (q.symbol and q.symbol != c.symbol):
                 return None
             return c
-        if not q.symbol:
+        if not q.symbol and not q.local_symbol:
             return None
-        return find_contract(q.symbol, q.sec_type, q.currency, q.exchange, now=now, table=self.contracts)
+        return find_contract(
+            q.symbol,
+            q.sec_type,
+            q.currency,
+            q.exchange,
+            local_symbol=q.local_symbol,
+            now=now,
+            table=self.contracts,
+        )
 
     def contract_of(self, symbol: str) -> SimContract:
         return self.contracts[symbol]

@@ -25,6 +25,7 @@ from shared.log import log_every
 
 if TYPE_CHECKING:
     from procs.gateway_sim.contracts import SimContract
+    from procs.gateway_sim.handlers_ticks import DepthSub, TickByTickSub
     from procs.gateway_sim.server import SimServer
 
 # A client that stops reading while we stream is cut off before its backlog eats the simulator's memory.
@@ -65,15 +66,19 @@ class Subscriptions:
     market: dict[int, MarketSub] = field(default_factory=dict)
     bars: dict[int, BarSub] = field(default_factory=dict)
     history: dict[int, LiveHistorySub] = field(default_factory=dict)
+    tick_by_tick: dict[int, TickByTickSub] = field(default_factory=dict)
+    depth: dict[int, DepthSub] = field(default_factory=dict)
     positions: bool = False
     account: bool = False
     account_multi: set[int] = field(default_factory=set)
 
     def clear_market_data(self) -> int:
-        n = len(self.market) + len(self.bars) + len(self.history)
+        n = len(self.market) + len(self.bars) + len(self.history) + len(self.tick_by_tick) + len(self.depth)
         self.market.clear()
         self.bars.clear()
         self.history.clear()
+        self.tick_by_tick.clear()
+        self.depth.clear()
         return n
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from procs.gateway_sim import wire
+from procs.gateway_sim.handlers_ticks import stream_ticks
 from procs.gateway_sim.pricepath import BUCKET_NS, BUCKETS_PER_DAY
 from shared.log import log_every
 
@@ -72,6 +73,7 @@ def stream_once(server: SimServer, volumes: DayVolumes) -> None:
         for session in sessions:
             _bars(server, session, now, out[session])
             _history_updates(server, session, now, out[session])
+            stream_ticks(session, now, out[session])
         for session, chunks in out.items():
             if chunks:
                 session.send(b"".join(chunks), len(chunks))

@@ -212,7 +212,8 @@ def contract_details(req_id: int, c: SimContract, *, version: int = SERVER_VERSI
         fields.append(1)  # mdSizeMultiplier, dropped at 164
     fields += ["", "ACTIVETIM,ADJUST,ALERT,DAY,GTC,LMT,MKT,STP,STPLMT", f"SMART,{c.primary_exchange}", 1, 0]
     fields += [c.long_name or c.symbol, c.primary_exchange, "", c.industry, "", "", c.time_zone_id]
-    fields += [c.trading_hours, c.liquid_hours, "", "", 0]  # evRule, evMultiplier, numSecIds
+    fields += [c.trading_hours, c.liquid_hours, "", ""]  # evRule, evMultiplier
+    fields += [1, "ISIN", c.isin] if c.isin else [0]  # the security-id list (NautilusTrader needs the ISIN)
     fields += [1, "", "", "26", "", "ETF" if c.industry == "ETF" else "COMMON"]
     if size_rules:
         fields += [

@@ -23,6 +23,7 @@ class ContractQuery:
     exchange: str
     primary_exchange: str
     currency: str
+    local_symbol: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ def contract_at(fields: list[str], i: int, what: str) -> ContractQuery:
         exchange=f[i + 7].upper(),
         primary_exchange=f[i + 8].upper(),
         currency=f[i + 9].upper(),
+        local_symbol=f[i + 10].strip(),
     )
 
 
