@@ -1,7 +1,7 @@
 """Run the gateway simulator: `python -m procs.gateway_sim --port 14002 [--speed 60] [--replay bars.csv] ...`.
 
 Wires flags and settings into a SimServer plus its control socket, and handles signals; nothing else.
-Exit codes: 0 stopped (or GATEWAY=ib: not started), 75 port or control socket taken, 78 configuration error.
+Exit codes: 0 stopped (or GATEWAY=ib: not started), 2 bad --clock, 75 port or control socket taken, 78 configuration error.
 It refuses the ports of a real Gateway/TWS (4001, 4002, 7496, 7497) and listens on 127.0.0.1 only.
 """
 
@@ -18,7 +18,8 @@ from typing import Any
 
 from loguru import logger
 
-EXIT_OK, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 75, 78
+EXIT_OK, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 2, 75, 78
+CLOCK_MODES = ("session", "wall")  # as server.CLOCK_MODES (not imported here: --help must stay quick)
 
 
 class ConfigProblem(Exception):
@@ -58,6 +59,11 @@ def parse_args(argv: list[str], settings: Any) -> argparse.Namespace:
     )
     p.add_argument(
         "--start", default=default("sim_start", ""), help="sim clock start, ISO 8601 (default: last open)"
+    )
+    p.add_argument(
+        "--clock",
+        default=default("sim_clock", "session"),
+        help="session (default): simulated time from --start at --speed; wall: real time, speed 1, market open",
     )
     p.add_argument("--control-dir", type=Path, default=run_dir, help="where the control socket lives")
     p.add_argument(
@@ -120,6 +126,7 @@ def build_config(args: argparse.Namespace) -> Any:
         lazy_close=args.lazy_close,
         readonly=args.readonly,
         pacing=not args.no_pacing,
+        clock=args.clock,
     )
 
 
@@ -163,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway_sim: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     args = parse_args(sys.argv[1:] if argv is None else argv, settings)
+    if args.clock not in CLOCK_MODES:  # a usage error like argparse's, but one line
+        print(f"gateway_sim: --clock {str(args.clock)[:40]!r}: use session or wall", file=sys.stderr)
+        return EXIT_USAGE
     try:
         from shared.log import setup_logging
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from procs.gateway_sim.market_hours import hours_strings
+from procs.gateway_sim.market_hours import hours_strings, shifted_hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +183,11 @@ def _parse_table(text: str) -> dict[str, SimContract]:
 DEFAULT_CONTRACTS: dict[str, SimContract] = _parse_table(_TABLE)
 
 
-def with_hours(contract: SimContract, now: datetime | None = None) -> SimContract:
-    """The contract with IB's trading/liquid hours strings for the week starting at `now` (default: wall clock)."""
-    trading, liquid = hours_strings(now or datetime.now(UTC))
+def with_hours(contract: SimContract, now: datetime | None = None, shift_ns: int = 0) -> SimContract:
+    """The contract with IB's trading/liquid hours strings for the week starting at `now` (default: wall clock);
+    with `shift_ns` (wall-clock mode) `now` is the price path's time and the hours are its session's, moved."""
+    moment = now or datetime.now(UTC)
+    trading, liquid = shifted_hours(moment, shift_ns) if shift_ns else hours_strings(moment)
     return dataclasses.replace(contract, trading_hours=trading, liquid_hours=liquid)
 
 
@@ -197,6 +199,7 @@ def find_contract(
     *,
     local_symbol: str = "",
     now: datetime | None = None,
+    shift_ns: int = 0,
     table: Mapping[str, SimContract] | None = None,
 ) -> SimContract | None:
     """The contract a reqContractDetails for these fields resolves to, hours filled for `now`; None => error 200.
@@ -216,7 +219,7 @@ def find_contract(
         return None
     if exchange not in ("", contract.exchange, contract.primary_exchange):
         return None
-    return with_hours(contract, now)
+    return with_hours(contract, now, shift_ns)
 
 
 def _by_local_symbol(local_symbol: str, table: Mapping[str, SimContract]) -> SimContract | None:
@@ -230,12 +233,16 @@ def _by_local_symbol(local_symbol: str, table: Mapping[str, SimContract]) -> Sim
 
 
 def contract_by_con_id(
-    con_id: int, *, now: datetime | None = None, table: Mapping[str, SimContract] | None = None
+    con_id: int,
+    *,
+    now: datetime | None = None,
+    shift_ns: int = 0,
+    table: Mapping[str, SimContract] | None = None,
 ) -> SimContract | None:
-    """The contract with this conId, hours filled for `now`; None when unknown."""
+    """The contract with this conId, hours filled for `now` (and `shift_ns`, see with_hours); None when unknown."""
     for contract in (DEFAULT_CONTRACTS if table is None else table).values():
         if contract.con_id == con_id:
-            return with_hours(contract, now)
+            return with_hours(contract, now, shift_ns)
     return None
 
 

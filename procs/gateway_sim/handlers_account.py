@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from procs.gateway_sim.session import Session
 
 NEW_YORK = ZoneInfo("US/Eastern")
-# reqAccountSummary knows these names for account values (ibapi's AccountSummaryTags: ReqT*, not RegT*)
-SUMMARY_NAMES = {"RegTEquity": "ReqTEquity", "RegTMargin": "ReqTMargin"}
+# IB's own client asks for these with a q (ibapi's AccountSummaryTags), ib_async with a g: answer the name asked for
+SUMMARY_ALIASES = {"RegTEquity": "ReqTEquity", "RegTMargin": "ReqTMargin"}
 
 
 def positions(session: Session, fields: list[str]) -> None:
@@ -120,7 +120,10 @@ def account_summary(session: Session, fields: list[str]) -> None:
     req_id = req_id_at(fields, 2, "reqAccountSummary")
     tags = {t.strip() for t in (fields[4] if len(fields) > 4 else "").split(",") if t.strip()}
     server = session.server
-    values = {SUMMARY_NAMES.get(tag, tag): (value, cur) for tag, value, cur in server.broker.account_values()}
+    values = {tag: (value, cur) for tag, value, cur in server.broker.account_values()}
+    for tag, alias in SUMMARY_ALIASES.items():
+        if tag in values and alias in tags:
+            values[alias] = values[tag]
     out = [
         wire.account_summary(req_id, server.account, tag, value, cur)
         for tag, (value, cur) in values.items()

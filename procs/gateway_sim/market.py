@@ -6,6 +6,7 @@ It must never open a socket or sleep: the server asks it for values at a simulat
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -89,8 +90,12 @@ class Market:
         seed: int = 42,
         replay: dict[str, list[SimBar]] | None = None,
         cache_days: int = 160,
+        offset_ns: int = 0,
     ) -> None:
         self.contracts = dict(contracts)
+        # Wall-clock mode: the prices at time t are the path's at t - offset_ns (a multiple of 5 s), so a
+        # simulator started at night trades a real session's prices under real timestamps. 0: the path's own time.
+        self.offset_ns = offset_ns
         self.seed = seed
         self._replay = {s.upper(): ReplaySeries.from_bars(b) for s, b in (replay or {}).items() if b}
         self._params: dict[str, WalkParams] = {}
@@ -136,7 +141,11 @@ class Market:
         return block
 
     def price_at(self, symbol: str, t_ns: int) -> float:
-        """Last trade price at `t_ns`: within a 5-second bar the price runs open -> low -> high -> close (or via
+        """Last trade price at `t_ns` (simulated time)."""
+        return self._price(symbol, t_ns - self.offset_ns)
+
+    def _price(self, symbol: str, t_ns: int) -> float:
+        """Last trade price at `t_ns` on the path: within a 5-second bar the price runs open -> low -> high -> close (or via
         high first on a down bar), so every price seen lies inside that bar."""
         k, into = divmod(t_ns, BUCKET_NS)
         day, j = divmod(k, BUCKETS_PER_DAY)
@@ -182,9 +191,14 @@ class Market:
     def bar(self, symbol: str, start_ns: int, seconds: int) -> SimBar:
         """The bar of the 5-second buckets starting in [start_ns, start_ns + seconds); start_ns is floored to
         the 5-second grid, `seconds` rounded up to a multiple of 5."""
-        k0 = start_ns // BUCKET_NS
+        k0 = (start_ns - self.offset_ns) // BUCKET_NS
         n = max(1, -(-seconds // BUCKET_S))
-        return _aggregate(np.array([k0 * BUCKET_NS]), self._buckets(symbol, k0, k0 + n), np.array([0]))[0]
+        bar = _aggregate(np.array([k0 * BUCKET_NS]), self._buckets(symbol, k0, k0 + n), np.array([0]))[0]
+        return self._shifted(bar)
+
+    def _shifted(self, bar: SimBar) -> SimBar:
+        """A bar of the path, labelled in simulated time."""
+        return dataclasses.replace(bar, start_ns=bar.start_ns + self.offset_ns) if self.offset_ns else bar
 
     def history(
         self,
@@ -205,6 +219,7 @@ class Market:
         if bar_seconds >= 86_400 and bar_seconds != 86_400:
             raise ValueError("bar sizes above 1 day are not supported")
         bar_ns = bar_seconds * 10**9
+        end_ns -= self.offset_ns
         first_bar = -(-(end_ns - duration_s * 10**9) // bar_ns)  # the first whole bar inside the duration
         last_bucket = end_ns // BUCKET_NS  # buckets before this one are complete
         if bar_seconds == 86_400:
@@ -212,7 +227,7 @@ class Market:
         else:
             bars = self._intraday_bars(symbol, first_bar * bar_ns, last_bucket, bar_ns, rth_only)
         p = self.walk_params(symbol)
-        return [_as_shown(b, what, p.tick, p.tick_digits) for b in bars if b.volume > 0]
+        return [self._shifted(_as_shown(b, what, p.tick, p.tick_digits)) for b in bars if b.volume > 0]
 
     def _intraday_bars(
         self, symbol: str, start_ns: int, last_bucket: int, bar_ns: int, rth: bool
@@ -263,6 +278,7 @@ class Market:
     def day_bar(self, symbol: str, t_ns: int) -> SimBar:
         """Today so far for the tick stream: open, high, low and last of the regular session once it has opened
         (of the UTC day before that); volume of the whole UTC day, the current 5-second bucket included."""
+        t_ns -= self.offset_ns
         k = t_ns // BUCKET_NS
         day, j = divmod(k, BUCKETS_PER_DAY)
         b = self.block(symbol, day)
@@ -270,22 +286,24 @@ class Market:
         first = 0
         if session is not None and t_ns >= session[0]:
             first = min(j, (session[0] - day * DAY_NS) // BUCKET_NS)
-        last = self.price_at(symbol, t_ns)
+        last = self._price(symbol, t_ns)
         high = max(float(b.high[first:j].max()), last) if j > first else last
         low = min(float(b.low[first:j].min()), last) if j > first else last
         volume = int(b.volume[: j + 1].sum())
         open_ = float(b.open[first])
-        return SimBar(day * DAY_NS + first * BUCKET_NS, open_, high, low, last, volume, last, volume // 100)
+        start = day * DAY_NS + first * BUCKET_NS + self.offset_ns
+        return SimBar(start, open_, high, low, last, volume, last, volume // 100)
 
     def prev_close(self, symbol: str, t_ns: int) -> float:
         """The close of the previous UTC day (for tick type 9)."""
-        day = t_ns // DAY_NS
+        day = (t_ns - self.offset_ns) // DAY_NS
         return float(self.block(symbol, day - 1).close[-1])
 
     def quote(self, symbol: str, t_ns: int) -> tuple[float, float, float, int, int, int]:
         """(bid, ask, last, bidSize, askSize, lastSize): a one- or two-tick spread around the last price, and
         sizes that follow the traded volume. Deterministic per quarter-second."""
-        last = self.price_at(symbol, t_ns)
+        t_ns -= self.offset_ns
+        last = self._price(symbol, t_ns)
         p = self.walk_params(symbol)
         noise = _mix(symbol_key(symbol) ^ (t_ns // 250_000_000))
         spread = 1 + (noise & 3 == 0)

@@ -113,3 +113,37 @@ def hours_strings(now: datetime, days: int = 7) -> tuple[str, str]:
     """IB's (tradingHours, liquidHours) for `days` New York dates from `now`'s, e.g. "20261123:0930-20261123:1600"."""
     first = datetime.fromtimestamp(_as_utc_ns(now) / 1e9, tz=NEW_YORK).date()
     return _hours_from(first, days)
+
+
+WALL_MINUTES_INTO_SESSION = (
+    30  # wall mode outside a session: start this far into the latest one (history behind)
+)
+
+
+def wall_offset_ns(now: datetime) -> int:
+    """Wall-clock mode's shift of the price path: 0 when `now` is inside a regular session; otherwise what maps
+    `now` to 30 minutes after the latest session's open, a whole number of minutes (the 5-second grid holds),
+    so the market is open for the next six hours of real time."""
+    now_ns = _as_utc_ns(now)
+    today = now_ns // DAY_NS
+    for day in range(today, today - 30, -1):
+        session = session_on(day)
+        if session is None or session[0] > now_ns:
+            continue
+        if now_ns < session[1]:
+            return 0
+        target = session[0] + WALL_MINUTES_INTO_SESSION * 60 * 10**9
+        return (now_ns - target) // (60 * 10**9) * (60 * 10**9)
+    raise ValueError(f"no XNYS session in the 30 days before {now.isoformat()}")
+
+
+def shifted_hours(price_now: datetime, shift_ns: int) -> tuple[str, str]:
+    """IB's (tradingHours, liquidHours) in wall-clock mode: the session of the path at `price_now`, moved by
+    `shift_ns` onto the wall clock (one range each: the session the simulator is trading)."""
+    day = _as_utc_ns(price_now) // DAY_NS
+    session = session_on(day)
+    if session is None:
+        return hours_strings(datetime.fromtimestamp((_as_utc_ns(price_now) + shift_ns) / 1e9, tz=UTC), 1)
+    open_ns, close_ns = session[0] + shift_ns, session[1] + shift_ns
+    trading = f"{_hhmm(open_ns - PRE_MARKET_NS)}-{_hhmm(close_ns + AFTER_HOURS_NS)}"
+    return trading, f"{_hhmm(open_ns)}-{_hhmm(close_ns)}"

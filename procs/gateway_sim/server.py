@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,10 +29,12 @@ from procs.gateway_sim.contracts import (
 from procs.gateway_sim.delays import KIND_OF_MESSAGE, SlowAnswers
 from procs.gateway_sim.faults import FARM_OK_CODES, SILENT_MODES, Faults, error_text
 from procs.gateway_sim.market import Market, SimBar, SimClock, default_sim_start
+from procs.gateway_sim.market_hours import wall_offset_ns
 from procs.gateway_sim.session import Session
 from procs.gateway_sim.wire_requests import ContractQuery
 from shared.log import log_every
 
+CLOCK_MODES = ("session", "wall")
 REAL_GATEWAY_PORTS = frozenset({4001, 4002, 7496, 7497})
 DEFAULT_PORT = 14002
 DEFAULT_ACCOUNT = "DU1234567"
@@ -64,6 +66,7 @@ class SimConfig:
     readonly: bool = False
     pacing: bool = True
     contracts: dict[str, SimContract] = field(default_factory=lambda: dict(DEFAULT_CONTRACTS))
+    clock: str = "session"  # CLOCK_MODES: "wall" = real time, speed 1, the market open while it runs
 
 
 class SimServer:
@@ -79,9 +82,15 @@ class SimServer:
         for symbol, bars in (config.replay or {}).items():
             if symbol not in self.contracts and bars:
                 self.contracts[symbol] = replay_contract(symbol, bars[0].open)
-        start = config.start or default_sim_start(datetime.now(UTC))
-        self.clock = SimClock(start=start, speed=config.speed)
-        self.market = Market(self.contracts, seed=config.seed, replay=dict(config.replay or {}) or None)
+        offset = 0
+        if config.clock == "wall":  # real time at real speed; the prices of a session when the market is shut
+            offset = wall_offset_ns(datetime.now(UTC))
+            self.clock = SimClock(start=None, speed=1.0)
+        else:
+            start = config.start or default_sim_start(datetime.now(UTC))
+            self.clock = SimClock(start=start, speed=config.speed)
+        replay = dict(config.replay or {}) or None
+        self.market = Market(self.contracts, seed=config.seed, replay=replay, offset_ns=offset)
         self.broker = SimBroker(config.account, cash=config.cash, contracts=self.contracts)
         self.audit = OrderAudit()
         self.slow = SlowAnswers(self.faults)  # `delay KIND SECONDS`
@@ -108,13 +117,16 @@ class SimServer:
         self._tasks.append(loop.create_task(streams.run_market_loop(self), name="gateway-sim-market"))
         self._tasks.append(loop.create_task(self._housekeeping(), name="gateway-sim-housekeeping"))
         logger.info(
-            "gateway simulator listening on {}:{} (server version {}, account {}, speed {}x, sim time {})",
+            "gateway simulator listening on {}:{} (server version {}, account {}, speed {}x, sim time {}, "
+            "{} clock, prices {} s behind)",
             self.config.host,
             self.port,
             wire.SERVER_VERSION,
             self.account,
-            self.config.speed,
+            self.clock.speed,
             self.clock.now().isoformat(timespec="seconds"),
+            self.config.clock,
+            self.market.offset_ns // 10**9,
         )
 
     async def stop(self) -> None:
@@ -230,9 +242,10 @@ class SimServer:
     # ----------------------------------------------------------------------------------------------- helpers
 
     def resolve(self, q: ContractQuery) -> SimContract | None:
-        now = self.clock.now()
+        shift = self.market.offset_ns
+        now = self.clock.now() - timedelta(microseconds=shift // 1000)  # the price path's time
         if q.con_id:
-            c = contract_by_con_id(q.con_id, now=now, table=self.contracts)
+            c = contract_by_con_id(q.con_id, now=now, shift_ns=shift, table=self.contracts)
             if c is None or (q.symbol and q.symbol != c.symbol):
                 return None
             return c
@@ -245,6 +258,7 @@ class SimServer:
             q.exchange,
             local_symbol=q.local_symbol,
             now=now,
+            shift_ns=shift,
             table=self.contracts,
         )
 
@@ -324,7 +338,8 @@ class SimServer:
             "server_version": wire.SERVER_VERSION,
             "listening": self._listener is not None,
             "sim_time": self.clock.now().isoformat(timespec="milliseconds"),
-            "speed": self.config.speed,
+            "speed": self.clock.speed,
+            "clock": self.config.clock,
             "uptime_s": round(time.time() - self.started_at, 3),
             "sessions": [s.describe() for s in sorted(self.sessions, key=lambda s: s.connected_at)],
             "open_orders": [handlers_orders.describe_order(o) for o in self.broker.open_orders()],

@@ -35,7 +35,7 @@ class DayVolumes:
         self._state: dict[str, tuple[int, int, int]] = {}  # symbol -> (day, buckets counted, volume)
 
     def at(self, symbol: str, t_ns: int) -> int:
-        day, j = divmod(t_ns // BUCKET_NS, BUCKETS_PER_DAY)
+        day, j = divmod((t_ns - self._market.offset_ns) // BUCKET_NS, BUCKETS_PER_DAY)
         upto = j + 1
         volume = self._market.block(symbol, day).volume
         state = self._state.get(symbol)
