@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     sim_cash: Decimal = Field(Decimal("1000000"), gt=0)
     sim_replay_file: str = ""
     sim_start: str = ""
+    sim_clock: Literal["session", "wall"] = "session"  # wall: real time at speed 1, the market open while it runs
 
     # -- logs and files
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
