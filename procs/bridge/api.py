@@ -1,8 +1,9 @@
 """The bridge's request API (BridgeRequest over ROUTER): health, contract, history, place/cancel order, open
 orders, executions, positions, account. Each handler checks its fields first and answers one clear line.
 
-An adapter over the session. It must never place an order unless the Gateway is READY and not read-only, never
-place two orders for one client order id, and never let a bad request raise anything but RequestError.
+An adapter over the session. It must never place an order unless the Gateway is READY and not read-only (or, while
+a market-data farm is down, unless the order only reduces the Gateway's position), never place two orders for one
+client order id, and never let a bad request raise anything but RequestError.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from procs.bridge import convert
+from procs.bridge.farms import describe, gateway_position, reduce_only_refusal
 from procs.bridge.orders import DONE, OrderConflict, OrderInvalid, check_place_order
 from procs.bridge.pacing import HistoryPacer
 from procs.bridge.session import GatewaySession
@@ -84,12 +86,20 @@ class BridgeApi:
             st = self.session.status()
             raise RequestError(f"not connected to the Gateway ({st.state}: {st.reason}); retry later")
 
-    def _require_orders(self) -> None:
-        if self.session.settings.ib_readonly:
+    def _require_orders(self, req: PlaceOrder) -> None:
+        s = self.session
+        if s.settings.ib_readonly:
             raise RequestError("orders refused: IB_READONLY=true (set it to false to trade)")
-        st = self.session.status()
-        if st.state != "READY" or not st.orders_allowed:
+        st = s.status()
+        if st.state == "READY" and st.orders_allowed:
+            return
+        if not (st.reduce_only and st.orders_allowed):
             raise RequestError(f"orders refused while the Gateway is {st.state}: {st.reason}")
+        if getattr(s.orders.get(req.client_order_id), "order_id", 0):
+            return  # already at the Gateway: a retry places nothing new (its ack is answered)
+        why = reduce_only_refusal(req.side, req.quantity, *gateway_position(s.ib, s.settings.ib_account, req))
+        if why:
+            raise RequestError(f"orders refused while the Gateway is {st.state} ({st.reason}): {why}")
 
     async def _gateway(
         self, key: Hashable, make: Callable[[], Awaitable[T]], timeout: float = GATEWAY_TIMEOUT
@@ -176,6 +186,9 @@ class BridgeApi:
         cached = self._history_cache.get(key)
         if cached is not None and time.monotonic() - cached[0] < self.history_pacer.identical_gap:
             return cached[1]  # IB forbids identical requests within 15 s: the answer cannot have changed much
+        down = self.session.conditions.farms_down_of("hmds")
+        if down:  # its answer would be an error or nothing: a warm-up on nothing would pass for a warm one
+            raise RequestError(f"{describe('hmds', down)}; retry when IB reports it OK (2106)")
         pending = self._history_pending.get(key)
         if pending is None:  # the first asker fetches; identical askers meanwhile share its answer
             pending = asyncio.ensure_future(self._fetch_history(req, size, key))
@@ -265,7 +278,7 @@ class BridgeApi:
             check_place_order(req)
         except OrderInvalid as exc:
             raise RequestError(str(exc)) from None
-        self._require_orders()
+        self._require_orders(req)
         try:
             claim = self.session.orders.claim(req)
         except OrderConflict as exc:
@@ -292,7 +305,7 @@ class BridgeApi:
             raise RequestError(
                 f"client_order_id {req.client_order_id!r} was cancelled before it was sent; nothing was placed"
             )
-        self._require_orders()  # the state may have changed while we waited
+        self._require_orders(req)  # the state may have changed while we waited
         try:
             trade = s.placer.place(details.contract, convert.ib_order(req, s.settings.ib_account))
         except ConnectionError:

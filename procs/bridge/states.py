@@ -1,6 +1,11 @@
 """The bridge's view of the Gateway: separate conditions (socket phase, IB link, data farms, heartbeat,
 identity, sync) folded into one state with the reason and the human's remedy; error codes handled by class.
 
+Data farms count by kind (farms.py): a market-data farm the stack uses down is DEGRADED with orders allowed
+reduce-only (`reduce_only`: the API gate lets through only orders that reduce the Gateway's position, and the
+executor reads DEGRADED + orders_allowed the same way); a historical-data farm down stays READY and only history
+waits; a farm the stack does not use changes nothing.
+
 Pure: codes and facts in, a Status and a list of Actions out. It must never treat a data-farm flap or a 1100 as
 a dead socket: only the socket's real close leads to a reconnect (that is the session adapter's business).
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from procs.bridge.farms import describe, farm_counts, farm_kind, farm_of
 from shared.config import PAPER_ACCOUNT_PREFIXES, mask_account
 from shared.messages import GatewayStateName
 
@@ -35,9 +41,11 @@ class ErrorClass(Enum):
     LINK_LOST = "link_lost"  # 1100, 2110
     RESTORED_DATA_LOST = "restored_data_lost"  # 1101: every subscription is gone
     RESTORED = "restored"  # 1102
-    FARM_BROKEN = "farm_broken"  # 2103, 2105
+    FARM_BROKEN = "farm_broken"  # 2103 (market data), 2105 (historical data)
     FARM_OK = "farm_ok"  # 2104, 2106
-    FARM_INACTIVE = "farm_inactive"  # 2107, 2108, 2158: ignore
+    # 2107, 2108, 2158: a farm idle until asked ("inactive but should be available upon demand"), sent at every
+    # login: nothing is down, orders and history go (a request wakes the farm)
+    FARM_INACTIVE = "farm_inactive"
     SUBSCRIPTION_LOST = "subscription_lost"  # 10182
     COMPETING_SESSION = "competing_session"  # 10197
     PACING = "pacing"  # 100 (messages/s), 162 (historical)
@@ -66,8 +74,6 @@ _CLASSES: dict[int, ErrorClass] = {
     321: ErrorClass.READ_ONLY,
 }
 
-MARKET_FARM_CODES = (2103, 2104)
-
 
 def classify(code: int) -> ErrorClass:
     return _CLASSES.get(code, ErrorClass.OTHER)
@@ -75,9 +81,7 @@ def classify(code: int) -> ErrorClass:
 
 def farm_name(code: int, text: str) -> str:
     """'market:usfarm' for 2103/2104, 'hmds:ushmds' for 2105/2106 (the name follows the last ':')."""
-    kind = "market" if code in MARKET_FARM_CODES else "hmds"
-    name = text.rsplit(":", 1)[-1].strip() if ":" in text else ""
-    return f"{kind}:{name or 'farm'}"
+    return f"{farm_kind(code)}:{farm_of(code, text)}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Status:
     remedy: str = ""
     orders_allowed: bool = False
     data_degraded: bool = False
+    reduce_only: bool = False  # orders allowed only when they reduce a position (a market-data farm is down)
 
 
 # ------------------------------------------------------------------ actions the adapter carries out
@@ -130,7 +135,7 @@ class GatewayConditions:
     phase_remedy: str = ""
     link_lost: bool = False
     link_code: int = 0
-    farms_down: dict[str, float] = field(default_factory=dict)  # farm -> when it broke (monotonic s)
+    farms_down: dict[str, float] = field(default_factory=dict)  # 'kind:name' -> when it broke (monotonic s)
     stalled_reason: str = ""
     identity_problem: str = ""
     identity_remedy: str = ""
@@ -142,7 +147,8 @@ class GatewayConditions:
         """The one state: socket phase first, then identity, heartbeat, IB link, data farms."""
         if self.phase is not Phase.UP:
             return Status(self.phase.value, self.phase_reason, self.phase_remedy)
-        degraded = bool(self.farms_down)
+        market, hmds = self.farms_down_of("market"), self.farms_down_of("hmds")
+        degraded = bool(market)
         if self.identity_problem:
             return Status(
                 "WAITING_FOR_HUMAN", self.identity_problem, self.identity_remedy, data_degraded=degraded
@@ -156,11 +162,24 @@ class GatewayConditions:
         if self.link_lost:
             reason = f"the Gateway lost its link to IB ({self.link_code}): orders gated until 1101/1102"
             return Status("DEGRADED", reason, LINK_REMEDY, data_degraded=True)
-        if degraded:
-            farms = ", ".join(sorted(self.farms_down))
-            return Status("DEGRADED", f"data farm down: {farms}", FARM_REMEDY, data_degraded=True)
-        reason = "session up, all checks passed" + (" (read-only: orders refused)" if self.readonly else "")
-        return Status("READY", reason, orders_allowed=not self.readonly)
+        history = f"; {describe('hmds', hmds)}" if hmds else ""
+        if market:
+            reason = describe("market", market) + history
+            return Status(
+                "DEGRADED",
+                reason,
+                FARM_REMEDY,
+                orders_allowed=not self.readonly,
+                data_degraded=True,
+                reduce_only=True,
+            )
+        reason = "session up, all checks passed" if not hmds else "session up" + history
+        reason += " (read-only: orders refused)" if self.readonly else ""
+        return Status("READY", reason, remedy=FARM_REMEDY if hmds else "", orders_allowed=not self.readonly)
+
+    def farms_down_of(self, kind: str) -> list[str]:
+        """The names of the farms of `kind` ('market' or 'hmds') that are down and count."""
+        return sorted(f.split(":", 1)[1] for f in self.farms_down if f.startswith(f"{kind}:"))
 
     def set_phase(self, phase: Phase, reason: str, remedy: str = "") -> None:
         self.phase, self.phase_reason, self.phase_remedy = phase, reason, remedy
@@ -189,7 +208,12 @@ class GatewayConditions:
             self.link_lost = False
             return []
         if cls is ErrorClass.FARM_BROKEN:
-            self.farms_down.setdefault(farm_name(code, text), now)
+            kind, name = farm_kind(code), farm_of(code, text)
+            if not farm_counts(kind, name):
+                return [
+                    Warn(f"farm-{name}", f"{code}: {name} is down; the stack trades nothing it serves", 900.0)
+                ]
+            self.farms_down.setdefault(f"{kind}:{name}", now)
             return []
         if cls is ErrorClass.FARM_OK:
             return self._farm_ok(code, text)

@@ -119,6 +119,76 @@ def test_a_farm_flap_degrades_data_and_reissues_market_data_that_stopped(sim: Ga
     assert degraded and rounds == 1
 
 
+def order(cid: str, side: str, quantity: str, limit: str) -> PlaceOrder:
+    return PlaceOrder(
+        client_order_id=cid,
+        symbol="AAPL",
+        side=side,  # type: ignore[arg-type]
+        quantity=Decimal(quantity),
+        limit_price=Decimal(limit),
+    )
+
+
+def gateway_aapl(b: object) -> Decimal:
+    ib = b.session.ib  # type: ignore[attr-defined]
+    return sum((Decimal(str(p.position)) for p in ib.positions() if p.contract.symbol == "AAPL"), Decimal(0))
+
+
+def test_a_market_data_farm_down_refuses_new_risk_but_lets_reducing_orders_through(sim: GatewaySim) -> None:
+    """2103 for usfarm: buying more is refused with the farm named; selling part of the position goes, also while
+    a reducing order already works (never past zero); a farm the stack does not use (eufarm) changes nothing."""
+
+    async def go() -> tuple[str, str, str, str]:
+        async with live_bridge(bridge_settings(sim.port)) as b:
+            await b.wait_state("READY")
+            await b.api.place_order(order("open", "BUY", "5", "400.00"))  # marketable: fills at once
+            await wait_until(lambda: gateway_aapl(b) == 5, "5 AAPL at the Gateway")
+            sim.error(2103, message="Market data farm connection is broken:eufarm")
+            sim.error(2103)  # usfarm
+            await b.wait_state("DEGRADED")
+            reason = b.session.status().reason
+            with pytest.raises(RequestError, match="BUY 1 AAPL is not reduce-only: it would add") as adding:
+                await b.api.place_order(order("more", "BUY", "1", "400.00"))
+            resting = await b.api.place_order(order("rest", "SELL", "3", "9999.00"))  # reduces, stays working
+            await wait_until(lambda: sim.status()["open_orders"], "the resting sell at the simulator")
+            with pytest.raises(RequestError, match="cross zero") as crossing:
+                await b.api.place_order(order("too-much", "SELL", "3", "1.00"))
+            close = await b.api.place_order(order("close", "SELL", "2", "1.00"))  # the rest: fills at once
+            await wait_until(lambda: gateway_aapl(b) == 3, "2 sold during the outage")
+            return reason, str(adding.value), f"{resting.status} {close.status}", str(crossing.value)
+
+    reason, adding, acks, crossing = run(go(), timeout=60)
+    assert "market-data farm down (usfarm)" in reason and "eufarm" not in reason
+    assert "usfarm" in adding and acks == "NEW NEW" and "already being reduced by 3)" in crossing
+    refs = {o["orderRef"] for o in sim.audit()["orders"]}
+    assert {"open", "rest", "close"} <= refs and not refs & {"more", "too-much"}
+
+
+def test_a_historical_data_farm_down_leaves_orders_alone_and_history_waits(sim: GatewaySim) -> None:
+    """2105 for ushmds: the bridge stays READY and places orders; a history request is refused with the farm named
+    (never answered with nothing, which a warm-up would take for no history) until 2106."""
+    from shared.messages import HistoryRequest
+
+    async def go() -> tuple[str, str, str, int]:
+        async with live_bridge(bridge_settings(sim.port)) as b:
+            await b.wait_state("READY")
+            sim.error(2105)
+            await wait_until(lambda: b.session.conditions.farms_down_of("hmds"), "the HMDS farm down")
+            st = b.session.status()
+            ack = await b.api.place_order(resting_buy("during-2105"))
+            req = HistoryRequest(symbol="MSFT", bar_seconds=60, duration_seconds=3600)
+            with pytest.raises(RequestError, match=r"historical-data farm down \(ushmds\)") as refused:
+                await b.api.history(req)
+            sim.error(2106)
+            await wait_until(lambda: not b.session.conditions.farms_down_of("hmds"), "the HMDS farm OK")
+            bars = await b.api.history(req)
+            return f"{st.state} {st.orders_allowed}", st.reason, f"{ack.status} {refused.value}", len(bars)
+
+    state, reason, outcome, bars = run(go(), timeout=60)
+    assert state == "READY True" and "warm-ups wait" in reason
+    assert outcome.startswith("NEW ") and "retry when IB reports it OK" in outcome and bars > 0
+
+
 def test_10197_is_one_warning_per_interval_and_no_reconnect(sim: GatewaySim) -> None:
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="WARNING", format="{message}")

@@ -145,3 +145,87 @@ def test_identity_refuses_an_account_the_gateway_does_not_manage() -> None:
 def test_identity_refuses_live_accounts_in_paper_mode_and_paper_accounts_in_live_mode() -> None:
     assert "live accounts" in identity_problem(["DU1234567", "U9999999"], "DU1234567", "paper", 4002)[0]
     assert "paper accounts" in identity_problem(["DU1234567"], "DU1234567", "live", 4001)[0]
+
+
+# ------------------------------------------------------------------ data farms by kind (issue 14, item 2)
+
+
+def test_a_market_data_farm_down_allows_reduce_only_orders_and_says_what_it_blocks() -> None:
+    c = up()
+    c.on_gateway_code(2103, "Market data farm connection is broken:usfarm", -1, now=1.0)
+    st = c.status()
+    assert (st.state, st.orders_allowed, st.reduce_only, st.data_degraded) == ("DEGRADED", True, True, True)
+    assert "market-data farm down (usfarm)" in st.reason and "reduce-only orders and flatten go" in st.reason
+    assert "new risk refused" in st.reason
+
+
+def test_a_read_only_session_stays_closed_to_orders_while_a_farm_is_down() -> None:
+    c = up(readonly=True)
+    c.on_gateway_code(2103, "Market data farm connection is broken:usfarm.nj", -1, now=1.0)
+    assert not c.status().orders_allowed
+
+
+def test_a_historical_data_farm_down_leaves_orders_alone_and_says_history_waits() -> None:
+    c = up()
+    c.on_gateway_code(2105, "HMDS data farm connection is broken:ushmds", -1, now=1.0)
+    st = c.status()
+    assert st.state == "READY" and st.orders_allowed and not st.reduce_only
+    assert "historical-data farm down (ushmds)" in st.reason and "warm-ups wait" in st.reason
+    assert c.farms_down_of("hmds") == ["ushmds"]
+    c.on_gateway_code(2106, "HMDS data farm connection is OK:ushmds", -1, now=2.0)
+    assert c.status().reason == "session up, all checks passed" and c.farms_down_of("hmds") == []
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (2103, "Market data farm connection is broken:eufarm"),
+        (2103, "Market data farm connection is broken:cashfarm"),
+        (2103, "Market data farm connection is broken:usopt"),
+        (2105, "HMDS data farm connection is broken:euhmds"),
+        (2107, "HMDS data farm connection is inactive but should be available upon demand.ushmds"),
+        (2108, "Market data farm connection is inactive but should be available upon demand.usfarm"),
+    ],
+)
+def test_farms_the_stack_does_not_use_and_idle_farms_change_nothing(code: int, text: str) -> None:
+    c = up()
+    c.on_gateway_code(code, text, -1, now=1.0)
+    st = c.status()
+    assert st.state == "READY" and st.orders_allowed and st.reason == "session up, all checks passed"
+
+
+def test_both_kinds_down_name_both_farms_and_the_market_one_decides_the_state() -> None:
+    c = up()
+    c.on_gateway_code(2105, "HMDS data farm connection is broken:ushmds", -1, now=1.0)
+    c.on_gateway_code(2103, "Market data farm connection is broken:usfarm", -1, now=1.0)
+    st = c.status()
+    assert st.state == "DEGRADED" and st.reduce_only and "usfarm" in st.reason and "ushmds" in st.reason
+
+
+def test_an_unnamed_farm_counts_on_the_safe_side() -> None:
+    c = up()
+    c.on_gateway_code(2103, "Market data farm connection is broken", -1, now=1.0)
+    assert c.status().state == "DEGRADED"
+
+
+@pytest.mark.parametrize(
+    ("side", "qty", "position", "working", "refused"),
+    [
+        ("SELL", "10", "10", "0", ""),
+        ("SELL", "4", "10", "6", ""),
+        ("SELL", "5", "10", "6", "cross zero"),
+        ("BUY", "1", "10", "0", "add to"),
+        ("SELL", "1", "0", "0", "no position"),
+        ("BUY", "0.5", "-0.5", "0", ""),
+        ("SELL", "11", "10", "0", "cross zero"),
+    ],
+)
+def test_the_reduce_only_gate_counts_working_orders_and_never_crosses_zero(
+    side: str, qty: str, position: str, working: str, refused: str
+) -> None:
+    from decimal import Decimal
+
+    from procs.bridge.farms import reduce_only_refusal
+
+    why = reduce_only_refusal(side, Decimal(qty), Decimal(position), Decimal(working))
+    assert (refused in why) if refused else why == ""
