@@ -48,7 +48,7 @@ from bench.chaos_checks import (  # noqa: E402
     live_executions,
     ours,
 )
-from bench.chaos_faults import DELAY_KINDS, WORKING, Chaos, Fault, Skip, pick  # noqa: E402
+from bench.chaos_faults import DELAY_KINDS, WORKING, Armed, Chaos, Fault, Skip, pick  # noqa: E402
 from bench.chaos_world import Refused, World  # noqa: E402
 from tests.support.stack import ALL_PROGRAMS, Stack, running_stack  # noqa: E402
 
@@ -157,6 +157,9 @@ def inject(chaos: Chaos, counts: dict[str, int], name: str, fault: Fault) -> Non
     """One fault, counted when it went in, one line either way."""
     try:
         did = fault(chaos)
+    except Armed as exc:
+        say(f"armed {name}: {exc}")
+        return
     except (Skip, Refused, OSError) as exc:
         say(f"skip {name}: {exc}")
         return
@@ -176,6 +179,10 @@ def storm(chaos: Chaos, minutes: float) -> dict[str, int]:
     next_revive = time.monotonic() + 5.0
     while time.monotonic() < end:
         chaos.run_due()
+        for name, did in chaos.landed:
+            counts[name] = counts.get(name, 0) + 1
+            say(f"fault {sum(counts.values())}: {did}")
+        chaos.landed.clear()
         now = time.monotonic()
         if now >= next_revive:
             next_revive = now + 5.0

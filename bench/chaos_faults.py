@@ -9,6 +9,7 @@ It must never signal the simulator, and never kill a program that is still start
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -38,12 +39,18 @@ class Skip(Exception):
     """This fault could not be injected now; str() says why, in one line."""
 
 
+class Armed(Skip):
+    """This fault waits for its moment in a follow-up, which counts it when it lands; str() says what it waits for."""
+
+
 @dataclass
 class Pending:
     due: float
     what: str
     run: FollowUp
     tries: int = 0
+    max_tries: int = 20
+    ends_a_fault: bool = True  # False: a fault still waiting for its moment, dropped when the storm is over
 
 
 @dataclass
@@ -56,6 +63,7 @@ class Chaos:
     manual_room: dict[str, Decimal] = field(default_factory=dict)
     pending: list[Pending] = field(default_factory=list)
     has_accept_broker: bool | None = None  # None: not tried yet
+    landed: list[tuple[str, str]] = field(default_factory=list)  # (name, what) of faults a follow-up injected
 
     # ------------------------------------------------------------------ plumbing
 
@@ -67,8 +75,10 @@ class Chaos:
         except OSError as exc:
             raise Skip(f"simulator control socket: {exc}") from None
 
-    def later(self, seconds: float, what: str, run: FollowUp) -> None:
-        self.pending.append(Pending(time.monotonic() + seconds, what, run))
+    def later(
+        self, seconds: float, what: str, run: FollowUp, max_tries: int = 20, ends_a_fault: bool = True
+    ) -> None:
+        self.pending.append(Pending(time.monotonic() + seconds, what, run, 0, max_tries, ends_a_fault))
 
     def run_due(self, everything: bool = False) -> None:
         """Run the follow-ups that are due (all of them with `everything`); a failing one is said and dropped."""
@@ -82,13 +92,15 @@ class Chaos:
             except (Skip, Refused, OSError, RequestTimeout) as exc:
                 self.say(f"follow-up {p.what}: skipped ({exc})")
                 continue
-            if again is not None and p.tries < 20:
-                self.pending.append(Pending(now + again, p.what, p.run, p.tries + 1))
+            if again is not None and p.tries < p.max_tries:
+                self.pending.append(dataclasses.replace(p, due=now + again, tries=p.tries + 1))
             elif again is not None:
                 self.say(f"follow-up {p.what}: gave up after {p.tries} tries")
 
     def settle_all(self, deadline: float) -> None:
-        """Every follow-up, now, until none is left or the deadline passes (retries sleep their delay)."""
+        """Every follow-up that ends a fault, now, until none is left or the deadline passes (retries sleep
+        their delay); faults still waiting for their moment are dropped."""
+        self.pending = [p for p in self.pending if p.ends_a_fault]
         while self.pending and time.monotonic() < deadline:
             self.run_due(everything=True)
             if self.pending:
@@ -145,18 +157,27 @@ class Chaos:
 
     def order_error(self) -> str:
         """An order-scoped error (informational at IB) on a live order of ours. Marketable orders fill on arrival
-        up to 500 shares, the rest one 500-share chunk per price update (INTC's 800-share targets), so the
-        simulator's open orders are watched for a few seconds to catch one."""
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
+        up to 500 shares, the rest one 500-share chunk per price update (INTC's 800-share targets), so live
+        orders are rare and short: the simulator's open orders are watched for a while, and the error goes to
+        the first live order of ours seen (counted as a fault then, not now)."""
+        code = self.rng.choice((10349, 161, 10311))
+
+        def aim() -> float | None:
             live = [o for o in self.sim("status").get("open_orders", []) if ours(o.get("order_ref"))]
-            if live:
-                order = self.rng.choice(live)
-                code = self.rng.choice((10349, 161, 10311))
-                self.sim("error", code, order["order_id"])
-                return f"error {code} on order {order['order_id']} ({order['order_ref']}, {order['status']})"
-            time.sleep(0.05)
-        raise Skip("no live order of ours at the simulator within 3 s")
+            if not live:
+                return 0.1
+            order = self.rng.choice(live)
+            self.sim("error", code, order["order_id"])
+            self.landed.append(
+                (
+                    "order error",
+                    f"error {code} on order {order['order_id']} ({order['order_ref']}, {order['status']})",
+                )
+            )
+            return None
+
+        self.later(0.0, f"error {code} on a live order of ours", aim, max_tries=300, ends_a_fault=False)
+        raise Armed(f"error {code} goes to the next live order of ours seen within 30 s")
 
     def next_id_rollback(self) -> str:
         n = self.rng.randint(1, 20)
