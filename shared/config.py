@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     order_timeout_seconds: float = Field(120.0, gt=0)
     allow_reduce_only_when_halted: bool = True
     position_tolerance: Decimal = Field(Decimal("0"), ge=0)
+    # a market-data farm down: reduce-only orders and flatten priced as a marketable limit from the last quote no
+    # older than FARM_DOWN_QUOTE_MAX_AGE seconds (quote), or sent at market (market)
+    farm_down_pricing: Literal["quote", "market"] = "quote"
+    farm_down_quote_max_age: float = Field(30.0, gt=0)
     local_slippage_bps: Decimal = Field(Decimal("2"), ge=0)
     local_commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
     circuit_breaker_max_errors: int = Field(5, ge=1)

@@ -388,7 +388,8 @@ class ExecutorApp:
             if self.local is not None:  # local paper trading: the ledger is the book, nothing to compare
                 await self.execute(self.ex.mark_synced())
                 return True
-            if health.state != "READY":
+            # a market-data farm down (DEGRADED, orders allowed) leaves positions and orders to reconcile
+            if health.state != "READY" and not (health.state == "DEGRADED" and self.ex.farm_down):
                 log_every("reconcile.wait", 30, "INFO", f"reconciliation waits: bridge is {health.state}")
                 return False
             report, actions = await self.reconciler.run(reason)

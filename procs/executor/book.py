@@ -17,7 +17,7 @@ from procs.executor.actions import Publish
 from procs.executor.breaker import CircuitBreaker
 from procs.executor.hours import MarketClock, session_at, trading_day
 from procs.executor.ledger import DayRecord, HaltState, Ledger
-from procs.executor.risk import RiskContext, RiskLimits
+from procs.executor.risk import MAX_QUOTE_AGE_SECONDS, RiskContext, RiskLimits
 from procs.executor.sizing import QuoteSnapshot
 from shared.config import Settings
 from shared.log import log_every
@@ -106,6 +106,30 @@ class Book:
         day = self.day_record()
         return pnl.daily_pnl(self.ledger.cash(), day.start_cash, self.book(), day.start, self.marks())
 
+    @property
+    def farm_down(self) -> bool:
+        """The bridge is DEGRADED but allows orders: a market-data farm is down and only orders that reduce a
+        position go (the bridge checks that again against the Gateway's position)."""
+        g = self.gateway
+        return g is not None and g.state == "DEGRADED" and g.orders_allowed
+
+    @property
+    def tradable(self) -> bool:
+        """The bridge takes orders: every order (READY), or reduce-only ones (farm_down)."""
+        g = self.gateway
+        return g is not None and g.orders_allowed and g.state in ("READY", "DEGRADED")
+
+    def order_gate(self) -> str:
+        """What the gateway lets through, in the operator's words (bin/trader status)."""
+        g = self.gateway
+        if g is None:
+            return "none: the bridge's state is not known yet"
+        if self.farm_down:
+            return f"reduce-only and flatten ({g.reason}; priced: FARM_DOWN_PRICING={self.settings.farm_down_pricing})"
+        if g.state == "READY" and g.orders_allowed:
+            return "all"
+        return f"none: gateway {g.state}" + (f" ({g.reason})" if g.reason else "")
+
     def risk_context(self, symbol: str, *, operator: bool = False, excluding: str = "") -> RiskContext:
         now = self.wall()
         while self.recent_orders and self.recent_orders[0] < now - 60 * 10**9:
@@ -126,6 +150,9 @@ class Book:
             session=None if market_now is None else session_at(market_now),
             gateway_state=g.state if g else "",
             gateway_ready=g is not None and g.state == "READY" and g.orders_allowed,
+            gateway_reduce_only=self.farm_down,
+            gateway_reason=g.reason if g else "",
+            quote_max_age=self.settings.farm_down_quote_max_age if self.farm_down else MAX_QUOTE_AGE_SECONDS,
             halted=self.halt.halted and not operator,  # flatten is the operator's explicit, reduce-only order
             halt_reason=self.halt.reason,
             circuit_open=not self.breaker.allows_order(),

@@ -57,6 +57,8 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "execution": ex.settings.execution,
         "gateway": g.state if g else "UNKNOWN",
         "orders_allowed": bool(g and g.orders_allowed),
+        "gateway_reason": g.reason if g else "",
+        "orders_gate": ex.order_gate(),
         "market_time": iso(market_now),
         "market_session": session_at(market_now) if market_now else "unknown",
         "market_hours": ex.settings.market_hours,

@@ -111,9 +111,10 @@ class Executor(Book):
 
     def on_gateway(self, g: GatewayStatus) -> list[Action]:
         was_ready = self.gateway is not None and self.gateway.state == "READY"
+        was_tradable = self.tradable
         self.gateway = g
         self.clock.anchor(g.gateway_time_ns)
-        if g.state == "READY" and not was_ready:
+        if (g.state == "READY" and not was_ready) or (self.tradable and not was_tradable):
             return [Reconcile(f"gateway {g.state}")]
         return []
 
@@ -405,7 +406,9 @@ class Executor(Book):
         broker = self.broker_positions.get(symbol)
         if broker is not None:  # the broker's position is the truth: reduce-only must hold there too
             reduce = reduce and is_reduce_only(side, quantity, broker + working)
-        if self.settings.order_type == "MKT":
+        if self.settings.order_type == "MKT" or (
+            reduce and self.farm_down and self.settings.farm_down_pricing == "market"
+        ):
             return OrderIntent(symbol, side, quantity, "MKT", None, reduce)
         quote = self.quotes.get(symbol)
         if quote is None or quote.reference <= 0:

@@ -2,7 +2,10 @@
 
 Every check is a plain function of (order, context, limits); none has side effects, none reads a clock or a
 socket. Orders that only reduce a position skip the exposure caps (they cannot add risk) and, when
-ALLOW_REDUCE_ONLY_WHEN_HALTED, the halt. A check must never let an order through because data is missing.
+ALLOW_REDUCE_ONLY_WHEN_HALTED, the halt; while a market-data farm is down (the bridge DEGRADED with orders allowed)
+only they go, priced per FARM_DOWN_PRICING. A check must never let an order through because data is missing,
+except a reduce-only market order the operator chose for a farm outage (FARM_DOWN_PRICING=market), which needs no
+quote. A fractional quantity passes only when it reduces a fractional position to a whole number or to zero.
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ class RiskContext:
     session: Session | None  # None: the market's clock is not known yet
     gateway_state: str
     gateway_ready: bool
+    # a market-data farm is down: only reduce-only orders go (gateway_reason says which farm)
+    gateway_reduce_only: bool = False
+    gateway_reason: str = ""
+    quote_max_age: float = MAX_QUOTE_AGE_SECONDS  # FARM_DOWN_QUOTE_MAX_AGE while a farm is down
     halted: bool = False
     halt_reason: str = ""
     circuit_open: bool = False
@@ -119,10 +126,24 @@ def _money(x: Decimal) -> str:
     return f"{x:,.2f}"
 
 
+def whole(q: Decimal) -> bool:
+    return q == q.to_integral_value()
+
+
 def check_quantity(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Rejection | None:
     q = order.quantity
-    if not q.is_finite() or q <= 0 or q != q.to_integral_value():
-        return Rejection("quantity", f"{q} is not a positive whole number of shares")
+    if not q.is_finite() or q <= 0:
+        return Rejection("quantity", f"{q} is not a positive number of shares")
+    if not whole(q):
+        # IB's fractional rules: a fractional position (a dividend reinvestment, a corporate action) may be reduced
+        # by a fractional quantity, to a whole number or to zero; new fractional risk is never ordered
+        before = ctx.exposure(order.symbol)
+        if not (order.reduce_only and not whole(before) and whole(before + order.signed_quantity)):
+            return Rejection(
+                "quantity",
+                f"{q} is not a whole number of shares (a fraction only closes the fraction of a fractional "
+                f"position; {order.symbol} is {before})",
+            )
     if q > ABSURD_SHARES:
         return Rejection("quantity", f"{q} shares is absurd (sanity cap {ABSURD_SHARES})")
     return None
@@ -137,13 +158,17 @@ def check_symbol(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Rejec
 
 
 def check_quote(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Rejection | None:
+    if ctx.gateway_reduce_only and order.reduce_only and order.order_type == "MKT":
+        return None  # FARM_DOWN_PRICING=market: the operator closes at market while no quote can come
     q = ctx.quote
     if q is None or q.reference <= 0:
         return Rejection("quote", f"no quote for {order.symbol}: cannot price the order")
     age = (ctx.now_ns - q.received_ns) / 1e9
-    if age > MAX_QUOTE_AGE_SECONDS:
+    if age > ctx.quote_max_age:
+        farming = ctx.gateway_reduce_only and order.reduce_only
+        farm = " (a market-data farm is down: FARM_DOWN_PRICING=market closes at market)" * farming
         return Rejection(
-            "quote", f"last quote of {order.symbol} is {age:.0f}s old (max {MAX_QUOTE_AGE_SECONDS:g}s)"
+            "quote", f"last quote of {order.symbol} is {age:.0f}s old (max {ctx.quote_max_age:g}s){farm}"
         )
     return None
 
@@ -165,8 +190,10 @@ def check_circuit(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Reje
 
 
 def check_gateway(order: OrderIntent, ctx: RiskContext, lim: RiskLimits) -> Rejection | None:
-    if ctx.gateway_ready:
+    if ctx.gateway_ready or (ctx.gateway_reduce_only and order.reduce_only):
         return None
+    if ctx.gateway_reduce_only:
+        return Rejection("gateway", f"only reduce-only orders go: {ctx.gateway_reason}")
     return Rejection("gateway", f"gateway is {ctx.gateway_state or 'unknown'}, not READY")
 
 

@@ -1,0 +1,71 @@
+"""Data-farm outages by kind (real simulator, bridge and executor): a market-data farm down (2103) refuses new risk
+but lets a reduce-only target and `flatten` through, priced per FARM_DOWN_PRICING; a historical-data farm down
+(2105) leaves orders alone; the executor's status says which farm and what it blocks."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from shared.messages import FlattenRequest
+
+from .cluster import broker_positions, check_ledger_against_broker, running_cluster, wait_for
+
+D = Decimal
+SMALL = {"POSITION_NOTIONAL": "20000"}  # ~100 AAPL: filled on arrival
+
+
+def settled(c: object) -> bool:
+    return not c.ledger("SELECT 1 FROM orders WHERE settled = 0")  # type: ignore[attr-defined]
+
+
+def test_market_data_farm_down_refuses_new_risk_and_a_reduce_only_target_goes_at_a_quote_limit(
+    short_tmp: Path,
+) -> None:
+    with running_cluster(short_tmp, env={**SMALL, "FARM_DOWN_PRICING": "quote"}) as c:
+        c.target_until("AAPL", 1.0, lambda: broker_positions(c).get("AAPL", 0) > 0 and settled(c), 30)
+        held = broker_positions(c)["AAPL"]
+        c.sim.ctl("error", "2103")  # usfarm
+        st = wait_for(
+            "the executor sees the farm down", lambda: (s := c.status())["gateway"] == "DEGRADED" and s, 15
+        )
+        assert st["orders_gate"].startswith("reduce-only and flatten") and "usfarm" in st["orders_gate"]
+        assert "new risk refused" in st["gateway_reason"] and st["orders_allowed"]
+        before = len(c.orders("AAPL"))
+        c.publish_target("MSFT", 0.5)  # new risk: refused, nothing ordered
+        wait_for(
+            "the new-risk refusal", lambda: "only reduce-only orders go" in c.status()["last_rejection"], 15
+        )
+        # the strategy halves AAPL: a reduce-only order goes, a marketable limit from the last quote
+        c.target_until("AAPL", 0.5, lambda: broker_positions(c).get("AAPL", held) < held and settled(c), 20)
+        closing = c.orders("AAPL")[before:]
+        assert closing and all(o["reduce_only"] and o["order_type"] == "LMT" for o in closing)
+        assert "MSFT" not in broker_positions(c) and not c.orders("MSFT")
+        c.sim.ctl("error", "2104")
+        wait_for("READY again", lambda: c.status()["orders_gate"] == "all", 15)
+        c.target_until("MSFT", 0.5, lambda: broker_positions(c).get("MSFT", 0) > 0, 20)
+        wait_for("every order settled", lambda: settled(c), 20)
+        check_ledger_against_broker(c)
+
+
+def test_flatten_goes_at_market_while_the_market_data_farm_is_down_and_a_history_outage_blocks_no_order(
+    short_tmp: Path,
+) -> None:
+    env = {**SMALL, "FARM_DOWN_PRICING": "market", "FARM_DOWN_QUOTE_MAX_AGE": "1"}
+    with running_cluster(short_tmp, env=env) as c:
+        c.sim.ctl("error", "2105")  # ushmds: history waits, orders do not
+        c.target_until("AAPL", 1.0, lambda: broker_positions(c).get("AAPL", 0) > 0 and settled(c), 30)
+        st = c.status()
+        assert st["orders_gate"] == "all" and "historical-data farm down (ushmds)" in st["gateway_reason"]
+        c.sim.ctl("error", "2103")
+        wait_for("the executor sees the farm down", lambda: c.status()["gateway"] == "DEGRADED", 15)
+        time.sleep(
+            1.5
+        )  # the last quote is now older than FARM_DOWN_QUOTE_MAX_AGE: a limit could not be priced
+        c.request("executor", FlattenRequest(symbols=["AAPL"]))
+        wait_for("flat at the broker", lambda: broker_positions(c).get("AAPL", 0) == 0, 20)
+        wait_for("flatten says flat", lambda: c.status()["flattening"]["AAPL"]["state"] == "flat", 20)
+        closing = [o for o in c.orders("AAPL") if o["why"] == "flatten by operator"]
+        assert closing and all(o["order_type"] == "MKT" and o["reduce_only"] for o in closing)
+        check_ledger_against_broker(c)
