@@ -161,7 +161,7 @@ class Rules:
     max_restarts: int = 3
     restart_window: float = 600.0
     debounce_scans: int = 2
-    heartbeat_programs: frozenset[str] = frozenset({"bridge", "features", "strategy", "executor"})
+    heartbeat_programs: frozenset[str] = frozenset({"bridge", "features", "strategy", "executor", "monitor"})
 
 
 @dataclass(frozen=True, slots=True)

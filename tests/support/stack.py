@@ -28,7 +28,7 @@ from shared.supervisor import supervisor_rpc, write_supervisord_config
 from tests.support.sim import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog")
+ALL_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog", "monitor")
 
 # Fast settings for tests: quick heartbeats, short budgets, a sped-up simulated clock.
 TEST_DEFAULTS = {

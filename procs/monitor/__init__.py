@@ -1,0 +1,1 @@
+"""The monitor: alerts off the box (Apprise), a dead-man's switch and Prometheus metrics; it never trades."""

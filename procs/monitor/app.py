@@ -1,0 +1,279 @@
+"""Wires the monitor inside the service harness: bus listener, supervisord and executor polls, alert sinks,
+the dead-man's switch, /metrics and the `monitor.req` socket (bin/trader alerts, test-alert).
+
+It only listens and reads: it never sends anything to the Gateway or to the bridge (it does not even ask the
+bridge: the bridge's heartbeat says enough), and from the executor it asks only StatusRequest (read-only).
+Trading never waits for it: if it is slow or down, no other program notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import msgspec
+import psutil
+from loguru import logger
+from prometheus_client import CollectorRegistry, start_http_server
+
+from procs.monitor import notices as nt
+from procs.monitor.alerting import Alerting
+from procs.monitor.deadman import DeadmanFacts, decide
+from procs.monitor.metrics import MonitorFacts, StackCollector, families
+from procs.monitor.pinger import ping_forever
+from procs.monitor.policy import AlertPolicy
+from procs.monitor.sinks import FAIL_WARN_AFTER, close_sinks, parse_sinks
+from procs.monitor.view import StackView
+from procs.watchdog.act import Supervisor
+from shared.bus import PUB_SOCKETS, RequestClient, RequestServer, Subscriber, pub_endpoint, req_endpoint
+from shared.log import log_every
+from shared.messages import (
+    AccountValue,
+    Alert,
+    AlertsRequest,
+    Fill,
+    GatewayStatus,
+    HealthRequest,
+    Heartbeat,
+    MonitorRequest,
+    OrderEvent,
+    Position,
+    RiskState,
+    SendTestAlertRequest,
+    StatusRequest,
+)
+from shared.service import Service
+from shared.supervisor import supervisor_socket
+
+TOPICS = ("heartbeat.", "alert", "gateway", "order.", "fill", "position", "account", "risk")
+PROGRAM_GRACE = 15.0  # seconds out of RUNNING before a program's state is an alert (a restart is not)
+METRICS_RETRY = 30.0
+
+
+class Monitor:
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        s = svc.settings
+        self.view = StackView(started_mono=time.monotonic())
+        self.facts = MonitorFacts(msgs_limit=s.bridge_msgs_per_second)
+        self.alerting = Alerting(
+            AlertPolicy(level=s.alert_level, clock=time.monotonic),
+            s.log_dir / "alerts.jsonl",
+            parse_sinks(s.alert_urls.get_secret_value()),  # ConfigError: exit 78, the URL masked
+        )
+        self.poll_seconds = min(5.0, max(1.0, 2 * s.heartbeat_seconds))
+        self.executor = RequestClient(svc.ctx, req_endpoint(s, "executor"), timeout=1.0, retries=0)
+        self.supervisor = Supervisor(supervisor_socket(s), timeout=2.0)
+        self.ever_running: set[str] = set()
+        self.metrics_at = ""
+        self.deadman_state = "off" if not s.heartbeat_url.get_secret_value() else "not yet"
+
+    # ---------------------------------------------------------------- the bus
+
+    def on_message(self, topic: str, msg: Any) -> None:
+        now = time.monotonic()
+        v, notify = self.view, self.alerting.notify
+        if isinstance(msg, Heartbeat):
+            v.heard(msg, now)
+        elif isinstance(msg, Alert):
+            notify(nt.from_alert(msg, msg.source))
+        elif isinstance(msg, GatewayStatus):
+            v.bridge_state = msg.state
+            notice = nt.from_gateway_status(msg)
+            if notice is not None:
+                notify(notice)
+        elif isinstance(msg, OrderEvent):
+            v.order(msg)
+        elif isinstance(msg, Fill):
+            v.fill(msg)
+        elif isinstance(msg, Position):
+            v.position(msg)
+        elif isinstance(msg, AccountValue):
+            v.account_value(msg)
+        elif isinstance(msg, RiskState):
+            for notice in nt.from_risk_state(msg):
+                notify(notice)
+
+    async def listen(self, sub: Subscriber) -> None:
+        while not self.svc.stop.is_set():
+            got = await sub.recv(timeout=0.5)
+            self.view.bus_gaps, self.view.bus_lost = sub.stats.gaps, sub.stats.lost
+            if got is None:
+                continue
+            try:
+                self.on_message(got.topic, got.msg)
+            except Exception as exc:  # one odd message costs a log line, never the monitor
+                log_every("monitor.message", 60.0, "ERROR", f"could not take {got.topic}: {exc!r}")
+
+    # ---------------------------------------------------------------- polls (read-only)
+
+    async def poll_forever(self) -> None:
+        while not self.svc.stop.is_set():
+            try:
+                await self.poll_once()
+            except Exception as exc:
+                log_every("monitor.poll", 60.0, "ERROR", f"poll failed: {exc!r}")
+            self.update_heartbeat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.svc.stop.wait(), self.poll_seconds)
+
+    async def poll_once(self) -> None:
+        table = await asyncio.to_thread(self.supervisor.table)
+        now = time.monotonic()
+        v = self.view
+        if (table is not None) != v.supervisord_up or table is None:
+            self.alerting.notify(nt.supervisord_notice(table is not None))
+        v.supervisord_up = table is not None
+        if table is not None:
+            v.programs = {p.name: p.state for p in table.programs}
+            v.program_pids = {p.name: p.pid for p in table.programs if p.pid}
+            v.rss = await asyncio.to_thread(_rss, v.program_pids)
+            for p in table.programs:
+                self._program_state(p.name, p.state, now)
+        try:
+            reply = await self.executor.request(StatusRequest())
+        except Exception:  # RequestTimeout: the executor is down or busy; its figures go unknown
+            reply = None
+        if reply is not None and reply.ok and isinstance(reply.result, dict):
+            v.status, v.status_at = reply.result, now
+            for notice in nt.from_status(reply.result):
+                self.alerting.notify(notice)
+        self.facts.status_fresh = now - v.status_at < 3 * self.poll_seconds + 1
+
+    def _program_state(self, name: str, state: str, now: float) -> None:
+        v = self.view
+        if state == "RUNNING":
+            self.ever_running.add(name)
+            v.not_running_since.pop(name, None)
+            self.alerting.notify(nt.program_notice(name, state))
+            return
+        since = v.not_running_since.setdefault(name, now)
+        if now - since >= PROGRAM_GRACE and (state != "STOPPED" or name in self.ever_running):
+            self.alerting.notify(nt.program_notice(name, state))
+
+    # ---------------------------------------------------------------- dead-man's switch
+
+    def deadman_facts(self) -> DeadmanFacts:
+        v, s, now = self.view, self.svc.settings, time.monotonic()
+        expected = {n: st for n, st in v.programs.items() if st != "STOPPED"}
+        expected.pop("gateway_sim", None) if s.gateway == "ib" else None
+        ages: dict[str, float | None] = {}
+        for name in expected:
+            age = v.heartbeat_age(name, now)
+            ages[name] = (
+                age if age is not None else now - v.started_mono
+            )  # not heard since the monitor started
+        return DeadmanFacts(
+            supervisord_up=v.supervisord_up,
+            programs=expected,
+            not_running_for={n: now - t for n, t in v.not_running_since.items()},
+            heartbeat_age=ages,
+            budgets={n: s.heartbeat_budget_for(n) for n in expected},
+            bridge_state=v.bridge_state,
+            market_closed=v.status.get("market_session") == "closed" and self.facts.status_fresh,
+        )
+
+    def deadman_verdict(self) -> tuple[bool, str]:
+        verdict = decide(self.deadman_facts())
+        return verdict.healthy, verdict.reason
+
+    # ---------------------------------------------------------------- requests, heartbeat, metrics
+
+    async def handle(self, req: Any) -> Any:
+        if isinstance(req, AlertsRequest):
+            return {
+                "alerts": self.alerting.recent(req.limit),
+                "sinks": self.alerting.sink_states(),
+                "level": self.svc.settings.alert_level,
+            }
+        if isinstance(req, SendTestAlertRequest):
+            return await self.alerting.test_alert(req.message[:500])
+        if isinstance(req, HealthRequest):
+            return {"state": self.svc.state, **self.svc.detail}
+        raise ValueError(f"unknown request {type(req).__name__}")
+
+    def update_heartbeat(self) -> None:
+        sinks = self.alerting.sink_states()
+        failing = [s["name"] for s in sinks if s["failing_in_a_row"] >= FAIL_WARN_AFTER]
+        self.facts.alerts = self.alerting.policy.counts
+        self.facts.sinks = sinks
+        self.svc.detail.update(
+            sinks=[s["name"] for s in sinks],
+            sinks_failing=failing,
+            unsent=sum(s["queued"] for s in sinks),
+            last_delivery_ns=self.alerting.last_delivery_ns(),
+            alerts=dict(self.alerting.policy.counts),
+            metrics=self.metrics_at,
+            deadman=self.deadman_state,
+            deadman_last_ok_ns=self.facts.deadman_last_ok_ns,
+        )
+        self.svc.set_state("DEGRADED" if failing or not self.metrics_at.startswith("http") else "RUNNING")
+
+    def metrics(self) -> list[Any]:
+        return families(self.view, self.facts, time.monotonic())
+
+    async def serve_metrics(self) -> None:
+        s = self.svc.settings
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StackCollector(asyncio.get_running_loop(), self.metrics))
+        server = None
+        while server is None and not self.svc.stop.is_set():
+            try:
+                server, _thread = start_http_server(s.monitor_port, addr=s.monitor_bind, registry=registry)
+                self.metrics_at = f"http://{s.monitor_bind}:{s.monitor_port}/metrics"
+                logger.info("metrics on {}", self.metrics_at)
+            except OSError as exc:
+                self.metrics_at = f"not served: {s.monitor_bind}:{s.monitor_port}: {exc.strerror}"
+                log_every("monitor.metrics", 3600.0, "WARNING", f"/metrics {self.metrics_at}; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.svc.stop.wait(), METRICS_RETRY)
+        try:
+            await self.svc.stop.wait()
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+
+def _rss(pids: dict[str, int]) -> dict[str, int]:
+    out = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            out[name] = psutil.Process(pid).memory_info().rss
+    return out
+
+
+async def main(svc: Service) -> None:
+    mon = Monitor(svc)
+    settings = svc.settings
+    mon.alerting.recover()
+    endpoints = [pub_endpoint(settings, p) for p in PUB_SOCKETS if p != "monitor"]
+    sub = Subscriber(svc.ctx, endpoints, TOPICS)
+    server = RequestServer(svc.ctx, req_endpoint(settings, "monitor"), MonitorRequest, mon.handle)
+    mon.update_heartbeat()
+    svc.set_state("RUNNING")
+    url = settings.heartbeat_url.get_secret_value()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(mon.listen(sub))
+            tasks.create_task(mon.poll_forever())
+            tasks.create_task(server.serve(svc.stop))
+            tasks.create_task(mon.serve_metrics())
+            for job in mon.alerting.tasks(svc.stop):
+                tasks.create_task(job)
+            if url:
+                tasks.create_task(ping_forever(mon, url, settings.heartbeat_url_seconds, svc.stop))
+    finally:
+        svc.stop.set()
+        server.close()
+        sub.close()
+        mon.executor.close()
+        close_sinks(mon.alerting.sinks)
+
+
+def decode_detail(raw: bytes) -> dict[str, Any]:
+    """The monitor's heartbeat detail from its heartbeat file (bin/gateway-health)."""
+    doc = msgspec.json.decode(raw)
+    return dict(doc.get("detail") or {}) if isinstance(doc, dict) else {}
