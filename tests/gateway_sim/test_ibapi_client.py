@@ -273,3 +273,63 @@ def test_ibapi_client_trades_and_reads_everything_at_the_negotiated_version(
     assert not session.loop_failure, session.loop_failure
     assert not ibapi_log.lines, ibapi_log.lines
     assert {args[2] for args in rec.of("error")} <= set(FARM_NOTICES)
+
+
+@pytest.mark.parametrize("client_max", [None, wire.MIN_CLIENT_VERSION], ids=["natural-max", "v157"])
+def test_ibapi_client_reads_the_isin_tick_by_tick_depth_and_the_full_account_summary(
+    client_max: int | None, ibapi_log: IbapiLog, sim: GatewaySim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The messages NautilusTrader needs (issue 20), read by IB's own decoder at both ends of the version range."""
+    from ibapi.account_summary_tags import AccountSummaryTags
+
+    if client_max is not None:
+        monkeypatch.setattr(ibapi_client, "MAX_CLIENT_VER", client_max)
+    session = IbapiSession(sim.port, client_id=8)
+    try:
+        app, rec = session.client, session.wrapper
+        session.wait("nextValidId", "nextValidId")
+
+        by_local = Contract()  # how NautilusTrader asks for AAPL.NASDAQ: localSymbol, no symbol
+        by_local.secType, by_local.exchange, by_local.primaryExchange = "STK", "SMART", "NASDAQ"
+        by_local.localSymbol = "AAPL"
+        app.reqContractDetails(1, by_local)
+        session.wait("contractDetailsEnd", "contractDetailsEnd")
+        [(_, details)] = rec.of("contractDetails")
+        assert details.contract.conId == 265598
+        assert [(t.tag, t.value) for t in details.secIdList] == [("ISIN", "US0378331005")]
+
+        app.reqTickByTickData(2, details.contract, "BidAsk", 0, False)
+        app.reqTickByTickData(3, details.contract, "AllLast", 0, False)
+        app.reqTickByTickData(4, details.contract, "MidPoint", 0, False)
+        [(_, _, bid, ask, bid_size, ask_size, _)] = session.wait("a BidAsk tick", "tickByTickBidAsk")[:1]
+        assert 0 < bid < ask and bid_size > 0 and ask_size > 0
+        [(_, kind, _, price, size, _, exchange, _)] = session.wait("a trade tick", "tickByTickAllLast")[:1]
+        assert (kind, price > 0, size > 0, bool(exchange)) == (2, True, True, True)
+        [(_, _, mid)] = session.wait("a midpoint tick", "tickByTickMidPoint")[:1]
+        assert 0 < mid
+        app.cancelTickByTickData(2)
+
+        app.reqMktDepth(5, details.contract, 3, True, [])
+        rows = session.wait("three levels a side", "updateMktDepthL2", 6)
+        bids = sorted((r[1], r[5]) for r in rows[:6] if r[4] == 1)
+        asks = sorted((r[1], r[5]) for r in rows[:6] if r[4] == 0)
+        assert [p for p, _ in bids] == [0, 1, 2] and [p for p, _ in asks] == [0, 1, 2]
+        assert bids[0][1] > bids[1][1] > bids[2][1] and asks[0][1] < asks[1][1] < asks[2][1]
+        assert bids[0][1] < asks[0][1] and all(r[7] is True for r in rows[:6])  # isSmartDepth
+        app.cancelMktDepth(5, True)
+
+        unknown = stock("ZZZZ")
+        app.reqTickByTickData(6, unknown, "Last", 0, False)
+        app.reqMktDepth(7, unknown, 3, False, [])
+        wait_for("two errors 200", lambda: len([e for e in session.errors() if e[2] == 200]) == 2, WAIT)
+        assert sorted(e[0] for e in session.errors()) == [6, 7]
+        session.wrapper.calls[:] = [c for c in session.wrapper.calls if c[0] != "error"]
+
+        app.reqAccountSummary(8, "All", AccountSummaryTags.AllTags)
+        session.wait("accountSummaryEnd", "accountSummaryEnd")
+        tags = {tag for _, _, tag, _, _ in rec.of("accountSummary")}
+        assert tags == set(AccountSummaryTags.AllTags.split(","))
+        assert not ibapi_log.lines, ibapi_log.lines
+        assert app.isConnected()
+    finally:
+        session.close()
