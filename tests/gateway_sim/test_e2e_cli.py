@@ -82,6 +82,40 @@ def test_a_real_gateway_port_is_refused_with_exit_78(tmp_path: Path) -> None:
     assert "--port 4002" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_an_unknown_clock_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = start_sim(["--port", str(free_port()), "--clock", "lunar"], clean_env(tmp_path))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--clock 'lunar'" in lines[0] and "session or wall" in lines[0]
+
+
+async def test_wall_clock_mode_stamps_bars_with_real_time_and_the_market_is_open(
+    short_tmp: Path, client_id: int
+) -> None:
+    """--clock wall: bars and ticks carry the real time (NautilusTrader drops older bars), speed 1, and they trade
+    whenever the simulator runs: at night and on weekends a past session's prices are played under today's time."""
+    import asyncio
+    import time
+
+    with running_sim(speed=1.0, extra_args=["--clock", "wall"]) as sim:
+        assert sim.status()["clock"] == "wall"
+        client = await connect(sim.port, client_id)
+        try:
+            [aapl] = await client.ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+            bars = client.ib.reqRealTimeBars(aapl, 5, "TRADES", False)
+            ticker = client.ib.reqTickByTickData(aapl, "Last")
+            deadline = time.monotonic() + 20
+            while (not bars or not ticker.tickByTicks) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert bars and ticker.tickByTicks, "no bar or trade tick within 20 s"
+            now = time.time()
+            assert now - 12 <= bars[-1].time.timestamp() <= now  # the bar that just closed, in real time
+            assert bars[-1].volume > 0 and ticker.tickByTicks[-1].size > 0  # the market is open
+            assert abs(ticker.tickByTicks[-1].time.timestamp() - now) < 5
+        finally:
+            client.ib.disconnect()
+
+
 def test_gateway_ib_setting_means_the_simulator_does_not_start(tmp_path: Path) -> None:
     done = start_sim(["--port", str(free_port())], clean_env(tmp_path, GATEWAY="ib", IB_PORT="4002"))
     assert done.returncode == 0
