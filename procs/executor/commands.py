@@ -72,6 +72,8 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "daily_loss_limit": str(ex.settings.daily_loss_limit),
         "realized_today": str(day.realized.quantize(Decimal("0.01"))),
         "commissions_today": str(day.commissions.quantize(Decimal("0.01"))),
+        # fills whose commission IB has not reported yet: in no day's commissions nor P&L until it comes
+        "commissions_unknown": unknown_commissions(ex.ledger.unknown_commissions()),
         "unrealized": str(pnl.unrealized(book, marks).quantize(Decimal("0.01"))),
         "gross_exposure": str(pnl.gross_exposure(book, marks).quantize(Decimal("0.01"))),
         "cash_flow": str(ex.ledger.cash().quantize(Decimal("0.01"))),
@@ -87,6 +89,10 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "counters": dict(ex.counters),
         **extra,
     }
+
+
+def unknown_commissions(n: int) -> str:
+    return f"{n} fill(s) without IB's commission yet (not in the P&L until it comes)" if n else ""
 
 
 def holdings_view(ex: Executor) -> list[dict[str, str]]:

@@ -16,6 +16,7 @@ import msgspec
 
 from procs.executor.actions import Action, Cancel, Publish, Reconcile, Send, order_event
 from procs.executor.book import Book
+from procs.executor.hours import DAY_NS, trading_day
 from procs.executor.ledger import FillIn
 from procs.executor.orders import (
     ADOPTED,
@@ -35,6 +36,7 @@ from procs.executor.risk import (
 )
 from procs.executor.sizing import (
     QuoteSnapshot,
+    fractional_step,
     marketable_limit,
     order_delta,
     target_shares,
@@ -270,7 +272,7 @@ class Executor(Book):
                 "fill.unknown", 30, "WARNING", f"fill {f.exec_id} for unknown order {f.client_order_id!r}"
             )
             return []
-        day = self.trading_day()
+        day = self.fill_day(f.exec_ns)
         if self.ledger.has_fill(f.exec_id):
             if f.commission is not None and self.ledger.set_commission(f.exec_id, f.commission, day):
                 self._day = None
@@ -301,6 +303,14 @@ class Executor(Book):
         if updated.status != order.status:
             actions += self._status_changed(updated)
         return actions + self.check_daily_loss()
+
+    def fill_day(self, exec_ns: int) -> str:
+        """The trading day a fill belongs to: its execution's (one executed before midnight and booked after is
+        yesterday's), else today's when the execution time is missing or absurdly in the future."""
+        today = self.trading_day()
+        if exec_ns <= 0 or exec_ns > (self.market_now() or self.wall()) + DAY_NS:
+            return today
+        return trading_day(exec_ns)
 
     def on_ack(self, ack: OrderAck) -> list[Action]:
         """The bridge placed (or already had) the order."""
@@ -345,11 +355,14 @@ class Executor(Book):
         opposite = [o for o in mine if o.working and (o.sign > 0) != (delta > 0)]
         if opposite:  # never trade against our own working order: cancel it, re-decide when it is gone
             return self.cancel_orders(opposite, "target changed direction")
+        quantity = fractional_step(delta, position + working)
+        if quantity == 0:
+            return []
         why = t.reason if fresh else f"re-decided: {t.reason}"
         return self.place(
             symbol,
             "BUY" if delta > 0 else "SELL",
-            abs(delta),
+            quantity,
             why=why,
             decided_on_ns=t.feature_end_ns if fresh else 0,
         )

@@ -170,6 +170,7 @@ class Ledger(OperatorRecords):
             self._write_position(new_pos)
             self._add_cash(-signed * fill.price - commission)
             self._add_day(trading_day, realized, commission)
+            self._carry_forward(trading_day, fill.symbol, -signed * fill.price - commission, signed)
             self._raise_meta_int("last_exec_ns", fill.exec_ns)
         self.positions[fill.symbol] = new_pos
         self._track(updated)
@@ -244,8 +245,10 @@ class Ledger(OperatorRecords):
             updated.updated_ns = time.time_ns() if now_ns is None else now_ns
             self._update_order(updated)
             self._write_position(new_pos)
-            self._add_cash(old_signed * old_price + old_comm - signed * fill.price - commission)
+            cash = old_signed * old_price + old_comm - signed * fill.price - commission
+            self._add_cash(cash)
             self._add_day(trading_day, new_pos.realized - before.realized, commission - old_comm)
+            self._carry_forward(trading_day, fill.symbol, cash, signed - old_signed)
         self.positions[fill.symbol] = new_pos
         self._track(updated)
         return updated
@@ -272,19 +275,39 @@ class Ledger(OperatorRecords):
                 pos = PositionRecord(symbol, qty, avg, pos.realized + realized)
         return pos
 
-    def set_commission(self, exec_id: str, commission: Decimal, trading_day: str) -> bool:
-        """Book a commission reported after its fill, once. False when unknown or already booked."""
+    def set_commission(self, exec_id: str, commission: Decimal, trading_day: str = "") -> bool:
+        """Book a commission reported after its fill, once, on the trading day its fill is booked on (`trading_day`
+        only for a fill row that has none). False when the fill is unknown, replaced by a correction, or its
+        commission is already booked. Until then the fill's commission is unknown (NULL), never 0."""
         with self._tx():
-            cur = self.conn.execute(
-                "UPDATE fills SET commission=? WHERE exec_id=? AND commission IS NULL",
-                (str(commission), exec_id),
-            )
-            if cur.rowcount != 1:
+            row = self.conn.execute(
+                "SELECT trading_day, symbol FROM fills WHERE exec_id=? AND commission IS NULL AND replaced_by IS NULL",
+                (exec_id,),
+            ).fetchone()
+            if row is None:
                 return False
-            self._ensure_day(trading_day)
+            day = row["trading_day"] or trading_day
+            self.conn.execute("UPDATE fills SET commission=? WHERE exec_id=?", (str(commission), exec_id))
+            self._ensure_day(day)
             self._add_cash(-commission)
-            self._add_day(trading_day, Decimal(0), commission)
+            self._add_day(day, Decimal(0), commission)
+            self._carry_forward(day, row["symbol"], -commission, Decimal(0))
         return True
+
+    def unknown_commissions(self, trading_day: str | None = None) -> int:
+        """Booked fills whose commission IB has not reported yet (of one trading day, or of any)."""
+        where = "commission IS NULL AND replaced_by IS NULL" + (" AND trading_day=?" if trading_day else "")
+        (n,) = self.conn.execute(
+            f"SELECT count(*) FROM fills WHERE {where}", (trading_day,) if trading_day else ()
+        ).fetchone()
+        return int(n)
+
+    def oldest_unknown_commission_ns(self) -> int:
+        """The execution time of the oldest fill still waiting for its commission (0: none)."""
+        (ns,) = self.conn.execute(
+            "SELECT min(exec_ns) FROM fills WHERE commission IS NULL AND replaced_by IS NULL AND exec_ns > 0"
+        ).fetchone()
+        return int(ns or 0)
 
     def booked_fills(self, exec_ids: list[str]) -> dict[str, bool]:
         """Which of these exec ids are booked, each mapped to whether its commission is booked too (one query
@@ -375,6 +398,35 @@ class Ledger(OperatorRecords):
                 "UPDATE day_marks SET ref_price=? WHERE trading_day=? AND symbol=? AND ref_price IS NULL",
                 (str(price), trading_day, symbol),
             )
+
+    def _carry_forward(self, trading_day: str, symbol: str, cash: Decimal, quantity: Decimal) -> None:
+        """A booking on a trading day before days already opened (a fill executed before midnight and booked after,
+        or its late commission): each later day starts from it as if it had been booked on time, so that day's P&L
+        does not count it. A position it brings into a later day gets that day's first price as its reference."""
+        later = [
+            r[0]
+            for r in self.conn.execute("SELECT trading_day FROM days WHERE trading_day > ?", (trading_day,))
+        ]
+        for day in later:
+            (start,) = self.conn.execute("SELECT start_cash FROM days WHERE trading_day=?", (day,)).fetchone()
+            self.conn.execute(
+                "UPDATE days SET start_cash=? WHERE trading_day=?", (str(Decimal(start) + cash), day)
+            )
+            if not quantity:
+                continue
+            row = self.conn.execute(
+                "SELECT start_quantity FROM day_marks WHERE trading_day=? AND symbol=?", (day, symbol)
+            ).fetchone()
+            if row is None:
+                self.conn.execute(
+                    "INSERT INTO day_marks (trading_day, symbol, start_quantity, ref_price) VALUES (?,?,?,NULL)",
+                    (day, symbol, str(quantity)),
+                )
+            else:
+                self.conn.execute(
+                    "UPDATE day_marks SET start_quantity=? WHERE trading_day=? AND symbol=?",
+                    (str(Decimal(row[0]) + quantity), day, symbol),
+                )
 
     def _add_day(self, trading_day: str, realized: Decimal, commission: Decimal) -> None:
         row = self.conn.execute(

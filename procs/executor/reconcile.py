@@ -107,6 +107,9 @@ class Reconciler:
     async def _executions(self, report: ReconcileReport) -> list[Action]:
         last = int(self.ex.ledger.meta("last_exec_ns", "0"))
         since = max(0, last - EXEC_LOOKBACK_NS) if last else 0
+        waiting = self.ex.ledger.oldest_unknown_commission_ns()
+        if waiting:  # a fill still without its commission is asked about again, however old, until it comes
+            since = min(since, waiting)
         fills = msgspec.convert(await self.call(ExecutionsRequest(since_ns=since)), list[Fill])
         report.fills_seen += len(fills)
         booked = self.ex.ledger.booked_fills([f.exec_id for f in fills])

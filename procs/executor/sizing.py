@@ -84,6 +84,18 @@ def order_delta(target: Decimal, position: Decimal, working: Decimal) -> Decimal
     return target - (position + working)
 
 
+def fractional_step(delta: Decimal, exposure: Decimal) -> Decimal:
+    """The shares to order for `delta` under IB's fractional rules: a fraction only closes the fraction of a
+    fractional position (`exposure`: position + working orders). A reduction keeps its fraction (it lands on a whole
+    target, or on zero when it would cross it: the rest follows as a whole number); new risk is whole shares."""
+    q = abs(delta)
+    if q == q.to_integral_value():
+        return q
+    if exposure != 0 and (delta > 0) != (exposure > 0):
+        return min(q, abs(exposure))
+    return q.to_integral_value(rounding=ROUND_DOWN)
+
+
 REBALANCE_BAND = Decimal("0.05")  # a same-side position within 5% of its target is left alone
 
 
