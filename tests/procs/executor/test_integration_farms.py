@@ -69,3 +69,28 @@ def test_flatten_goes_at_market_while_the_market_data_farm_is_down_and_a_history
         closing = [o for o in c.orders("AAPL") if o["why"] == "flatten by operator"]
         assert closing and all(o["order_type"] == "MKT" and o["reduce_only"] for o in closing)
         check_ledger_against_broker(c)
+
+
+def test_a_fractional_position_at_the_broker_is_accepted_and_flattened_to_zero(short_tmp: Path) -> None:
+    """A dividend reinvestment leaves AAPL fractional at the broker (the simulator's manual order of 0.5): the
+    mismatch is exact (never rounded away), the operator accepts the broker's number, and flatten closes every
+    share, the fraction included, in reduce-only orders, to exactly zero."""
+    from shared.messages import AcceptBrokerRequest
+
+    with running_cluster(short_tmp, env=SMALL) as c:
+        c.target_until("AAPL", 1.0, lambda: broker_positions(c).get("AAPL", 0) > 0 and settled(c), 30)
+        held = broker_positions(c)["AAPL"]
+        c.sim.ctl("manual-order", "AAPL", "BUY", "0.5")  # reinvested dividend
+        wait_for("the mismatch", lambda: c.status()["mismatched"].get("AAPL"), 20)
+        assert D(c.status()["mismatched"]["AAPL"]["broker"]) == held + D("0.5")
+        c.request(
+            "executor", AcceptBrokerRequest(symbol="AAPL", reason="dividend reinvestment", operator="t"), 10
+        )
+        c.request("executor", FlattenRequest(symbols=["AAPL"]))
+        wait_for("flat at the broker", lambda: "AAPL" not in broker_positions(c), 20)
+        wait_for("flatten says flat", lambda: c.status()["flattening"]["AAPL"]["state"] == "flat", 20)
+        closing = [o for o in c.orders("AAPL") if o["why"] == "flatten by operator"]
+        assert sum(D(o["filled"]) for o in closing) == held + D("0.5") and all(
+            o["reduce_only"] for o in closing
+        )
+        assert c.status()["mismatched"] == {}
