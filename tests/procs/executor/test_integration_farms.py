@@ -94,3 +94,29 @@ def test_a_fractional_position_at_the_broker_is_accepted_and_flattened_to_zero(s
             o["reduce_only"] for o in closing
         )
         assert c.status()["mismatched"] == {}
+
+
+def test_a_bad_farm_down_pricing_setting_stops_the_executor_with_exit_78_naming_the_key(
+    short_tmp: Path,
+) -> None:
+    import subprocess
+
+    from .cluster import PYTHON, REPO
+
+    for key, value in (("FARM_DOWN_PRICING", "limit"), ("FARM_DOWN_QUOTE_MAX_AGE", "-5")):
+        env = {
+            "STACK_HOME": str(short_tmp),
+            "VAR_DIR": str(short_tmp / "var"),
+            "PATH": "/usr/bin:/bin",
+            key: value,
+        }
+        done = subprocess.run(
+            [str(PYTHON), "-m", "procs.executor"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 78 and len(lines) == 1 and key in lines[0], (key, done.stderr)
