@@ -158,9 +158,12 @@ class Monitor:
     def deadman_facts(self) -> DeadmanFacts:
         v, s, now = self.view, self.svc.settings, time.monotonic()
         expected = {n: st for n, st in v.programs.items() if st != "STOPPED"}
-        expected.pop("gateway_sim", None) if s.gateway == "ib" else None
-        ages: dict[str, float | None] = {}
+        if s.gateway == "ib":
+            expected.pop("gateway_sim", None)  # with a real Gateway the simulator exits at once, on purpose
+        ages: dict[str, float | None] = {self.svc.program: 0.0}  # this code running is the monitor's beat
         for name in expected:
+            if name == self.svc.program:
+                continue
             age = v.heartbeat_age(name, now)
             ages[name] = (
                 age if age is not None else now - v.started_mono
@@ -209,7 +212,7 @@ class Monitor:
             deadman=self.deadman_state,
             deadman_last_ok_ns=self.facts.deadman_last_ok_ns,
         )
-        self.svc.set_state("DEGRADED" if failing or not self.metrics_at.startswith("http") else "RUNNING")
+        self.svc.set_state("DEGRADED" if failing or self.metrics_at.startswith("not served") else "RUNNING")
 
     def metrics(self) -> list[Any]:
         return families(self.view, self.facts, time.monotonic())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ BACKOFF_MAX = 300.0
 FAIL_WARN_AFTER = 5
 FAIL_WARN_EVERY = 3600.0
 _SPLIT = re.compile(r"\s+|,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")  # spaces, or a comma before the next URL
+# Apprise's own log lines quote the URLs (tokens, passwords): not one of them may reach a log file or stderr
+logging.getLogger("apprise").setLevel(logging.CRITICAL + 10)
+logging.getLogger("apprise").disabled = True
 _NOTIFY_TYPE = {
     "INFO": apprise.NotifyType.INFO,
     "WARNING": apprise.NotifyType.WARNING,
