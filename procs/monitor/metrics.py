@@ -144,6 +144,12 @@ def _bridge(v: StackView, m: MonitorFacts) -> list[Metric]:
         for side in ("client", "gateway"):
             close_wait.add_metric([side], float(cw[0].detail.get(f"close_wait_{side}") or 0))
         out.append(close_wait)
+        handed_off = float(len(cw[0].detail.get("handed_off") or []))
+        out += _gauge(
+            "watchdog_handed_off_programs",
+            "programs the watchdog stopped restarting (rate limit)",
+            handed_off,
+        )
     return out
 
 
@@ -187,6 +193,8 @@ def _trading(v: StackView, m: MonitorFacts) -> list[Metric]:
     ):
         out += _gauge(name, doc, _num(s.get(key)))
     out += _gauge("halted", "1 while trading is halted (the kill switch)", 1.0 if s.get("halted") else 0.0)
+    mismatched = float(len(s.get("mismatched") or {}))
+    out += _gauge("position_mismatches", "symbols whose ledger disagrees with the broker", mismatched)
     breaker = GaugeMetricFamily(
         P + "circuit_breaker_state", "1 for the breaker's current state", labels=["state"]
     )
