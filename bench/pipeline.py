@@ -1,7 +1,7 @@
 """Tick-to-order latency of the whole stack, and the floor of a bare ib_async client, measured by the simulator.
 
     .venv/bin/python bench/pipeline.py [--orders 1000] [--speed 10] [--max-seconds 300] [--floor alone]
-                                       [--symbols 20]
+                                       [--symbols 20] [--peer nautilus]
 
 Latency = the simulator writing the 5-second bar that completes a signal to a client's socket -> the
 simulator receiving the placeOrder that answers it; both stamps are taken inside the simulator process.
@@ -18,6 +18,11 @@ simulator receiving the placeOrder that answers it; both stamps are taken inside
   the pipeline traded on and neither competes with the other for the 2 cores, as in production, where the
   stack runs alone. `--floor concurrent`: the floor runs beside the pipeline in one phase, both slowed by the
   other (the floor's 20 orders per bar double the simulator's work). `--floor none`: the pipeline alone.
+- Peer (`--peer nautilus`): an unmodified NautilusTrader TradingNode (its Interactive Brokers data and execution
+  clients; tests/nautilus/node.py in .venv-nautilus, which the bench installs on first use) that places a LMT BUY 1
+  @ 1.00 IOC on every 5-second bar it receives, like the floor. A further phase of the same run, alone, over the
+  same simulated span; its figures are taken over the same bars as the pipeline's orders, stamped the same way (an
+  order is tied to the last bar the simulator wrote to the node for that symbol before the order arrived).
 A last line gives the pipeline's figures without its first three trading bars (start-up: every symbol opens a
 position at once and waits for the pacing window), for the steady state; the headline figures include them.
 Every symbol's bar is written in the same instant, in the same order: the figures by a bar's place in that burst
@@ -50,7 +55,7 @@ from bench.common import percentile, stop_process  # noqa: E402
 from shared.config import Settings  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
-BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID = 1, 99
+BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID, PEER_CLIENT_ID = 1, 99, 98  # 98: tests/nautilus/node.py's CLIENT_ID
 FLOOR_FIRST_ORDER_ID = 50_000_000
 ALL_SYMBOLS = "AAPL,MSFT,SPY,QQQ,NVDA,AMZN,GOOGL,META,TSLA,IWM,JPM,V,JNJ,XOM,WMT,PG,MA,HD,KO,PEP".split(",")
 BAR_NS = 5 * 10**9
@@ -303,6 +308,48 @@ def run_floor_alone(args: argparse.Namespace, home: Path, sim_start: str, second
             stop_process(proc)
 
 
+def run_peer_alone(args: argparse.Namespace, home: Path, sim_start: str, seconds: float) -> None:
+    """Phase 3: a fresh simulator from the same clock start, the NautilusTrader node alone, for as long as phase 1
+    (plus its start-up: it loads its instruments before it subscribes)."""
+    from procs.gateway_sim.contracts import DEFAULT_CONTRACTS
+    from tests.nautilus.venv import NODE_SCRIPT, ensure_nautilus_venv
+
+    python = ensure_nautilus_venv()
+    port = free_port()
+    env = stack_env(home, port, args)
+    ids = ",".join(f"{s}.{DEFAULT_CONTRACTS[s].primary_exchange}" for s in symbols(args).split(","))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(start_sim(home, port, args, sim_start, env))
+        began = time.monotonic()
+        node_args = [str(python), str(NODE_SCRIPT), "bench", str(port), "DU1234567", ids]
+        procs.append(start(node_args, env, home / "nautilus.out"))
+        print(f"  NautilusTrader alone on the same simulated span: {seconds:.0f}s", flush=True)
+        while time.monotonic() - began < seconds:
+            if procs[-1].poll() is not None:
+                raise SystemExit(f"bench: the NautilusTrader node exited early; logs in {home}")
+            time.sleep(1.0)
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
+
+
+def peer_latencies(trace: Path) -> dict[tuple[str, int], float]:
+    """The peer's tick-to-order by (symbol, bar start): its first order after each bar written to it."""
+    last_bar: dict[str, tuple[int, int]] = {}  # symbol -> (bar start, written at) of the last bar it was sent
+    out: dict[tuple[str, int], float] = {}
+    for line in trace.read_text().splitlines():
+        kind, client_text, *rest = line.split()
+        if int(client_text) != PEER_CLIENT_ID:
+            continue
+        if kind == "B":
+            last_bar[rest[0]] = (int(rest[1]), int(rest[2]))
+        elif kind == "O" and rest[1] in last_bar:
+            start_ns, written = last_bar[rest[1]]
+            out.setdefault((rest[1], start_ns), (int(rest[2]) - written) / 1e6)
+    return out
+
+
 def run(args: argparse.Namespace, home: Path, sim_start: str) -> tuple[Path, Path, StreamTimes, float]:
     from shared.bus import pub_endpoint, req_endpoint, request_once
     from shared.config import load_settings
@@ -390,12 +437,45 @@ def analyse(trace: Path, ledger: Path, streams: StreamTimes, args: argparse.Name
                 floor_all[bar_key] = (arrived - written) / 1e6
     floor_same = [floor_all[k] for k in pipeline if k in floor_all]
     report(list(pipeline.values()), floor_same, list(floor_all.values()), args)
+    if args.peer == "nautilus":
+        peer_report(pipeline, floor_all, peer_latencies(trace))
     steady(pipeline)
     by_place(pipeline, place)
     print("  where the pipeline's time goes (p50 / p99 ms, each hop ends at a publish or a write):")
     for name, values in hops.items():
         if values:
             print(f"    {name:<44} {percentile(values, 0.5):7.2f} / {percentile(values, 0.99):7.2f}")
+
+
+def peer_report(
+    pipeline: dict[tuple[str, int], float],
+    floor: dict[tuple[str, int], float],
+    peer: dict[tuple[str, int], float],
+) -> None:
+    same = [k for k in pipeline if k in peer]
+    if not same:
+        print(
+            f"  NautilusTrader: no orders on the pipeline's bars ({len(peer)} on any bar); see nautilus.out"
+        )
+        return
+    p = [pipeline[k] for k in same]
+    n = [peer[k] for k in same]
+    print(
+        f"  NautilusTrader 1.221.0 (same bars):                   n={len(n)}  p50 {percentile(n, 0.5):.2f} ms  "
+        f"p99 {percentile(n, 0.99):.2f} ms  max {max(n):.2f} ms"
+    )
+    print(
+        f"  ratio pipeline/NautilusTrader: p50 {percentile(p, 0.5) / percentile(n, 0.5):.1f}x  "
+        f"p99 {percentile(p, 0.99) / percentile(n, 0.99):.1f}x"
+    )
+    both = [k for k in same if k in floor]
+    if both:
+        f = [floor[k] for k in both]
+        m = [peer[k] for k in both]
+        print(
+            f"  ratio NautilusTrader/floor: p50 {percentile(m, 0.5) / percentile(f, 0.5):.1f}x  "
+            f"p99 {percentile(m, 0.99) / percentile(f, 0.99):.1f}x (n={len(both)})"
+        )
 
 
 def steady(pipeline: dict[tuple[str, int], float], skip_bars: int = STARTUP_BARS) -> None:
@@ -488,6 +568,12 @@ def main(argv: list[str]) -> int:
         default="alone",
         help="the floor client in a second phase over the same bars (default), beside the pipeline, or not at all",
     )
+    p.add_argument(
+        "--peer",
+        choices=("none", "nautilus"),
+        default="none",
+        help="nautilus: a further phase with an unmodified NautilusTrader node on the same bars (installs it once)",
+    )
     args = p.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="ibpipe", dir="/tmp"))
     started = time.monotonic()
@@ -498,6 +584,8 @@ def main(argv: list[str]) -> int:
         trace, ledger, streams, seconds = run(args, home, sim_start)
         if args.floor == "alone":
             run_floor_alone(args, home, sim_start, seconds + 2.0)
+        if args.peer == "nautilus":
+            run_peer_alone(args, home, sim_start, seconds + 8.0)
         analyse(trace, ledger, streams, args)
         if args.keep:  # every stream's publish times, for a closer look at one burst
             with open(home / "streams.txt", "w") as out:
