@@ -163,6 +163,9 @@ def inject(chaos: Chaos, counts: dict[str, int], name: str, fault: Fault) -> Non
     except (Skip, Refused, OSError) as exc:
         say(f"skip {name}: {exc}")
         return
+    except Exception as exc:  # a long run goes on: the line says what broke, and the checks still run
+        say(f"skip {name}: unexpected {exc!r}")
+        return
     counts[name] = counts.get(name, 0) + 1
     say(f"fault {sum(counts.values())}: {did}")
 

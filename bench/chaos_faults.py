@@ -92,6 +92,9 @@ class Chaos:
             except (Skip, Refused, OSError, RequestTimeout) as exc:
                 self.say(f"follow-up {p.what}: skipped ({exc})")
                 continue
+            except Exception as exc:  # a long run goes on; the quiet phase and the checks still come
+                self.say(f"follow-up {p.what}: skipped (unexpected {exc!r})")
+                continue
             if again is not None and p.tries < p.max_tries:
                 self.pending.append(dataclasses.replace(p, due=now + again, tries=p.tries + 1))
             elif again is not None:

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,10 @@ class World:
 
     def running_for(self, program: str) -> float:
         """Seconds `program` has been RUNNING (0 when it is not)."""
-        info = self.info(program)
+        try:
+            info = self.info(program)
+        except (OSError, xmlrpc.client.Error):  # supervisord busy or restarting a program: not up, for us
+            return 0.0
         if info.get("statename") != "RUNNING":
             return 0.0
         return max(0.0, float(info["now"]) - float(info["start"]))
@@ -138,14 +142,17 @@ class World:
 
     def trader(self, *argv: str, timeout: float = 30.0) -> tuple[int, str]:
         """Run bin/trader as a human would; (exit code, its output, both streams)."""
-        run = subprocess.run(
-            [str(PYTHON), str(TRADER), "--timeout", "5", *argv],
-            env=self.stack.env(),
-            cwd=self.stack.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        try:
+            run = subprocess.run(
+                [str(PYTHON), str(TRADER), "--timeout", "5", *argv],
+                env=self.stack.env(),
+                cwd=self.stack.home,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:  # subprocess.run has killed it (our own child)
+            return 124, f"bin/trader {' '.join(argv)}: no answer within {timeout:g}s"
         return run.returncode, (run.stdout + run.stderr).strip()
 
     def executor(self, req: Request, timeout: float = 3.0) -> Any:
