@@ -132,6 +132,14 @@ def test_a_bad_night_loses_no_fill_and_places_no_order_twice(short_tmp: Path) ->
             return working == 0 and c.status()["state"] == "READY"
 
         wait_for("every order settled and the executor trading", settled, 45, interval=0.3)
+
+        def quiet() -> bool:  # the last targets may still have made orders: nothing working anywhere, twice
+            at_broker = [o for o in c.sim.status()["open_orders"] if o["order_ref"].startswith("ex-")]
+            return not at_broker and not c.ledger("SELECT 1 FROM orders WHERE settled = 0")
+
+        wait_for(
+            "no order of ours working", lambda: quiet() and (time.sleep(0.5) or quiet()), 30, interval=0.3
+        )
         before = int(c.status()["reconciliations"])
         wait_for("one more reconciliation", lambda: int(c.status()["reconciliations"]) > before, 15)
         status = c.status()
