@@ -137,9 +137,13 @@ def test_a_bad_night_loses_no_fill_and_places_no_order_twice(short_tmp: Path) ->
             at_broker = [o for o in c.sim.status()["open_orders"] if o["order_ref"].startswith("ex-")]
             return not at_broker and not c.ledger("SELECT 1 FROM orders WHERE settled = 0")
 
-        wait_for(
-            "no order of ours working", lambda: quiet() and (time.sleep(0.5) or quiet()), 30, interval=0.3
-        )
+        def quiet_twice() -> bool:
+            if not quiet():
+                return False
+            time.sleep(0.5)
+            return quiet()
+
+        wait_for("no order of ours working", quiet_twice, 30, interval=0.3)
         before = int(c.status()["reconciliations"])
         wait_for("one more reconciliation", lambda: int(c.status()["reconciliations"]) > before, 15)
         status = c.status()
