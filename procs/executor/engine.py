@@ -390,6 +390,7 @@ class Executor(Book):
         if rejection is not None:
             return self._reject(symbol, rejection)
         now = self.wall()
+        quote = self.quotes.get(symbol)
         order = OrderRecord(
             client_order_id=new_client_order_id(symbol, now),
             symbol=symbol,
@@ -402,6 +403,7 @@ class Executor(Book):
             updated_ns=now,
             decided_on_ns=decided_on_ns,
             why=why,
+            decision_quote=quote.reference if quote is not None and quote.reference > 0 else None,
         )
         self.ledger.insert_order(order)
         self.recent_orders.append(now)

@@ -126,6 +126,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE TABLE flatten (symbol TEXT PRIMARY KEY, since_ns INTEGER NOT NULL, fills_before INTEGER NOT NULL)
         """,
     ),
+    (
+        5,
+        # the reference price (mid, else last) when the order was decided: the daily report's slippage
+        "ALTER TABLE orders ADD COLUMN decision_quote TEXT",
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

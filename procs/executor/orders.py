@@ -108,6 +108,7 @@ class OrderRecord:
     # a final status only the client library asserted (CANCELLED, REJECTED): not applied until the broker's
     # open-order list no longer holds the order; "" when none is pending
     unconfirmed: str = ""
+    decision_quote: Decimal | None = None  # the quote's reference price when it was decided (None: unknown)
 
     @property
     def working(self) -> bool:

@@ -16,9 +16,9 @@ from procs.executor.orders import OrderRecord
 ORDER_COLUMNS = (
     "client_order_id, symbol, side, quantity, order_type, limit_price, status, filled, reported_filled, "
     "avg_fill_price, broker_order_id, perm_id, reason, error_code, reduce_only, created_ns, updated_ns, sent_ns, "
-    "decided_on_ns, why, unconfirmed"
+    "decided_on_ns, why, unconfirmed, decision_quote"
 )
-ORDER_INSERT = f"INSERT INTO orders ({ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 22)})"
+ORDER_INSERT = f"INSERT INTO orders ({ORDER_COLUMNS}, settled) VALUES ({','.join('?' * 23)})"
 # what changes over an order's life; the rest is fixed when it is written, before it is sent
 ORDER_MUTABLE = (
     "status", "filled", "reported_filled", "avg_fill_price", "broker_order_id", "perm_id", "reason",
@@ -122,6 +122,7 @@ def order_from_row(row: sqlite3.Row) -> OrderRecord:
         decided_on_ns=row["decided_on_ns"],
         why=row["why"],
         unconfirmed=row["unconfirmed"],
+        decision_quote=dec_or_none(row["decision_quote"]),
     )
 
 
@@ -149,6 +150,7 @@ def order_row(o: OrderRecord) -> dict[str, Any]:
         "decided_on_ns": o.decided_on_ns,
         "why": o.why,
         "unconfirmed": o.unconfirmed,
+        "decision_quote": None if o.decision_quote is None else str(o.decision_quote),
         "settled": int(settled(o)),
     }
 
