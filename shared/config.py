@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     local_commission_per_share: Decimal = Field(Decimal("0.005"), ge=0)
     circuit_breaker_max_errors: int = Field(5, ge=1)
     reconcile_seconds: float = Field(60.0, gt=0)
+    # protective stops held at the broker: "PCT" for every symbol and/or "SYMBOL=PCT" overrides, e.g. "3,NVDA=5";
+    # empty = no stops. A symbol named in one kind uses that kind, whatever the other's default says.
+    stop_loss_percent: Annotated[tuple[tuple[str, Decimal], ...], NoDecode] = ()
+    trailing_stop_percent: Annotated[tuple[tuple[str, Decimal], ...], NoDecode] = ()
 
     # -- watchdog and heartbeats
     heartbeat_seconds: float = Field(2.0, gt=0)
@@ -177,6 +181,24 @@ class Settings(BaseSettings):
             out.append((name.strip(), budget))
         return tuple(out)
 
+    @field_validator("stop_loss_percent", "trailing_stop_percent", mode="before")
+    @classmethod
+    def _parse_stop_percents(cls, value: Any) -> Any:
+        return parse_stop_percents(value) if isinstance(value, str) else value
+
+    def stop_for(self, symbol: str) -> tuple[str, Decimal] | None:
+        """The protective stop of `symbol`: ("STP", percent) or ("TRAIL", percent), None without one."""
+        fixed, trail = dict(self.stop_loss_percent), dict(self.trailing_stop_percent)
+        if symbol in fixed:
+            return "STP", fixed[symbol]
+        if symbol in trail:
+            return "TRAIL", trail[symbol]
+        if "" in fixed:
+            return "STP", fixed[""]
+        if "" in trail:
+            return "TRAIL", trail[""]
+        return None
+
     def heartbeat_budget_for(self, program: str) -> float:
         """HEARTBEAT_BUDGETS' value for `program`, else HEARTBEAT_BUDGET_SECONDS."""
         return dict(self.heartbeat_budgets).get(program, self.heartbeat_budget_seconds)
@@ -201,6 +223,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _paper_live_consistent(self) -> Settings:
         _check_identity(self)
+        _check_stops(self)
         return self
 
     # STACK_HOME as it was when these settings were loaded, so paths never move under a running program
@@ -231,6 +254,37 @@ class Settings(BaseSettings):
     @property
     def masked_account(self) -> str:
         return mask_account(self.ib_account)
+
+
+def parse_stop_percents(text: str) -> tuple[tuple[str, Decimal], ...]:
+    """"3,NVDA=5" -> (("", 3), ("NVDA", 5)); a percent must lie in (0, 50] (a stop further away protects nothing)."""
+    out: list[tuple[str, Decimal]] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        symbol, _, pct = part.rpartition("=")
+        symbol = symbol.strip().upper()
+        if symbol and not re.fullmatch(r"[A-Z][A-Z0-9.]{0,9}", symbol):
+            raise ValueError(f"{part!r}: {symbol!r} is not a ticker; use PCT or SYMBOL=PCT, e.g. 3,NVDA=5")
+        try:
+            percent = Decimal(pct.strip())
+        except ArithmeticError:
+            raise ValueError(f"{part!r} is not a percent; use PCT or SYMBOL=PCT, e.g. 3,NVDA=5") from None
+        if not percent.is_finite() or not 0 < percent <= 50:
+            raise ValueError(f"{part!r}: a stop percent must be above 0 and at most 50")
+        if any(s == symbol for s, _ in out):
+            raise ValueError(f"{symbol or 'the default'} is given twice")
+        out.append((symbol, percent))
+    return tuple(out)
+
+
+def _check_stops(s: Settings) -> None:
+    """One stop kind per symbol: both kinds for every symbol, or both named for one symbol, is refused."""
+    fixed, trail = dict(s.stop_loss_percent), dict(s.trailing_stop_percent)
+    both = sorted(set(fixed) & set(trail))
+    if both:
+        who = "every symbol" if both[0] == "" else ", ".join(both)
+        raise ValueError(
+            f"STOP_LOSS_PERCENT and TRAILING_STOP_PERCENT both set for {who}: choose one stop kind per symbol"
+        )
 
 
 def _check_identity(s: Settings) -> None:

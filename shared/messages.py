@@ -233,14 +233,24 @@ class PlaceOrder(Request, frozen=True, kw_only=True):
     symbol: str
     side: Literal["BUY", "SELL"]
     quantity: Decimal
-    order_type: Literal["LMT", "MKT", "STP"] = "LMT"
+    order_type: Literal["LMT", "MKT", "STP", "TRAIL"] = "LMT"
     limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
+    stop_price: Decimal | None = None  # STP: the trigger; TRAIL: the initial trigger (optional)
     tif: Literal["DAY", "GTC", "IOC"] = "DAY"
+    trailing_percent: Decimal | None = None  # TRAIL only: the trigger trails the best price by this percent
+    outside_rth: bool = False  # may trigger and fill outside regular trading hours
+    oca_group: str = ""  # IB one-cancels-all group (ocaType 3: a fill reduces the others)
 
 
 class CancelOrder(Request, frozen=True, kw_only=True):
     client_order_id: str
+
+
+class ModifyOrder(Request, frozen=True, kw_only=True):
+    """IB's modify: the working order of `client_order_id` placed again under its own order id with a new size."""
+
+    client_order_id: str
+    quantity: Decimal
 
 
 class OpenOrdersRequest(Request, frozen=True, kw_only=True):
@@ -298,6 +308,7 @@ BridgeRequest = (
     | HistoryRequest
     | PlaceOrder
     | CancelOrder
+    | ModifyOrder
     | OpenOrdersRequest
     | ExecutionsRequest
     | PositionsRequest
