@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     heartbeat_url_seconds: float = Field(60.0, ge=5)
     monitor_port: int = Field(9188, ge=1, le=65535)
     monitor_bind: str = "127.0.0.1"
+    dashboard_token: SecretStr = SecretStr("")  # required when MONITOR_BIND is not 127.0.0.1
+    dashboard_control: bool = False  # the dashboard's halt button (behind DASHBOARD_TOKEN)
 
     # -- gateway simulator (GATEWAY=sim)
     sim_speed: float = Field(10.0, gt=0)
