@@ -120,8 +120,13 @@ class OrderRecord:
 
     def pending(self) -> Decimal:
         """Shares expected but not yet booked: the rest of a working order, or fills still in flight."""
-        if self.status in WORKING or self.status == "FILLED":
+        if self.status in WORKING:
             return max(Decimal(0), self.quantity - self.filled)
+        if self.status == "FILLED":
+            # done at the broker: its fills may still be on their way, up to the whole quantity -- or up to less,
+            # when a correction lowered what the broker says filled in all
+            done = self.reported_filled if 0 < self.reported_filled < self.quantity else self.quantity
+            return max(Decimal(0), done - self.filled)
         return max(Decimal(0), self.reported_filled - self.filled)
 
     def signed_pending(self) -> Decimal:

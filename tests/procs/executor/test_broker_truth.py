@@ -189,3 +189,20 @@ def test_an_executor_started_on_another_accounts_ledger_exits_78_naming_both(sho
     last = (short_tmp / "var" / "log" / "executor.log").read_text().strip().splitlines()[-1]
     assert "DU****567 paper broker" in last and "DU****321 paper broker" in last, last
     assert "DU7654321" not in last  # the account is masked in every line
+
+
+def test_a_correction_that_lowers_the_quantity_leaves_nothing_pending(
+    make_executor: Callable[..., Executor],
+) -> None:
+    ex = make_executor()
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id  # BUY 50
+    fill(ex, coid, "0002.bb.01.01", "50", "100.00")
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="FILLED", filled=D(50)))
+    fill(ex, coid, "0002.bb.01.02", "49", "100.00")  # IB corrects: 49 shares filled, not 50
+    order = ex.ledger.order(coid)
+    assert order is not None and order.status == "FILLED" and order.pending() == 0
+    assert ex.working_shares("AAPL") == 0 and coid not in ex.ledger.working  # settled: no phantom share
+    ex.broker_positions["AAPL"] = D(49)
+    ex.trip_halt("test", "operator")
+    closing = sends(ex.on_target(target(weight=0.0)))
+    assert [(s.order.side, s.order.quantity, s.order.reduce_only) for s in closing] == [("SELL", D(49), True)]
