@@ -61,7 +61,7 @@ class StrategyRunner:
     def on_vector(self, vector: FeatureVector) -> TargetPosition | None:
         """The target for this vector, or None (cold vector, no opinion, or the strategy failed)."""
         self.counters["vectors"] += 1
-        if not vector.warm:
+        if not vector.warm and getattr(self.strategy, "needs_warmup", True):  # `hold` reads no feature
             self.counters["cold"] += 1
             return None
         try:

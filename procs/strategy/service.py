@@ -37,7 +37,7 @@ def log_strategy_error(strategy: str) -> Callable[[FeatureVector, Exception], No
 
 async def main(svc: Service) -> None:
     """The supervised program `strategy`."""
-    strategy = build_strategy(svc.settings.strategy, svc.settings.strategy_params)
+    strategy = build_strategy(svc.settings.strategy, svc.settings.strategy_params, svc.settings.symbols)
     await serve_strategy(svc, strategy)
 
 

@@ -51,6 +51,16 @@ def test_every_bar_gets_the_same_target_and_a_cold_bar_is_as_good_as_a_warm_one(
     assert named_flat.reason == "hold flat"
 
 
+def test_the_runner_trades_hold_on_cold_vectors_and_other_strategies_wait_for_warm_up() -> None:
+    from procs.strategy.base import StrategyRunner
+
+    runner = StrategyRunner(build_strategy("hold", "AAPL=0.5", symbols=SYMBOLS))
+    target = runner.on_vector(_vector("AAPL", warm=False))
+    assert target is not None and target.weight == 0.5 and runner.counters["cold"] == 0
+    trend = StrategyRunner(build_strategy("trend"))
+    assert trend.on_vector(_vector("AAPL", warm=False)) is None and trend.counters["cold"] == 1
+
+
 @pytest.mark.parametrize(
     ("params", "problem"),
     [
