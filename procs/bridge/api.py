@@ -35,6 +35,7 @@ from shared.messages import (
     HealthReport,
     HealthRequest,
     HistoryRequest,
+    ModifyOrder,
     OpenOrdersRequest,
     OrderAck,
     OrderEvent,
@@ -66,6 +67,7 @@ class BridgeApi:
             HistoryRequest: self.history,
             PlaceOrder: self.place_order,
             CancelOrder: self.cancel_order,
+            ModifyOrder: self.modify_order,
             OpenOrdersRequest: self.open_orders,
             ExecutionsRequest: self.executions,
             PositionsRequest: self.positions,
@@ -368,6 +370,35 @@ class BridgeApi:
             raise RequestError("the Gateway connection dropped; retry the cancel") from None
         event("cancel_sent", client_order_id=ev.client_order_id, order_id=ev.order_id, symbol=ev.symbol)
         return OrderAck(client_order_id=ev.client_order_id, order_id=ev.order_id, status="PENDING_CANCEL")
+
+    async def modify_order(self, req: ModifyOrder) -> OrderAck:
+        """IB's modify: the working order placed again under its own order id with the new size (a protective
+        stop following its position); never a second order."""
+        s = self.session
+        if s.settings.ib_readonly:
+            raise RequestError("modifies refused: IB_READONLY=true")
+        if not req.quantity.is_finite() or req.quantity <= 0:
+            raise RequestError(f"quantity must be a positive number of shares (got {req.quantity})")
+        cid = req.client_order_id
+        record = s.orders.get(cid)
+        if record is None or not record.order_id:
+            raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
+        self._require_session()
+        trade = s.placer.live_trade(cid, record.order_id)
+        if trade is None:
+            raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
+        ev = convert.order_event(trade, s.word.status_of(trade))
+        if ev.status in DONE and ev.confirmed:
+            raise RequestError(f"client_order_id {cid!r} is {ev.status}: nothing to modify")
+        order = trade.order
+        order.totalQuantity = float(req.quantity)
+        try:
+            s.ib.placeOrder(trade.contract, order)
+        except ConnectionError:
+            raise RequestError("the Gateway connection dropped; retry the modify") from None
+        s.orders.resized(cid, req.quantity)
+        event("order_modified", client_order_id=cid, order_id=order.orderId, quantity=req.quantity)
+        return OrderAck(client_order_id=cid, order_id=order.orderId, status=ev.status)
 
     async def open_orders(self, req: OpenOrdersRequest) -> list[OrderEvent]:
         """Exactly the orders the Gateway listed in its answer, each in the state it gave there (an order ib_async

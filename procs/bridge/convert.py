@@ -256,7 +256,17 @@ def ib_order(req: PlaceOrder, account: str) -> Order:
     if req.limit_price is not None:
         order.lmtPrice = float(req.limit_price)
     if req.stop_price is not None:
-        order.auxPrice = float(req.stop_price)
+        if req.order_type == "TRAIL":
+            order.trailStopPrice = float(req.stop_price)
+        else:
+            order.auxPrice = float(req.stop_price)
+    if req.trailing_percent is not None:
+        order.trailingPercent = float(req.trailing_percent)
+    if req.outside_rth:
+        order.outsideRth = True
+    if req.oca_group:
+        order.ocaGroup = req.oca_group
+        order.ocaType = 3  # reduce the others by each fill, without blocking: never more than the position
     return order
 
 

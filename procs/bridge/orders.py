@@ -37,7 +37,7 @@ def fingerprint(req: PlaceOrder) -> Fingerprint:
         req.order_type,
         None if req.limit_price is None else req.limit_price.normalize(),
         None if req.stop_price is None else req.stop_price.normalize(),
-        req.tif,
+        req.tif if req.trailing_percent is None else f"{req.tif} trail {req.trailing_percent.normalize()}%",
     )
 
 
@@ -60,17 +60,29 @@ def check_place_order(req: PlaceOrder, min_tick: Decimal | None = None) -> None:
     if not req.quantity.is_finite() or req.quantity <= 0:
         raise OrderInvalid(f"quantity must be a positive number of shares (got {req.quantity})")
     _check_prices(req, min_tick)
+    _check_trail(req)
+
+
+def _check_trail(req: PlaceOrder) -> None:
+    pct = req.trailing_percent
+    if req.order_type != "TRAIL":
+        if pct is not None:
+            raise OrderInvalid(f"trailing_percent must be empty for a {req.order_type} order")
+        return
+    if pct is None or not pct.is_finite() or not 0 < pct <= 50:
+        raise OrderInvalid(f"trailing_percent must be above 0 and at most 50 for a TRAIL order (got {pct})")
 
 
 def _check_prices(req: PlaceOrder, min_tick: Decimal | None) -> None:
     needs = {"LMT": "limit_price", "STP": "stop_price"}.get(req.order_type)
+    optional = "stop_price" if req.order_type == "TRAIL" else ""  # a TRAIL's initial trigger
     for name in ("limit_price", "stop_price"):
         price: Decimal | None = getattr(req, name)
         if price is None:
             if name == needs:
                 raise OrderInvalid(f"{name} is required for a {req.order_type} order")
             continue
-        if name != needs:
+        if name != needs and name != optional:
             raise OrderInvalid(f"{name} must be empty for a {req.order_type} order")
         if not price.is_finite() or price <= 0:
             raise OrderInvalid(f"{name} must be a positive price (got {price})")
@@ -174,6 +186,13 @@ class OrderRegistry:
         record = OrderRecord(req.client_order_id, req.symbol, fp, placing=True)
         self._by_cid[req.client_order_id] = record
         return Claim(record, new=True)
+
+    def resized(self, client_order_id: str, quantity: Decimal) -> None:
+        """A modify changed the order's size: a retry of the PlaceOrder with the new size is the same order."""
+        record = self._by_cid.get(client_order_id)
+        if record is not None and record.fingerprint is not None:
+            fp = record.fingerprint
+            record.fingerprint = (fp[0], fp[1], quantity.normalize(), *fp[3:])
 
     def release(self, client_order_id: str) -> None:
         """Undo a claim whose order was never sent (the send itself failed)."""

@@ -163,7 +163,10 @@ class SimBroker:
             cause = f"the order size {new.total_qty} is below the quantity already filled ({order.filled})"
             return [OrderRejected(order.order_id, 321, f"Error validating request:-'bN' : cause - {cause}")]
         order.total_qty, order.order_type, order.tif = new.total_qty, new.order_type, new.tif
-        order.lmt_price, order.aux_price = new.lmt_price, new.aux_price
+        if new.order_type == "TRAIL":  # a modify of a trailing stop keeps where it has trailed to
+            order.trailing_pct = new.trailing_pct or order.trailing_pct
+        else:
+            order.lmt_price, order.aux_price = new.lmt_price, new.aux_price
         order.order_ref = new.order_ref or order.order_ref
         if order.remaining == 0:
             order.status = "Filled"
@@ -213,13 +216,15 @@ class SimBroker:
         last = to_price(price, tick)
         touch = to_price(ask if buying and ask else bid if not buying and bid else price, tick)
         events: list[SimEvent] = []
-        if order.order_type.startswith("STP") and not order.triggered:
+        if order.order_type == "TRAIL" and not order.triggered:
+            self._trail(order, last, tick)
+        if order.order_type in ("STP", "STP LMT", "TRAIL") and not order.triggered:
             stop = order.aux_price or ZERO
             if not (last >= stop if buying else last <= stop):
                 return events
             order.triggered = True
             events.append(OrderChanged(_snapshot(order)))
-        if order.order_type in ("MKT", "STP"):
+        if order.order_type in ("MKT", "STP", "TRAIL"):
             while order.is_working:
                 events += self._fill(order, min(order.remaining, self.fill_chunk), touch, now_ns)
         else:
@@ -237,6 +242,31 @@ class SimBroker:
             events.append(OrderChanged(_snapshot(order)))
         if any(isinstance(e, Executed) for e in events):
             events.append(AccountChanged(self.account))
+        return events
+
+    def _trail(self, order: SimOrder, last: Decimal, tick: Decimal) -> None:
+        """Move a trailing stop's trigger with the price, only ever in the position's favour: a SELL's trigger up
+        to pct below the best price since placement, a BUY's down to pct above it."""
+        pct = (order.trailing_pct or ZERO) / 100
+        if order.action == "SELL":
+            trigger = (last * (1 - pct) / tick).to_integral_value(rounding="ROUND_FLOOR") * tick
+            if order.aux_price is None or trigger > order.aux_price:
+                order.aux_price = trigger
+        else:
+            trigger = (last * (1 + pct) / tick).to_integral_value(rounding="ROUND_CEILING") * tick
+            if order.aux_price is None or trigger < order.aux_price:
+                order.aux_price = trigger
+
+    def _reduce_oca(self, filled: SimOrder, qty: Decimal) -> list[SimEvent]:
+        """ocaType 3: a fill reduces every other working order of its OCA group by as much (cancelled at 0)."""
+        events: list[SimEvent] = []
+        for other in self._orders.values():
+            if other is filled or not other.is_working or other.oca_group != filled.oca_group:
+                continue
+            other.total_qty = max(other.filled, other.total_qty - qty)
+            if other.remaining <= 0:
+                other.status = "Cancelled"
+            events.append(OrderChanged(_snapshot(other)))
         return events
 
     def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, now_ns: int) -> list[SimEvent]:
@@ -278,6 +308,7 @@ class SimBroker:
             OrderChanged(_snapshot(order)),
             Executed(execution),
             PositionChanged(self.account, order.symbol, order.con_id, holding.position, holding.avg_cost),
+            *(self._reduce_oca(order, qty) if order.oca_group else []),
         ]
 
     def _commission(self, order: SimOrder) -> Decimal:

@@ -130,7 +130,7 @@ def execution_messages(server: SimServer, req_id: int, e: SimExecution, version:
 
 
 def place_order(session: Session, fields: list[str]) -> None:
-    req = parse_place_order(fields)
+    req = parse_place_order(fields, session.version)
     server = session.server
     new = server.audit.received(
         ReceivedOrder(
@@ -176,9 +176,12 @@ def _place(session: Session, req: OrderRequest) -> None:
         total_qty=req.total_qty,
         order_type=req.order_type,
         lmt_price=req.lmt_price,
-        aux_price=req.aux_price,
+        aux_price=req.trail_stop_price if req.order_type == "TRAIL" else req.aux_price,
         tif=req.tif,
         order_ref=req.order_ref,
+        trailing_pct=req.trailing_pct,
+        oca_group=req.oca_group,
+        outside_rth=req.outside_rth,
     )
     now = server.clock.now_ns()
     bid, ask, last, *_ = server.market.quote(contract.symbol, now)

@@ -114,6 +114,40 @@ async def manual_order(server: SimServer, argv: list[str]) -> dict[str, Any]:
     }
 
 
+async def cancel_order(server: SimServer, argv: list[str]) -> dict[str, Any]:
+    """A human cancelling an order in TWS: any client's working order, by its order id."""
+    name, usage = "cancel-order", "ORDER_ID"
+    if len(argv) != 1 or not argv[0].isdigit():
+        raise CommandError(f"usage: {name} {usage}")
+    order = server.broker.order(int(argv[0]))
+    if order is None or not order.is_working:
+        raise Refused(f"{name}: order {argv[0]} is not a working order")
+    _deliver(server, server.broker.cancel(order.order_id, server.clock.now_ns()))
+    return {"order_id": order.order_id, "order_ref": order.order_ref, "status": "Cancelled"}
+
+
+async def gap(server: SimServer, argv: list[str]) -> dict[str, Any]:
+    """An overnight gap: the symbol's price moves by PERCENT at once; resting orders it reaches fill beyond."""
+    name, usage = "gap", "SYMBOL PERCENT"
+    if len(argv) != 2:
+        raise CommandError(f"usage: {name} {usage}   e.g. gap AAPL -8")
+    symbol = argv[0].upper()
+    if symbol not in server.contracts:
+        raise CommandError(f"{name}: {argv[0]!r} is not a stock the simulator trades; usage: {name} {usage}")
+    try:
+        percent = float(argv[1])
+    except ValueError:
+        raise CommandError(f"{name}: {argv[1]!r} is not a percent; usage: {name} {usage}") from None
+    if not -90 < percent < 500:
+        raise CommandError(f"{name}: PERCENT must lie between -90 and 500 (got {argv[1]})")
+    now = server.clock.now_ns()
+    before = server.market.price_at(symbol, now)
+    server.market.gap(symbol, percent, now)
+    bid, ask, last, *_ = server.market.quote(symbol, now)
+    _deliver(server, server.broker.on_price(symbol, last, now, bid, ask))
+    return {"symbol": symbol, "before": before, "after": last}
+
+
 # ----------------------------------------------------------------------------------------- untraded holdings
 
 
@@ -204,6 +238,8 @@ IB_COMMANDS: dict[str, tuple[Command, str]] = {
         correct_execution,
         "EXEC_ID [PRICE|-] [QUANTITY]: IB's correction; a new execution (next execId suffix) replaces it",
     ),
+    "cancel-order": (cancel_order, "ORDER_ID: cancel any working order as a human in TWS would"),
+    "gap": (gap, "SYMBOL PERCENT: move the price at once (an overnight gap); stops fill beyond their trigger"),
     "manual-order": (manual_order, "SYMBOL BUY|SELL QTY: a human's order from TWS (client 0, no orderRef)"),
     "holding": (holding, "SYMBOL QTY [STK|OPT|CASH]: a holding the stack does not trade (QTY 0 removes it)"),
     "delay": (delay, f"{'|'.join(DELAY_KINDS)} SECONDS: answer that kind of request late (0 ends it)"),

@@ -102,6 +102,19 @@ class Market:
         self._blocks: OrderedDict[tuple[str, int], DayBlock] = OrderedDict()
         self._cache_days = cache_days
         self._daily: dict[tuple[str, int, bool], SimBar | None] = {}
+        # `gap SYMBOL PERCENT`: from each (path time, factor) on, the symbol's trades and quotes are scaled
+        self._gaps: dict[str, list[tuple[int, float]]] = {}
+
+    def gap(self, symbol: str, percent: float, t_ns: int) -> None:
+        """Move `symbol`'s price by `percent` at once from simulated time `t_ns` on (an overnight gap)."""
+        self._gaps.setdefault(symbol, []).append((t_ns - self.offset_ns, 1.0 + percent / 100.0))
+
+    def _gap_factor(self, symbol: str, t_ns: int) -> float:
+        factor = 1.0
+        for at, f in self._gaps.get(symbol, ()):
+            if t_ns >= at:
+                factor *= f
+        return factor
 
     @property
     def symbols(self) -> set[str]:
@@ -160,7 +173,10 @@ class Market:
         else:
             x = second + (c - second) * (f - 2.0)
         p = self.walk_params(symbol)
-        return min(max(round(round(x / p.tick) * p.tick, p.tick_digits), lo), h)
+        price = min(max(round(round(x / p.tick) * p.tick, p.tick_digits), lo), h)
+        if symbol in self._gaps:
+            price = max(p.tick, round(round(price * self._gap_factor(symbol, t_ns) / p.tick) * p.tick, p.tick_digits))
+        return price
 
     def _buckets(self, symbol: str, k0: int, k1: int) -> tuple[np.ndarray, ...]:
         """(open, high, low, close, volume, wap) of buckets k0..k1-1, across day blocks."""

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from procs.gateway_sim.orders import OrderRejected, SimOrder
 
-ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT"})
+ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 
 
 def invalid_order(order: SimOrder, account: str, tick: Decimal) -> OrderRejected | None:
@@ -27,6 +27,8 @@ def invalid_order(order: SimOrder, account: str, tick: Decimal) -> OrderRejected
         return reject(387, "Unsupported order type for this exchange and security type.")
     if order.account and order.account != account:
         return reject(201, f"Order rejected - reason:Account {order.account} is not managed by this session")
+    if order.order_type == "TRAIL" and not (order.trailing_pct is not None and 0 < order.trailing_pct < 100):
+        return reject(201, "Order rejected - reason:A TRAIL order needs a trailing percent between 0 and 100")
     needs_limit = order.order_type in ("LMT", "STP LMT")
     needs_stop = order.order_type in ("STP", "STP LMT")
     for needed, price, name in (

@@ -43,6 +43,9 @@ class SimOrder:
     filled_value: Decimal = ZERO
     commission: Decimal = ZERO  # charged so far on this order
     placed_ns: int = 0
+    trailing_pct: Decimal | None = None  # TRAIL: the trigger trails the best price since placement by this
+    oca_group: str = ""  # ocaType 3: a fill here reduces every other working order of the group
+    outside_rth: bool = False
 
     @property
     def remaining(self) -> Decimal:

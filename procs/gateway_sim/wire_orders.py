@@ -38,7 +38,8 @@ def order_status(o: SimOrder) -> bytes:
 
 
 def _order_head(o: SimOrder) -> list[Field]:
-    return [o.action, o.total_qty, o.order_type, o.lmt_price, o.aux_price, o.tif, "", o.account, "", 0]
+    aux = None if o.order_type == "TRAIL" else o.aux_price
+    return [o.action, o.total_qty, o.order_type, o.lmt_price, aux, o.tif, o.oca_group, o.account, "", 0]
 
 
 def _fa_profile(version: int) -> list[Field]:
@@ -81,7 +82,8 @@ def open_order(o: SimOrder, c: SimContract, *, version: int = SERVER_VERSION) ->
         "",
         "",
     ]  # .. volatilityType, DN type/aux
-    f += [0, 0, "", "", "", "", ""]  # continuousUpdate .. comboLegsDescrip
+    trail = o.order_type == "TRAIL"
+    f += [0, 0, o.aux_price if trail else "", o.trailing_pct if trail else "", "", "", ""]  # continuousUpdate ..
     f += [0, 0, 0]  # numLegs, numOrderComboLegs, numSmartComboParams
     f += ["", "", ""]  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement (empty: no scale block)
     f += [""]  # hedgeType (empty: no hedgeParam)

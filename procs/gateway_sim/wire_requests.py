@@ -60,6 +60,10 @@ class OrderRequest:
     account: str
     order_ref: str
     transmit: bool
+    oca_group: str = ""
+    outside_rth: bool = False
+    trail_stop_price: Decimal | None = None
+    trailing_pct: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +192,22 @@ def parse_head_timestamp(fields: list[str]) -> tuple[int, ContractQuery, int]:
     )
 
 
-def parse_place_order(fields: list[str]) -> OrderRequest:
+def _trail_fields(fields: list[str], version: int) -> tuple[Decimal | None, Decimal | None]:
+    """(trailStopPrice, trailingPercent) of a stock order, by their place in ib_async's placeOrder: after the 24
+    fields from modelCode (one more, faProfile, below 177; 8 more when a delta-neutral order type is set)."""
+    base = 42 + (1 if 0 < version < 177 else 0)
+    at = base + 24 + (8 if len(fields) > base + 22 and fields[base + 22] else 0) + 2
+    if len(fields) <= at + 1:
+        return None, None
+    stop = as_decimal(fields[at], "placeOrder trailStopPrice") if fields[at] else None
+    pct = as_decimal(fields[at + 1], "placeOrder trailingPercent") if fields[at + 1] else None
+    return stop, pct
+
+
+def parse_place_order(fields: list[str], version: int = 0) -> OrderRequest:
     need(fields, 29, "placeOrder")
     qty = as_decimal(fields[17], "placeOrder totalQuantity")
+    trail_stop, trail_pct = _trail_fields(fields, version)
     return OrderRequest(
         order_id=as_int(fields[1], "placeOrder orderId"),
         contract=contract_at(fields, 2, "placeOrder"),
@@ -203,6 +220,10 @@ def parse_place_order(fields: list[str]) -> OrderRequest:
         account=fields[23],
         order_ref=fields[26],
         transmit=fields[27] != "0",
+        oca_group=fields[22],
+        outside_rth=len(fields) > 33 and fields[33] == "1",
+        trail_stop_price=trail_stop,
+        trailing_pct=trail_pct,
     )
 
 

@@ -214,7 +214,8 @@ def test_reusing_a_filled_order_id_or_another_clients_id_gets_103(broker: SimBro
         (order(1, "BUY", "100", "STP"), 201),  # no stop price
         (order(1, "BUY", "0"), 201),
         (order(1, "HOLD", "100"), 201),
-        (order(1, "BUY", "100", "TRAIL"), 387),
+        (order(1, "BUY", "100", "TRAIL"), 201),  # no trailing percent
+        (order(1, "BUY", "100", "REL"), 387),
         (order(1, "BUY", "100", "LMT", lmt="100.005"), 110),  # off the tick
     ],
 )
