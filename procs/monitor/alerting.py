@@ -81,6 +81,18 @@ class Alerting:
                     sink.queue.put_nowait(record)
         return verdicts
 
+    def send_always(self, notice: Notice) -> None:
+        """A scheduled message (the daily report's summary): journaled and queued to every sink, whatever
+        ALERT_LEVEL says (it is asked for, not an alarm) and outside the rate limit."""
+        record = jn.new_record(notice, "due")
+        try:
+            self.journal.write(record)
+        except OSError as exc:
+            log_every("monitor.journal", 60.0, "ERROR", f"cannot write alerts.jsonl: {exc}")
+        self.delivered[record.id] = set()
+        for sink in self.sinks:
+            sink.queue.put_nowait(record)
+
     def on_delivered(self, sink: Sink, record: jn.AlertRecord) -> None:
         self.delivered.setdefault(record.id, set()).add(sink.name)
         try:

@@ -1,33 +1,47 @@
 """Wires the monitor inside the service harness: bus listener, supervisord and executor polls, alert sinks,
-the dead-man's switch, /metrics and the `monitor.req` socket (bin/trader alerts, test-alert).
+the dead-man's switch, the web port (dashboard, /events, /metrics), the daily report after the close, and the
+`monitor.req` socket (bin/trader alerts, test-alert).
 
 It only listens and reads: it never sends anything to the Gateway or to the bridge (it does not even ask the
-bridge: the bridge's heartbeat says enough), and from the executor it asks only StatusRequest (read-only).
-Trading never waits for it: if it is slow or down, no other program notices.
+bridge: the bridge's heartbeat says enough), and from the executor it asks only the read-only status,
+positions and orders, plus a halt when the operator presses the dashboard's button (DASHBOARD_CONTROL=true,
+behind DASHBOARD_TOKEN). It reads the ledger read-only. Trading never waits for it: if it is slow or down,
+no other program notices.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import msgspec
 import psutil
 from loguru import logger
-from prometheus_client import CollectorRegistry, start_http_server
 
+from procs.monitor import daybook, web
 from procs.monitor import notices as nt
 from procs.monitor.alerting import Alerting
+from procs.monitor.board import Board, fill_row, snapshot
 from procs.monitor.deadman import DeadmanFacts, decide
-from procs.monitor.metrics import MonitorFacts, StackCollector, families
+from procs.monitor.metrics import MonitorFacts, families
 from procs.monitor.pinger import ping_forever
 from procs.monitor.policy import AlertPolicy
 from procs.monitor.sinks import FAIL_WARN_AFTER, close_sinks, parse_sinks
 from procs.monitor.view import StackView
 from procs.watchdog.act import Supervisor
-from shared.bus import PUB_SOCKETS, RequestClient, RequestServer, Subscriber, pub_endpoint, req_endpoint
+from shared.bus import (
+    PUB_SOCKETS,
+    RequestClient,
+    RequestServer,
+    Subscriber,
+    pub_endpoint,
+    req_endpoint,
+    request_once,
+)
 from shared.log import log_every
 from shared.messages import (
     AccountValue,
@@ -35,11 +49,14 @@ from shared.messages import (
     AlertsRequest,
     Fill,
     GatewayStatus,
+    HaltRequest,
     HealthRequest,
     Heartbeat,
     MonitorRequest,
     OrderEvent,
+    OrdersRequest,
     Position,
+    PositionsRequest,
     RiskState,
     SendTestAlertRequest,
     StatusRequest,
@@ -50,12 +67,15 @@ from shared.supervisor import supervisor_socket
 TOPICS = ("heartbeat.", "alert", "gateway", "order.", "fill", "position", "account", "risk")
 PROGRAM_GRACE = 15.0  # seconds out of RUNNING before a program's state is an alert (a restart is not)
 METRICS_RETRY = 30.0
+EQUITY_EVERY = 10.0  # seconds between two equity-journal lines (the dashboard's curve takes every poll)
+REPORT_TIMEOUT = 120.0
 
 
 class Monitor:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
         s = svc.settings
+        web.check_bind(s)  # ConfigError: exit 78 naming DASHBOARD_TOKEN
         self.view = StackView(started_mono=time.monotonic())
         self.facts = MonitorFacts(msgs_limit=s.bridge_msgs_per_second)
         self.alerting = Alerting(
@@ -69,32 +89,52 @@ class Monitor:
         self.ever_running: set[str] = set()
         self.metrics_at = ""
         self.deadman_state = "off" if not s.heartbeat_url.get_secret_value() else "not yet"
+        self.board = Board()
+        self.hub = web.Hub(self.dashboard_state, lambda: self.board.version)
+        self.poke = asyncio.Event()  # a fill or an order event: poll positions and orders now
+        self.equity_written = 0.0
+        self.last_session = ""
+        self.reports: set[str] = set()
 
     # ---------------------------------------------------------------- the bus
 
     def on_message(self, topic: str, msg: Any) -> None:
         now = time.monotonic()
         v, notify = self.view, self.alerting.notify
+        b = self.board
         if isinstance(msg, Heartbeat):
+            before = v.heartbeats.get(msg.program)
+            bridge_before = v.bridge_state
             v.heard(msg, now)
+            if before is None or before[0].state != msg.state or v.bridge_state != bridge_before:
+                b.changed()
         elif isinstance(msg, Alert):
             notify(nt.from_alert(msg, msg.source))
+            b.changed()
         elif isinstance(msg, GatewayStatus):
             v.bridge_state = msg.state
+            b.gateway = msg
+            b.changed()
             notice = nt.from_gateway_status(msg)
             if notice is not None:
                 notify(notice)
         elif isinstance(msg, OrderEvent):
             v.order(msg)
+            b.changed()
+            self.poke.set()
         elif isinstance(msg, Fill):
             v.fill(msg)
+            b.add_fill(fill_row(msg))
+            self.poke.set()
         elif isinstance(msg, Position):
             v.position(msg)
+            b.changed()
         elif isinstance(msg, AccountValue):
             v.account_value(msg)
         elif isinstance(msg, RiskState):
             for notice in nt.from_risk_state(msg):
                 notify(notice)
+            b.changed()
 
     async def listen(self, sub: Subscriber) -> None:
         while not self.svc.stop.is_set():
@@ -117,7 +157,19 @@ class Monitor:
                 log_every("monitor.poll", 60.0, "ERROR", f"poll failed: {exc!r}")
             self.update_heartbeat()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.svc.stop.wait(), self.poll_seconds)
+                await asyncio.wait_for(self._next_poll(), self.poll_seconds)
+            self.poke.clear()
+
+    async def _next_poll(self) -> None:
+        stop = asyncio.ensure_future(self.svc.stop.wait())
+        poked = asyncio.ensure_future(self.poke.wait())
+        try:
+            await asyncio.wait({stop, poked}, return_when=asyncio.FIRST_COMPLETED)
+            if poked.done() and not stop.done():
+                await asyncio.sleep(0.1)  # the executor books the fill it was told of: ask right after
+        finally:
+            stop.cancel()
+            poked.cancel()
 
     async def poll_once(self) -> None:
         table = await asyncio.to_thread(self.supervisor.table)
@@ -140,7 +192,87 @@ class Monitor:
             v.status, v.status_at = reply.result, now
             for notice in nt.from_status(reply.result):
                 self.alerting.notify(notice)
+            await self.poll_book()
         self.facts.status_fresh = now - v.status_at < 3 * self.poll_seconds + 1
+        if self.facts.status_fresh:
+            self.after_status(v.status)
+
+    async def poll_book(self) -> None:
+        """The dashboard's positions, working orders and today's fills (read-only asks, the ledger read-only)."""
+        b = self.board
+        for request, attr in ((PositionsRequest(), "positions"), (OrdersRequest(), "orders")):
+            try:
+                reply = await self.executor.request(request)
+            except Exception:
+                continue
+            if reply.ok and isinstance(reply.result, list) and reply.result != getattr(b, attr):
+                setattr(b, attr, reply.result)
+                b.changed()
+        day = str(self.view.status.get("trading_day") or "")
+        if day:
+            b.new_day(day)
+            path = daybook.ledger_path(self.svc.settings.data_dir)
+            for row in await asyncio.to_thread(daybook.fills_on, path, day):
+                b.add_fill(row)
+
+    def after_status(self, st: dict[str, Any]) -> None:
+        """The equity curve and journal; the daily report once the regular session has closed."""
+        day = str(st.get("trading_day") or "")
+        pnl = _num(st.get("daily_pnl"))
+        if not day or pnl is None:
+            return
+        at_ns = _market_ns(str(st.get("market_time") or "")) or time.time_ns()
+        acct = self.view.account
+        self.board.equity.add(day, at_ns, pnl, acct.get("NetLiquidation"))
+        now = time.monotonic()
+        if now - self.equity_written >= EQUITY_EVERY:
+            self.equity_written = now
+            sample = {
+                "ts_ns": time.time_ns(),
+                "market_ns": at_ns,
+                "pnl": st.get("daily_pnl"),
+                "realized": st.get("realized_today"),
+                "unrealized": st.get("unrealized"),
+                "commissions": st.get("commissions_today"),
+                "broker": {k: acct[k] for k in sorted(acct)},
+                "positions": {
+                    f"{sym}/{book}": str(q) for (sym, book), q in sorted(self.view.positions.items())
+                },
+            }
+            try:
+                daybook.append_equity(self.svc.settings.data_dir, day, sample)
+            except OSError as exc:
+                log_every("monitor.equity", 600.0, "ERROR", f"cannot write the equity journal: {exc}")
+        session = str(st.get("market_session") or "")
+        if self.last_session == "regular" and session != "regular" and day not in self.reports:
+            self.reports.add(day)
+            task = asyncio.get_running_loop().create_task(self.daily_report(day))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.last_session = session
+
+    async def daily_report(self, day: str) -> None:
+        """var/reports/DAY.html built in its own process (matplotlib stays out of the monitor); its summary
+        line goes through the alert sinks."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "procs.monitor.report", day,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), REPORT_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            logger.error("daily report for {} took over {:g}s: stopped", day, REPORT_TIMEOUT)
+            return
+        if proc.returncode != 0:
+            logger.error("daily report for {} failed: {}", day, err.decode(errors="replace")[-500:])
+            return
+        lines = out.decode(errors="replace").strip().splitlines()
+        summary = lines[-1] if lines else f"daily report {day}"
+        logger.info("daily report: {}", summary)
+        self.alerting.send_always(
+            nt.Notice("report", day, day, "INFO", f"Daily report {day}", summary, sticky=False)
+        )
 
     def _program_state(self, name: str, state: str, now: float) -> None:
         v = self.view
@@ -217,27 +349,67 @@ class Monitor:
     def metrics(self) -> list[Any]:
         return families(self.view, self.facts, time.monotonic())
 
-    async def serve_metrics(self) -> None:
-        s = self.svc.settings
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(StackCollector(asyncio.get_running_loop(), self.metrics))
-        server = None
-        while server is None and not self.svc.stop.is_set():
+    def dashboard_state(self) -> dict[str, Any]:
+        return snapshot(
+            self.svc.settings,
+            self.view,
+            self.board,
+            self.alerting.recent(10),
+            self.facts.status_fresh,
+            time.monotonic(),
+        )
+
+    async def halt(self, reason: str) -> dict[str, Any]:
+        """The dashboard's halt button: the same request as `bin/trader halt`, on the executor's socket."""
+        endpoint = req_endpoint(self.svc.settings, "executor")
+        reply = await asyncio.to_thread(request_once, endpoint, HaltRequest(reason=reason), timeout=3.0)
+        logger.warning("halt requested from the dashboard: {}", "done" if reply.ok else reply.error)
+        result = reply.result if isinstance(reply.result, dict) else {}
+        return {"ok": reply.ok, "error": reply.error, "halted": bool(result.get("halted"))}
+
+    async def serve_web(self) -> None:
+        """The dashboard and /metrics on MONITOR_BIND:MONITOR_PORT; a taken port is retried, never fatal."""
+        s, stop = self.svc.settings, self.svc.stop
+        app = web.build_app(s, self.hub, stop, self.metrics, self.halt)
+        while not stop.is_set():
             try:
-                server, _thread = start_http_server(s.monitor_port, addr=s.monitor_bind, registry=registry)
-                self.metrics_at = f"http://{s.monitor_bind}:{s.monitor_port}/metrics"
-                logger.info("metrics on {}", self.metrics_at)
+                sock = web.listen(s)
             except OSError as exc:
                 self.metrics_at = f"not served: {s.monitor_bind}:{s.monitor_port}: {exc.strerror}"
-                log_every("monitor.metrics", 3600.0, "WARNING", f"/metrics {self.metrics_at}; retrying")
+                log_every(
+                    "monitor.metrics",
+                    3600.0,
+                    "WARNING",
+                    f"dashboard and /metrics {self.metrics_at}; retrying",
+                )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.svc.stop.wait(), METRICS_RETRY)
-        try:
-            await self.svc.stop.wait()
-        finally:
-            if server is not None:
-                server.shutdown()
-                server.server_close()
+                    await asyncio.wait_for(stop.wait(), METRICS_RETRY)
+                continue
+            self.metrics_at = f"http://{s.monitor_bind}:{s.monitor_port}/metrics"
+            logger.info(
+                "dashboard on http://{}:{}/ and metrics on {}",
+                s.monitor_bind,
+                s.monitor_port,
+                self.metrics_at,
+            )
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.hub.pump(stop))
+                tasks.create_task(web.serve(app, sock, stop))
+            return
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _market_ns(text: str) -> int:
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1e9)
+    except ValueError:
+        return 0
 
 
 def _rss(pids: dict[str, int]) -> dict[str, int]:
@@ -263,7 +435,7 @@ async def main(svc: Service) -> None:
             tasks.create_task(mon.listen(sub))
             tasks.create_task(mon.poll_forever())
             tasks.create_task(server.serve(svc.stop))
-            tasks.create_task(mon.serve_metrics())
+            tasks.create_task(mon.serve_web())
             for job in mon.alerting.tasks(svc.stop):
                 tasks.create_task(job)
             if url:
