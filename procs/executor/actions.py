@@ -23,6 +23,14 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True)
+class Modify:
+    """IB's modify of a working order (a protective stop following its position): its new total quantity."""
+
+    client_order_id: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Publish:
     topic: str
     msg: Message
@@ -33,7 +41,7 @@ class Reconcile:
     reason: str
 
 
-Action = Send | Cancel | Publish | Reconcile
+Action = Send | Cancel | Modify | Publish | Reconcile
 
 
 def order_event(o: OrderRecord) -> OrderEvent:

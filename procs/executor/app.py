@@ -18,13 +18,14 @@ import msgspec
 from loguru import logger
 
 from procs.executor import hours
-from procs.executor.actions import Action, Cancel, Publish, Reconcile, Send
+from procs.executor.actions import Action, Cancel, Modify, Publish, Reconcile, Send
 from procs.executor.commands import Commands, iso
-from procs.executor.engine import Executor
 from procs.executor.ledger import LedgerError, open_ledger
 from procs.executor.local import LocalBroker
+from procs.executor.protect import ProtectedExecutor as Executor
 from procs.executor.reconcile import Reconciler, ReconcileReport
 from procs.executor.risk import Rejection
+from procs.executor.stops import is_stop
 from shared.bus import (
     Received,
     RequestClient,
@@ -48,6 +49,7 @@ from shared.messages import (
     GatewayStatus,
     HealthReport,
     HealthRequest,
+    ModifyOrder,
     OrderAck,
     OrderEvent,
     PlaceOrder,
@@ -250,6 +252,7 @@ class ExecutorApp:
                 msg.symbol in ex.limits.symbols or msg.symbol in ex.ledger.positions
             ):
                 ex.broker_positions[msg.symbol] = msg.quantity
+                return ex.protect(msg.symbol)  # the broker's position changed: its stop follows
             elif msg.con_id:  # a holding the stack does not trade: shown, never compared
                 others = [p for p in ex.other_holdings.values() if p.con_id != msg.con_id]
                 ex.note_other_holdings([*others, msg] if msg.quantity != 0 else others)
@@ -275,6 +278,9 @@ class ExecutorApp:
             elif isinstance(a, Reconcile):
                 self.reconcile_reason = a.reason
                 self.reconcile_wanted.set()
+            elif isinstance(a, Modify):
+                if self.local is None:
+                    self._spawn_send(a)
             elif self.local is not None:
                 events = (
                     self.local.place(a.order, self.ex.quotes.get(a.order.symbol))
@@ -285,17 +291,19 @@ class ExecutorApp:
             else:
                 self._spawn_send(a)
 
-    def _spawn_send(self, item: Send | Cancel) -> None:
+    def _spawn_send(self, item: Send | Cancel | Modify) -> None:
         """Each order or cancel goes out at once on a free request socket of the pool, never behind another."""
         task = asyncio.create_task(self._send_one(item))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send_one(self, item: Send | Cancel) -> None:
+    async def _send_one(self, item: Send | Cancel | Modify) -> None:
         client = await self.order_clients.get()
         try:
             if isinstance(item, Send):
                 await self.execute(await self._place(client, item))
+            elif isinstance(item, Modify):
+                await self._modify(client, item)
             else:
                 await self._cancel(client, item.client_order_id)
         except Exception as exc:  # one failed send must not take the sender down
@@ -308,17 +316,25 @@ class ExecutorApp:
         o = self.ex.ledger.order(send.order.client_order_id) or send.order
         if not o.working:
             return []  # cancelled or closed while it waited for a free socket
-        if (self.ex.halt.halted and not o.reduce_only) or o.symbol in self.ex.blocked:
+        stop = is_stop(
+            o.client_order_id
+        )  # a protective stop only reduces risk: it goes out halted or blocked too
+        if not stop and ((self.ex.halt.halted and not o.reduce_only) or o.symbol in self.ex.blocked):
             # decided before the halt (or the mismatch), sent after it: a halt means nothing risky leaves
             why = "halted" if o.symbol not in self.ex.blocked else "mismatch"
             return self.ex.withdraw(o, Rejection(why, f"{why} before it was sent"))
-        req = PlaceOrder(
-            client_order_id=o.client_order_id,
-            symbol=o.symbol,
-            side=o.side,
-            quantity=o.quantity,
-            order_type=o.order_type,
-            limit_price=o.limit_price,
+        req = (
+            self._stop_request(o)
+            if stop
+            else PlaceOrder(
+                client_order_id=o.client_order_id,
+                symbol=o.symbol,
+                side=o.side,
+                quantity=o.quantity,
+                order_type=o.order_type,
+                limit_price=o.limit_price,
+                oca_group=self._oca_of(o),
+            )
         )
         try:
             ack = msgspec.convert(await client.call(req, idempotent=True), OrderAck)
@@ -327,6 +343,42 @@ class ExecutorApp:
         except RequestTimeout as exc:
             return self.ex.on_send_lost(o.client_order_id, str(exc))
         return self.ex.on_ack(ack)
+
+    def _stop_request(self, o: Any) -> PlaceOrder:
+        """A protective stop: GTC, outside regular hours, its own OCA group (orders that reduce the position join
+        it, so a fill of either reduces the other and the two never close more than the position)."""
+        spec = self.ex.settings.stop_for(o.symbol)
+        trail = o.order_type == "TRAIL"
+        return PlaceOrder(
+            client_order_id=o.client_order_id,
+            symbol=o.symbol,
+            side=o.side,
+            quantity=o.quantity,
+            order_type="TRAIL" if trail else "STP",
+            stop_price=None if trail else o.limit_price,
+            trailing_percent=spec[1] if trail and spec is not None else None,
+            tif="GTC",
+            outside_rth=True,
+            oca_group=o.client_order_id,
+        )
+
+    def _oca_of(self, o: Any) -> str:
+        """The OCA group of the symbol's live stop when `o` reduces the position (it then shares the stop's)."""
+        if not o.reduce_only:
+            return ""
+        live = [s for s in self.ex.stops_of(o.symbol) if s.working and s.side == o.side and s.status != "NEW"]
+        return live[0].client_order_id if live else ""
+
+    async def _modify(self, client: RequestClient, m: Modify) -> None:
+        try:
+            await client.call(
+                ModifyOrder(client_order_id=m.client_order_id, quantity=m.quantity), idempotent=True
+            )
+        except (RequestFailed, RequestTimeout) as exc:
+            log_every(
+                "modify.failed", 10, "WARNING", f"modify of {m.client_order_id} failed: {exc}; reconciling"
+            )
+            self._want_reconcile("a stop modify failed")
 
     async def _cancel(self, client: RequestClient, client_order_id: str) -> None:
         try:
@@ -452,4 +504,6 @@ class ExecutorApp:
             working_orders=sum(1 for o in ex.ledger.working.values() if o.working),
             gateway=ex.gateway.state if ex.gateway else "UNKNOWN",
             last_reconcile=iso(self.last_reconcile_ns),
+            unprotected=ex.unprotected(),  # symbol -> seconds with a position and no live stop
+            reconcile_seconds=self.svc.settings.reconcile_seconds,
         )

@@ -47,6 +47,7 @@ from procs.executor.records import (
     order_row,
     settled,
 )
+from procs.executor.stops import is_stop
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -69,6 +70,8 @@ class Ledger(OperatorRecords):
         self.path = path
         self.positions: dict[str, PositionRecord] = {}
         self.working: dict[str, OrderRecord] = {}
+        # protective stops (orderRef st-...) live apart: never working exposure toward a target, never expired
+        self.stops: dict[str, OrderRecord] = {}
         self._grouped = False  # inside group(): each write is a savepoint, the group commits once
         self._group_open = False  # the group's transaction has begun (at its first write)
         self.unsynced = (
@@ -85,7 +88,9 @@ class Ledger(OperatorRecords):
             )
             for r in self.conn.execute("SELECT * FROM positions")
         }
-        self.working = {o.client_order_id: o for o in self.orders(working_only=True, limit=1_000_000)}
+        unsettled = self.orders(working_only=True, limit=1_000_000)
+        self.working = {o.client_order_id: o for o in unsettled if not is_stop(o.client_order_id)}
+        self.stops = {o.client_order_id: o for o in unsettled if is_stop(o.client_order_id)}
 
     def close(self) -> None:
         self.sync()
@@ -110,14 +115,17 @@ class Ledger(OperatorRecords):
         self.conn.execute(ORDER_UPDATE, (*(row[c] for c in ORDER_MUTABLE), o.client_order_id))
 
     def _track(self, order: OrderRecord) -> None:
+        book = self.stops if is_stop(order.client_order_id) else self.working
         if not settled(order):
-            self.working[order.client_order_id] = order
+            book[order.client_order_id] = order
         else:
-            self.working.pop(order.client_order_id, None)
+            book.pop(order.client_order_id, None)
 
     def order(self, client_order_id: str) -> OrderRecord | None:
         if client_order_id in self.working:
             return self.working[client_order_id]
+        if client_order_id in self.stops:
+            return self.stops[client_order_id]
         row = self.conn.execute(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id=?", (client_order_id,)
         ).fetchone()

@@ -19,8 +19,9 @@ from typing import Any
 import msgspec
 
 from procs.executor.actions import Action, Publish, Send
-from procs.executor.engine import Executor
 from procs.executor.orders import is_ours
+from procs.executor.protect import ProtectedExecutor as Executor
+from procs.executor.stops import is_stop
 from shared.log import event
 from shared.messages import (
     Alert,
@@ -91,7 +92,11 @@ class Reconciler:
         actions: list[Action] = []
         snapshot_ns = self.ex.wall()  # anything touched from now on may be newer than what the broker answers
         raw = await self.call(OpenOrdersRequest())
-        open_orders = [e for e in msgspec.convert(raw, list[OrderEvent]) if is_ours(e.client_order_id)]
+        open_orders = [
+            e
+            for e in msgspec.convert(raw, list[OrderEvent])
+            if is_ours(e.client_order_id) or is_stop(e.client_order_id)
+        ]
         report.open_orders = len(open_orders)
         seen = {e.client_order_id for e in open_orders}
         for e in open_orders:
@@ -99,6 +104,9 @@ class Reconciler:
         actions += await self._executions(report)
         actions += self._settle_missing(seen, snapshot_ns, report)
         actions += await self._positions(report)
+        # protective stops: the listed ones stand, the gone ones are closed, then each position gets exactly one
+        actions += self.ex.settle_stops(seen, snapshot_ns, self.started_ns, self.grace_ns)
+        actions += self.ex.protect_all()
         event("reconciled", reason=repr(reason), open_orders=report.open_orders, fills_seen=report.fills_seen,
               fills_booked=report.fills_booked, resent=len(report.resent), closed=len(report.closed),
               mismatches=len(report.mismatches), halted=report.halted)  # fmt: skip
