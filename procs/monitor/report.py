@@ -13,6 +13,7 @@ import html
 import json
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -166,10 +167,19 @@ def _table(headings: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _series(samples: list[dict[str, Any]], pick: Callable[[dict[str, Any]], Any]) -> list[tuple[Any, float]]:
+    """(time, value) of each sample that has both, time as a datetime (matplotlib's axis)."""
+    out = []
+    for s in samples:
+        t, v = s.get("market_ns") or s.get("ts_ns"), _dec(pick(s))
+        if isinstance(t, int) and t > 0 and v is not None:
+            out.append((datetime.fromtimestamp(t / 1e9, tz=UTC), float(v)))
+    return out
+
+
 def equity_png(d: Day, path: Path) -> bool:
     """The day's P&L (and the broker's NetLiquidation change) against time; False when there is nothing to draw."""
-    points = [(s.get("market_ns") or s.get("ts_ns"), _dec(s.get("pnl"))) for s in d.equity]
-    points = [(t, p) for t, p in points if t and p is not None]
+    points = _series(d.equity, lambda s: s.get("pnl"))
     if len(points) < 2:
         return False
     import matplotlib  # here: the monitor itself never imports it (memory)
@@ -178,19 +188,10 @@ def equity_png(d: Day, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3), dpi=100)
-    xs = [datetime.fromtimestamp(int(t) / 1e9, tz=UTC) for t, _ in points]
-    ax.plot(xs, [float(p) for _, p in points], label="ledger P&L today")
-    nl = [
-        (s.get("market_ns") or s.get("ts_ns"), (s.get("broker") or {}).get("NetLiquidation"))
-        for s in d.equity
-    ]
-    nl = [(t, v) for t, v in nl if t and v is not None]
+    ax.plot([t for t, _ in points], [p for _, p in points], label="ledger P&L today")
+    nl = _series(d.equity, lambda s: (s.get("broker") or {}).get("NetLiquidation"))
     if len(nl) >= 2:
-        ax.plot(
-            [datetime.fromtimestamp(int(t) / 1e9, tz=UTC) for t, _ in nl],
-            [float(v) - float(nl[0][1]) for _, v in nl],
-            label="broker NetLiquidation change",
-        )
+        ax.plot([t for t, _ in nl], [v - nl[0][1] for _, v in nl], label="broker NetLiquidation change")
     ax.axhline(0, color="#999", linewidth=0.8)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(f"Equity {d.day}")
