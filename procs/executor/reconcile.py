@@ -20,7 +20,8 @@ import msgspec
 
 from procs.executor.actions import Action, Publish, Send
 from procs.executor.orders import is_ours
-from procs.executor.protect import ProtectedExecutor as Executor
+from procs.executor.engine import Executor
+from procs.executor.protect import ProtectedExecutor
 from procs.executor.stops import is_stop
 from shared.log import event
 from shared.messages import (
@@ -105,8 +106,9 @@ class Reconciler:
         actions += self._settle_missing(seen, snapshot_ns, report)
         actions += await self._positions(report)
         # protective stops: the listed ones stand, the gone ones are closed, then each position gets exactly one
-        actions += self.ex.settle_stops(seen, snapshot_ns, self.started_ns, self.grace_ns)
-        actions += self.ex.protect_all()
+        if isinstance(self.ex, ProtectedExecutor):
+            actions += self.ex.settle_stops(seen, snapshot_ns, self.started_ns, self.grace_ns)
+            actions += self.ex.protect_all()
         event("reconciled", reason=repr(reason), open_orders=report.open_orders, fills_seen=report.fills_seen,
               fills_booked=report.fills_booked, resent=len(report.resent), closed=len(report.closed),
               mismatches=len(report.mismatches), halted=report.halted)  # fmt: skip
