@@ -94,6 +94,8 @@ def plan(
         else:
             steps.append(Remove(s.client_order_id, f"extra stop: {keep.client_order_id} already protects it"))
     size = abs(position)
+    if any(s.reported_filled > s.filled or (not s.working and s.pending() > 0) for s in stops):
+        return steps  # a stop's fills are still on their way: the position is about to change, decide then
     if keep is not None:
         if keep.quantity - keep.filled != size:
             steps.append(Resize(keep.client_order_id, keep.filled + size))

@@ -239,7 +239,10 @@ IB_COMMANDS: dict[str, tuple[Command, str]] = {
         "EXEC_ID [PRICE|-] [QUANTITY]: IB's correction; a new execution (next execId suffix) replaces it",
     ),
     "cancel-order": (cancel_order, "ORDER_ID: cancel any working order as a human in TWS would"),
-    "gap": (gap, "SYMBOL PERCENT: move the price at once (an overnight gap); stops fill beyond their trigger"),
+    "gap": (
+        gap,
+        "SYMBOL PERCENT: move the price at once (an overnight gap); stops fill beyond their trigger",
+    ),
     "manual-order": (manual_order, "SYMBOL BUY|SELL QTY: a human's order from TWS (client 0, no orderRef)"),
     "holding": (holding, "SYMBOL QTY [STK|OPT|CASH]: a holding the stack does not trade (QTY 0 removes it)"),
     "delay": (delay, f"{'|'.join(DELAY_KINDS)} SECONDS: answer that kind of request late (0 ends it)"),

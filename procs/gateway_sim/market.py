@@ -175,7 +175,9 @@ class Market:
         p = self.walk_params(symbol)
         price = min(max(round(round(x / p.tick) * p.tick, p.tick_digits), lo), h)
         if symbol in self._gaps:
-            price = max(p.tick, round(round(price * self._gap_factor(symbol, t_ns) / p.tick) * p.tick, p.tick_digits))
+            price = max(
+                p.tick, round(round(price * self._gap_factor(symbol, t_ns) / p.tick) * p.tick, p.tick_digits)
+            )
         return price
 
     def _buckets(self, symbol: str, k0: int, k1: int) -> tuple[np.ndarray, ...]:
