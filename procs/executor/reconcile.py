@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from procs.executor.actions import Action, Publish, Send
-from procs.executor.orders import is_ours
 from procs.executor.engine import Executor
+from procs.executor.orders import is_ours
 from procs.executor.protect import ProtectedExecutor
 from procs.executor.stops import is_stop
 from shared.log import event
