@@ -27,7 +27,7 @@ import pytest
 
 from shared.supervisor import supervisor_rpc
 from tests.support.sim import free_port
-from tests.support.stack import REPO, TEST_DEFAULTS, wait_for, write_env_file
+from tests.support.stack import ALL_PROGRAMS, REPO, TEST_DEFAULTS, wait_for, write_env_file
 
 
 @dataclass
@@ -134,7 +134,7 @@ def test_bin_stack_start_puts_supervisord_and_everything_under_var_dir(started: 
         text=True,
         timeout=30,
     )
-    assert ctl.returncode == 0 and ctl.stdout.count("RUNNING") == 6, ctl.stdout + ctl.stderr
+    assert ctl.returncode == 0 and ctl.stdout.count("RUNNING") == len(ALL_PROGRAMS), ctl.stdout + ctl.stderr
 
 
 def test_a_second_start_finds_the_running_supervisord(started: Started) -> None:
