@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -26,6 +24,7 @@ from procs.monitor import daybook, web
 from procs.monitor import notices as nt
 from procs.monitor.alerting import Alerting
 from procs.monitor.board import Board, fill_row, snapshot
+from procs.monitor.closing import DayClose
 from procs.monitor.deadman import DeadmanFacts, decide
 from procs.monitor.metrics import MonitorFacts, families
 from procs.monitor.pinger import ping_forever
@@ -67,8 +66,6 @@ from shared.supervisor import supervisor_socket
 TOPICS = ("heartbeat.", "alert", "gateway", "order.", "fill", "position", "account", "risk")
 PROGRAM_GRACE = 15.0  # seconds out of RUNNING before a program's state is an alert (a restart is not)
 METRICS_RETRY = 30.0
-EQUITY_EVERY = 10.0  # seconds between two equity-journal lines (the dashboard's curve takes every poll)
-REPORT_TIMEOUT = 120.0
 
 
 class Monitor:
@@ -92,9 +89,7 @@ class Monitor:
         self.board = Board()
         self.hub = web.Hub(self.dashboard_state, lambda: self.board.version)
         self.poke = asyncio.Event()  # a fill or an order event: poll positions and orders now
-        self.equity_written = 0.0
-        self.last_session = ""
-        self.reports: set[str] = set()
+        self.closing = DayClose(s, self.alerting)
 
     # ---------------------------------------------------------------- the bus
 
@@ -195,7 +190,7 @@ class Monitor:
             await self.poll_book()
         self.facts.status_fresh = now - v.status_at < 3 * self.poll_seconds + 1
         if self.facts.status_fresh:
-            self.after_status(v.status)
+            self.closing.on_status(v.status, v, self.board)
 
     async def poll_book(self) -> None:
         """The dashboard's positions, working orders and today's fills (read-only asks, the ledger read-only)."""
@@ -214,65 +209,6 @@ class Monitor:
             path = daybook.ledger_path(self.svc.settings.data_dir)
             for row in await asyncio.to_thread(daybook.fills_on, path, day):
                 b.add_fill(row)
-
-    def after_status(self, st: dict[str, Any]) -> None:
-        """The equity curve and journal; the daily report once the regular session has closed."""
-        day = str(st.get("trading_day") or "")
-        pnl = _num(st.get("daily_pnl"))
-        if not day or pnl is None:
-            return
-        at_ns = _market_ns(str(st.get("market_time") or "")) or time.time_ns()
-        acct = self.view.account
-        self.board.equity.add(day, at_ns, pnl, acct.get("NetLiquidation"))
-        now = time.monotonic()
-        if now - self.equity_written >= EQUITY_EVERY:
-            self.equity_written = now
-            sample = {
-                "ts_ns": time.time_ns(),
-                "market_ns": at_ns,
-                "pnl": st.get("daily_pnl"),
-                "realized": st.get("realized_today"),
-                "unrealized": st.get("unrealized"),
-                "commissions": st.get("commissions_today"),
-                "broker": {k: acct[k] for k in sorted(acct)},
-                "positions": {
-                    f"{sym}/{book}": str(q) for (sym, book), q in sorted(self.view.positions.items())
-                },
-            }
-            try:
-                daybook.append_equity(self.svc.settings.data_dir, day, sample)
-            except OSError as exc:
-                log_every("monitor.equity", 600.0, "ERROR", f"cannot write the equity journal: {exc}")
-        session = str(st.get("market_session") or "")
-        if self.last_session == "regular" and session != "regular" and day not in self.reports:
-            self.reports.add(day)
-            task = asyncio.get_running_loop().create_task(self.daily_report(day))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self.last_session = session
-
-    async def daily_report(self, day: str) -> None:
-        """var/reports/DAY.html built in its own process (matplotlib stays out of the monitor); its summary
-        line goes through the alert sinks."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "procs.monitor.report", day,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), REPORT_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            logger.error("daily report for {} took over {:g}s: stopped", day, REPORT_TIMEOUT)
-            return
-        if proc.returncode != 0:
-            logger.error("daily report for {} failed: {}", day, err.decode(errors="replace")[-500:])
-            return
-        lines = out.decode(errors="replace").strip().splitlines()
-        summary = lines[-1] if lines else f"daily report {day}"
-        logger.info("daily report: {}", summary)
-        self.alerting.send_always(
-            nt.Notice("report", day, day, "INFO", f"Daily report {day}", summary, sticky=False)
-        )
 
     def _program_state(self, name: str, state: str, now: float) -> None:
         v = self.view
@@ -396,20 +332,6 @@ class Monitor:
                 tasks.create_task(self.hub.pump(stop))
                 tasks.create_task(web.serve(app, sock, stop))
             return
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _market_ns(text: str) -> int:
-    try:
-        return int(datetime.fromisoformat(text).timestamp() * 1e9)
-    except ValueError:
-        return 0
 
 
 def _rss(pids: dict[str, int]) -> dict[str, int]:

@@ -5,6 +5,7 @@ date is a usage error (exit 2), never a traceback; `bin/trader report` writes va
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -18,7 +19,12 @@ from procs.executor.ledger import open_ledger
 from procs.executor.orders import OrderRecord
 from procs.executor.records import FillIn
 from procs.monitor import daybook
+from procs.monitor.alerting import Alerting
+from procs.monitor.board import Board
+from procs.monitor.closing import DayClose
+from procs.monitor.policy import AlertPolicy
 from procs.monitor.report import write_report
+from procs.monitor.view import StackView
 from shared.config import load_settings
 from tests.support.stack import REPO
 
@@ -118,3 +124,20 @@ def test_bin_trader_report_writes_the_page_and_refuses_a_bad_date(known_day: Pat
         done = _trader(known_day, "report", bad)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert "not a date" in done.stderr or "does not match" in done.stderr
+
+
+async def test_the_close_of_the_regular_session_builds_the_report_and_sends_its_summary(
+    known_day: Path,
+) -> None:
+    settings = load_settings()
+    alerting = Alerting(AlertPolicy(), settings.log_dir / "alerts.jsonl", [])
+    close = DayClose(settings, alerting)
+    view, board = StackView(), Board()
+    for session in ("regular", "regular", "post", "post"):  # the report once, at the change
+        close.on_status({"trading_day": DAY, "daily_pnl": "92.00", "market_session": session}, view, board)
+    assert len(close.tasks) == 1
+    await asyncio.wait_for(asyncio.gather(*close.tasks), 60)
+    assert (settings.var_path / "reports" / f"{DAY}.html").exists()
+    sent = [r for r in alerting.recent(10) if r["title"] == f"Daily report {DAY}"]
+    assert sent and "net 92.80" in sent[0]["text"]
+    assert [p[1] for p in board.equity.points] == [92.0]  # the curve: one point while it stays flat
