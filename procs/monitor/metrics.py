@@ -4,21 +4,18 @@ Prometheus' conventions: one prefix (`ibstack_`), `_total` counters, base units 
 only over bounded sets (programs, symbols in SYMBOLS, states, sides, sinks named by scheme). Money is in the
 account's currency and has no unit suffix. A figure the monitor does not know right now (the executor does not
 answer) is left out rather than shown as 0: `absent()` in a rule then says so. Built at scrape time from
-plain values, on prometheus_client's HTTP thread; it must never block, and it never asks anything itself.
+plain values, on the monitor's event loop (web.py's /metrics); it must never block, and never asks anything.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from procs.monitor.view import StackView
 from shared.messages import GatewayStateName
@@ -232,26 +229,3 @@ def _monitor(v: StackView, m: MonitorFacts) -> list[Metric]:
         P + "bus_messages_lost", "messages missing in those gaps", value=float(v.bus_lost)
     )
     return [alerts, sent, failed, queued, last, pings, gaps, lost]
-
-
-class StackCollector(Collector):
-    """Serves families() built on the monitor's own event loop (one consistent view, no locks to forget):
-    prometheus_client's HTTP thread hands the work to the loop and waits for it, at most LOOP_WAIT seconds."""
-
-    LOOP_WAIT = 2.0
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, build: Callable[[], list[Metric]]) -> None:
-        self._loop = loop
-        self._build = build
-
-    def collect(self) -> Iterator[Metric]:
-        done: concurrent.futures.Future[list[Metric]] = concurrent.futures.Future()
-
-        def build() -> None:
-            try:
-                done.set_result(self._build())
-            except Exception as exc:  # a mapping bug costs this scrape, never the loop
-                done.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(build)
-        yield from done.result(timeout=self.LOOP_WAIT)
