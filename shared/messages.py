@@ -98,6 +98,7 @@ class OrderEvent(Message, frozen=True, kw_only=True):
     # False: a terminal status that only the client library asserted (ib_async marks an order Cancelled on any
     # order-scoped error, informational ones included); the Gateway's open-order list decides, not this event
     confirmed: bool = True
+    stop_price: Decimal | None = None  # a stop's live trigger (a TRAIL's as it has trailed); None: not a stop
 
 
 class Fill(Message, frozen=True, kw_only=True):

@@ -159,7 +159,20 @@ def order_event(trade: Any, gateway_status: str | None, *, as_listed: bool = Fal
         reason=(last.message if last is not None and code else ""),
         error_code=code,
         confirmed=confirmed(status, ib_status, gateway_status),
+        stop_price=stop_trigger(order),
     )
+
+
+def stop_trigger(order: Any) -> Decimal | None:
+    """A stop's trigger as IB holds it: a TRAIL's trailStopPrice (where it has trailed to), an STP's auxPrice;
+    None for other orders or while IB has not said (its unset double)."""
+    if order.orderType == "TRAIL":
+        value = dec(getattr(order, "trailStopPrice", None)) or dec(getattr(order, "auxPrice", None))
+    elif order.orderType in ("STP", "STP LMT"):
+        value = dec(getattr(order, "auxPrice", None))
+    else:
+        return None
+    return value if value > 0 else None
 
 
 def withheld_order(req: PlaceOrder) -> OrderEvent:

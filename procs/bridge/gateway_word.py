@@ -158,8 +158,18 @@ class GatewayWord:
             return
         invented_trade = self._hear(order.clientId, order.orderId, order.permId, orderState.status)
         self._open_order(orderId, contract, order, orderState)
+        self._guarded(self._keep_trail_trigger, order)
         if invented_trade is not None:
             self._guarded(self._correct, invented_trade, orderState.status)
+
+    def _keep_trail_trigger(self, order: Any) -> None:
+        # ib_async copies only auxPrice onto a known order: a TRAIL's trigger, as it has trailed, is in
+        # trailStopPrice, which `bin/trader positions` shows as the stop's live trigger
+        if order.orderType != "TRAIL":
+            return
+        trade = self._trade(int(order.clientId or 0), int(order.orderId or 0), int(order.permId or 0))
+        if trade is not None and trade.order is not order:
+            trade.order.trailStopPrice = order.trailStopPrice
 
     def _on_completed_order(self, contract: Any, order: Any, orderState: Any) -> None:
         # no order id in this message: IB names a completed order by its permId

@@ -18,6 +18,7 @@ from procs.executor.accept import AskBroker, accept_broker
 from procs.executor.actions import Action, Send
 from procs.executor.engine import Executor
 from procs.executor.hours import session_at
+from procs.executor.protect import ProtectedExecutor
 from shared.bus import RequestError
 from shared.messages import (
     AcceptBrokerRequest,
@@ -140,7 +141,10 @@ def reconcile_view(ex: Executor, extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def positions_view(ex: Executor) -> list[dict[str, str]]:
+    """Each open position with its marks and P&L, and its protective stop at the broker (empty when none)."""
     marks = ex.marks()
+    stops = ex.stop_view() if isinstance(ex, ProtectedExecutor) else {}
+    unprotected = ex.unprotected() if isinstance(ex, ProtectedExecutor) else {}
     rows = []
     for symbol in sorted(set(ex.ledger.positions) | set(ex.broker_positions)):
         pos = ex.ledger.positions.get(symbol)
@@ -160,9 +164,23 @@ def positions_view(ex: Executor) -> list[dict[str, str]]:
                 "unrealized": str((qty * (mark - cost)).quantize(Decimal("0.01"))),
                 "realized": str((pos.realized if pos else Decimal(0)).quantize(Decimal("0.01"))),
                 "broker_quantity": "" if broker is None else plain(broker),
+                **stop_columns(stops.get(symbol), unprotected.get(symbol)),
             }
         )
     return rows
+
+
+def stop_columns(stop: dict[str, str] | None, unprotected_s: float | None) -> dict[str, str]:
+    """A position's stop as four columns; a position that should have one and has none says since when."""
+    if stop is None:
+        state = f"NONE for {unprotected_s:g}s" if unprotected_s is not None else ""
+        return {"stop_type": "", "stop_trigger": "", "stop_quantity": "", "stop_state": state}
+    return {
+        "stop_type": stop["type"],
+        "stop_trigger": stop["trigger"],
+        "stop_quantity": stop["quantity"],
+        "stop_state": stop["state"],
+    }
 
 
 def orders_view(ex: Executor, include_done: bool) -> list[dict[str, str]]:

@@ -38,6 +38,7 @@ class ProtectedExecutor(Executor):
         self.stop_refused: dict[str, int] = {}  # symbol -> when the broker refused its stop
         self.unprotectable: dict[str, str] = {}  # symbol -> why no stop can be placed (alerted once)
         self.unprotected_since: dict[str, int] = {}  # symbol -> since when it has a position and no live stop
+        self.stop_triggers: dict[str, Decimal] = {}  # stop -> its live trigger as the broker last said it
 
     @property
     def stops_enabled(self) -> bool:
@@ -186,6 +187,16 @@ class ProtectedExecutor(Executor):
             self._note_protection(order.symbol, self.flatten_position(order.symbol))
         return actions
 
+    def on_order_event(self, e: OrderEvent) -> list[Action]:
+        if e.stop_price is not None and is_stop(e.client_order_id):
+            self.stop_triggers[e.client_order_id] = e.stop_price  # a TRAIL's moves at the broker only
+        return super().on_order_event(e)
+
+    def on_listed(self, e: OrderEvent) -> list[Action]:
+        if e.stop_price is not None and is_stop(e.client_order_id):
+            self.stop_triggers[e.client_order_id] = e.stop_price
+        return super().on_listed(e)
+
     def on_fill(self, f: Fill) -> list[Action]:
         new = not self.ledger.has_fill(f.exec_id)
         actions = super().on_fill(f)
@@ -235,15 +246,21 @@ class ProtectedExecutor(Executor):
         return actions
 
     def stop_view(self) -> dict[str, dict[str, str]]:
-        """Each symbol's stop as `bin/trader positions` shows it."""
+        """Each symbol's stop as `bin/trader positions` shows it: type, trigger (a TRAIL's as the broker last
+        reported it), quantity still to fill and order state."""
         out: dict[str, dict[str, str]] = {}
+        for coid in [c for c in self.stop_triggers if c not in self.ledger.stops]:
+            del self.stop_triggers[coid]  # finished stops: forget their trigger
         for o in sorted(self.ledger.stops.values(), key=lambda o: o.created_ns):
             if not o.working:
                 continue
-            trigger = f"{o.limit_price}" if o.limit_price is not None else ""
+            live = self.stop_triggers.get(o.client_order_id)
+            trigger = f"{live.normalize():f}" if live is not None else ""
+            if not trigger and o.limit_price is not None:
+                trigger = f"{o.limit_price}"
             spec = self.settings.stop_for(o.symbol)
             if str(o.order_type) == "TRAIL" and spec is not None:
-                trigger = f"trail {spec[1]}%"
+                trigger = f"{trigger} (trail {spec[1]}%)" if trigger else f"trail {spec[1]}%"
             out.setdefault(o.symbol, {"type": o.order_type, "trigger": trigger,
                                       "quantity": f"{(o.quantity - o.filled).normalize():f}", "state": o.status,
                                       "client_order_id": o.client_order_id})  # fmt: skip

@@ -294,6 +294,7 @@ def describe_order(o: SimOrder) -> dict[str, Any]:
         "qty": str(o.total_qty),
         "type": o.order_type,
         "lmt": None if o.lmt_price is None else str(o.lmt_price),
+        "aux": None if o.aux_price is None else str(o.aux_price),  # a stop's trigger (a TRAIL's as trailed)
         "status": o.status,
         "filled": str(o.filled),
         "order_ref": o.order_ref,

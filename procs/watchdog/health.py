@@ -50,6 +50,9 @@ class Facts:
     # from these do not move when the wall clock steps
     now_mono_ns: int = 0
     watchdog_mono_ns: int = 0
+    # the executor's last heartbeat (its `unprotected` and `reconcile_seconds`): None = not read, no stop check
+    executor: Heartbeat | None = None
+    executor_mono_ns: int = 0
 
 
 def checks(f: Facts) -> list[Check]:
@@ -59,6 +62,7 @@ def checks(f: Facts) -> list[Check]:
         _bridge(f),
         *_programs(f),
         _watchdog(f),
+        *_stops(f),
     ]
 
 
@@ -220,6 +224,37 @@ def _watchdog(f: Facts) -> Check:
     if hb.state != "WATCHING":
         return Check("watchdog", "WARNING", summary, "read var/log/watchdog.log")
     return Check("watchdog", "OK", summary)
+
+
+def _stops(f: Facts) -> Iterator[Check]:
+    """Protective stops: WARNING when a position has had no stop at the broker for longer than one reconciliation
+    (the executor re-creates a missing stop at its next reconciliation; longer means it cannot)."""
+    hb = f.executor
+    if hb is None:
+        return  # the executor's heartbeat was not read: nothing known either way
+    d = hb.detail
+    if "unprotected" not in d:
+        return  # an executor without protective stops
+    budget = float(d.get("reconcile_seconds") or 60.0)
+    if _age(f, f.executor_mono_ns, hb.ts_ns) > max(3 * f.heartbeat_seconds, 10.0):
+        yield Check("protective stops", "UNKNOWN", "the executor's heartbeat is old: stops not known",
+                    "`supervisorctl status executor`; read var/log/executor.log")  # fmt: skip
+        return
+    raw = d.get("unprotected") or {}
+    late = {str(s): float(t) for s, t in raw.items() if float(t) > budget} if isinstance(raw, dict) else {}
+    if not late:
+        waiting = f", {len(raw)} being placed" if raw else ""
+        yield Check("protective stops", "OK", f"every position has its stop{waiting}")
+        return
+    which = ", ".join(f"{s} for {_duration(t)}" for s, t in sorted(late.items()))
+    yield Check(
+        "protective stops",
+        "WARNING",
+        f"position without a protective stop longer than one reconciliation ({budget:g}s): {which}",
+        "`bin/trader positions` shows each stop; read var/log/executor.log for stop.unprotected (no contract "
+        "details, a refused stop) and `bin/trader alerts`; place a stop in TWS or `bin/trader flatten SYMBOL` "
+        "until it is fixed",
+    )
 
 
 def _age(f: Facts, mono_ns: int, wall_ns: int) -> float:
