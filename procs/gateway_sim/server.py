@@ -346,6 +346,10 @@ class SimServer:
             "faults": self.faults.describe(),
             "bad_input": self._bad_input_count,
             "next_order_id": self.next_order_id,
+            # the traded stock positions, straight from the books (tests watch them without the bridge)
+            "positions": {
+                s: str(h.position) for s, h in sorted(self.broker.books.holdings.items()) if h.position
+            },
             "holdings": [
                 {"symbol": h.contract.symbol, "sec_type": h.contract.sec_type, "qty": str(h.quantity)}
                 for h in self.broker.holdings.all()

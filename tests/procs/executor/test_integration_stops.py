@@ -4,11 +4,12 @@ SIGKILL and a Gateway drop leave exactly one stop, a gap fills it and the positi
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from shared.messages import HaltRequest, OpenOrdersRequest, ResumeRequest
+from shared.messages import FlattenRequest, HaltRequest, OpenOrdersRequest, PositionsRequest, ResumeRequest
 
 from .cluster import Cluster, broker_positions, running_cluster, wait_for
 
@@ -138,3 +139,103 @@ def test_stop_follows_the_position_survives_cancel_restart_and_drop_and_fills_on
         # the same target again is not re-entered before the next bar
         c.publish_target("AAPL", 0.5)
         assert broker_positions(c).get("AAPL", D(0)) == 0
+
+
+def sim_view(c: Cluster, symbol: str) -> tuple[Decimal, list[dict[str, Any]]]:
+    """The simulator's own position in `symbol` and its working stops of ours (straight from the broker's book)."""
+    st = c.sim.status()
+    held = D(st["positions"].get(symbol, "0"))
+    stops = [o for o in st["open_orders"] if o["symbol"] == symbol and o["order_ref"].startswith("st-")]
+    return held, stops
+
+
+def test_trailing_stop_moves_only_in_the_positions_favour_and_a_gap_fills_it(short_tmp: Path) -> None:
+    env = {"TRAILING_STOP_PERCENT": "8", "POSITION_NOTIONAL": "40000"}
+    with running_cluster(short_tmp, sim_args=QUICK_TICKS, env=env) as c:
+        c.target_until("AAPL", 1.0, lambda: one_stop_of_position(c, "AAPL"), 30)
+        ref = one_stop_of_position(c, "AAPL")["client_order_id"]  # type: ignore[index]
+
+        def trigger() -> Decimal | None:
+            _, stops = sim_view(c, "AAPL")
+            mine = [o for o in stops if o["order_ref"] == ref]
+            return D(mine[0]["aux"]) if mine and mine[0]["aux"] else None
+
+        first = wait_for("the TRAIL's first trigger", trigger, 10)
+        assert mine_type(c, ref) == "TRAIL"
+        # price up 15%: the trigger follows it up
+        c.sim.ctl("gap", "AAPL", "15")
+        raised = wait_for("the trigger raised", lambda: (t := trigger()) and t > first * D("1.1") and t, 10)
+
+        # bin/trader positions shows it: TRAIL, the live trigger from the broker, its size, its state
+        def shown() -> dict[str, Any] | None:
+            rows = [r for r in c.request("executor", PositionsRequest()) if r["symbol"] == "AAPL"]
+            return rows[0] if rows and rows[0]["stop_trigger"].split(" ")[0] not in ("", str(first)) else None
+
+        row = wait_for("the live trigger in the positions view", shown, 15)
+        assert (
+            row["stop_type"] == "TRAIL"
+            and row["stop_state"] == "SUBMITTED"
+            and "trail 8%" in row["stop_trigger"]
+        )
+        assert D(row["stop_quantity"]) == D(row["quantity"]) > 0
+        # price down 3% (less than the trail): the trigger stays where it was, never lower; the stop still works
+        c.sim.ctl("gap", "AAPL", "-3")
+        seen = []
+        for _ in range(15):
+            t = trigger()
+            assert t is not None, "the trailing stop went away on a dip smaller than its trail"
+            seen.append(t)
+            time.sleep(0.1)
+        assert min(seen) >= raised and seen == sorted(seen)
+        # an overnight gap through the trigger: filled, flat, booked once
+        c.sim.ctl("gap", "AAPL", "-25")
+        wait_for("flat at the broker", lambda: broker_positions(c).get("AAPL", D(0)) == 0, 20)
+        fills = [f for f in c.broker_fills() if f.client_order_id == ref]
+        assert fills and all(f.price < raised for f in fills)  # beyond the trigger: the gap's price
+        wait_for(
+            "the stop's fills booked once",
+            lambda: len(c.ledger("SELECT 1 FROM fills WHERE client_order_id = ?", (ref,))) == len(fills),
+            20,
+        )
+
+
+def mine_type(c: Cluster, ref: str) -> str:
+    return str(c.ledger("SELECT order_type FROM orders WHERE client_order_id = ?", (ref,))[0]["order_type"])
+
+
+def test_flatten_leaves_no_stop_behind_and_cancels_it_only_once_flat(short_tmp: Path) -> None:
+    env = {"STOP_LOSS_PERCENT": "5", "POSITION_NOTIONAL": "600000"}
+    with running_cluster(short_tmp, sim_args=QUICK_TICKS, env=env) as c:
+
+        def built() -> bool:
+            settled = not c.ledger("SELECT 1 FROM orders WHERE settled = 0 AND client_order_id LIKE 'ex-%'")
+            return bool(one_stop_of_position(c, "AAPL")) and settled
+
+        c.target_until("AAPL", 1.0, built, 40)
+        assert broker_positions(c)["AAPL"] > 1000  # several partial fills to close: the flatten takes a while
+        c.request("executor", FlattenRequest(symbols=["AAPL"]))
+        # every look while shares are still held: the stop is still there (never cancelled before flat)
+        looks = 0
+        while True:
+            held, stops = sim_view(c, "AAPL")
+            if held == 0:
+                break
+            looks += 1
+            assert stops, f"the stop was gone with {held} shares still held"
+            assert looks < 300, "not flat within 30 s"
+            time.sleep(0.1)
+        assert looks >= 3  # the flatten was seen in progress, not only its end
+        wait_for(
+            "no stop left at the broker",
+            lambda: not sim_view(c, "AAPL")[1] and not stops_at_broker(c, "AAPL"),
+            15,
+        )
+        wait_for("no stop working in the ledger", lambda: not c.ledger(
+            "SELECT 1 FROM orders WHERE client_order_id LIKE 'st-%' AND status IN "
+            "('NEW','SUBMITTED','PARTIALLY_FILLED','PENDING_CANCEL')"), 15)  # fmt: skip
+        stop = c.ledger("SELECT * FROM orders WHERE client_order_id LIKE 'st-%' ORDER BY created_ns")[-1]
+        assert stop["status"] == "CANCELLED" and D(stop["filled"]) == 0
+        # and none comes back at the next reconciliation
+        n = c.status()["reconciliations"]
+        wait_for("a reconciliation after flat", lambda: c.status()["reconciliations"] >= n + 1, 15)
+        assert not stops_at_broker(c, "AAPL")
