@@ -20,6 +20,8 @@ from dotenv import dotenv_values
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.programs import PROGRAM_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Ports of a real Gateway/TWS: the simulator must never take one, and paper/live must match them.
@@ -27,7 +29,7 @@ LIVE_PORTS = frozenset({4001, 7496})
 PAPER_PORTS = frozenset({4002, 7497})
 REAL_GATEWAY_PORTS = LIVE_PORTS | PAPER_PORTS
 PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
-SUPERVISED_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog", "monitor")
+SUPERVISED_PROGRAMS = PROGRAM_NAMES  # shared/programs.py, in start order
 
 _ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F|I)(\d{3,})(\d{3})\b")
 
@@ -137,7 +139,9 @@ class Settings(BaseSettings):
     sim_cash: Decimal = Field(Decimal("1000000"), gt=0)
     sim_replay_file: str = ""
     sim_start: str = ""
-    sim_clock: Literal["session", "wall"] = "session"  # wall: real time at speed 1, the market open while it runs
+    sim_clock: Literal["session", "wall"] = (
+        "session"  # wall: real time at speed 1, the market open while it runs
+    )
 
     # -- logs and files
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -259,7 +263,7 @@ class Settings(BaseSettings):
 
 
 def parse_stop_percents(text: str) -> tuple[tuple[str, Decimal], ...]:
-    """"3,NVDA=5" -> (("", 3), ("NVDA", 5)); a percent must lie in (0, 50] (a stop further away protects nothing)."""
+    """ "3,NVDA=5" -> (("", 3), ("NVDA", 5)); a percent must lie in (0, 50] (a stop further away protects nothing)."""
     out: list[tuple[str, Decimal]] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         symbol, _, pct = part.rpartition("=")
