@@ -419,12 +419,10 @@ class Executor(Book):
         working = self.working_shares(symbol)
         reduce = is_reduce_only(side, quantity, self.position(symbol) + working)
         broker = self.broker_positions.get(symbol)
-        if (
-            broker is not None
-        ):  # the broker's position is the truth: reduce-only must hold there too, on its own
-            reduce = reduce and is_reduce_only(
-                side, quantity, broker
-            )  # (its fills in flight are already in it)
+        # the broker's position is the truth: reduce-only must hold there too, on its own (its fills in flight
+        # are already in it)
+        if broker is not None:
+            reduce = reduce and is_reduce_only(side, quantity, broker)
         if self.settings.order_type == "MKT" or (
             reduce and self.farm_down and self.settings.farm_down_pricing == "market"
         ):
