@@ -20,6 +20,8 @@ from dotenv import dotenv_values
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.programs import PROGRAM_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Ports of a real Gateway/TWS: the simulator must never take one, and paper/live must match them.
@@ -27,7 +29,7 @@ LIVE_PORTS = frozenset({4001, 7496})
 PAPER_PORTS = frozenset({4002, 7497})
 REAL_GATEWAY_PORTS = LIVE_PORTS | PAPER_PORTS
 PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
-SUPERVISED_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog", "monitor")
+SUPERVISED_PROGRAMS = PROGRAM_NAMES  # shared/programs.py, in start order
 
 _ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F|I)(\d{3,})(\d{3})\b")
 

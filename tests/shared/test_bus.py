@@ -1,9 +1,11 @@
-"""The bus over inproc (the same classes as production ipc): numbering, gaps, epochs, Lazy Pirate, ROUTER."""
+"""The bus, one suite over both implementations: ZeroMQ over inproc (the same classes as production ipc) and the
+in-memory bus. Numbering, gaps, epochs, malformed frames, Lazy Pirate, ROUTER, the quick handler, the contract."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import msgspec
@@ -13,7 +15,19 @@ import zmq.asyncio
 
 from shared.bus import (
     AnswerLater,
+    BusClient,
+    BusPublisher,
+    BusServer,
+    BusSubscriber,
+    ContractError,
+    Handler,
+    MemoryHub,
+    MemoryPublisher,
+    MemoryRequestClient,
+    MemoryRequestServer,
+    MemorySubscriber,
     Publisher,
+    QuickHandler,
     RequestClient,
     RequestError,
     RequestServer,
@@ -21,21 +35,134 @@ from shared.bus import (
     Subscriber,
     topic_matches,
 )
-from shared.messages import Bar, BridgeRequest, ContractRequest, HealthRequest, PlaceOrder, Reply
+from shared.messages import (
+    Alert,
+    Bar,
+    BridgeRequest,
+    ContractInfo,
+    ContractRequest,
+    HealthRequest,
+    PlaceOrder,
+    Quote,
+    Reply,
+)
 
 
 def bar(sym: str = "AAPL", close: float = 1.0) -> Bar:
     return Bar(symbol=sym, start_ns=1, bar_seconds=5, open=1, high=1, low=1, close=close, volume=10)
 
 
-@pytest.fixture
-async def ctx() -> AsyncIterator[zmq.asyncio.Context]:
-    c = zmq.asyncio.Context()
-    yield c
-    c.destroy(linger=0)
+def quote(sym: str = "AAPL") -> Quote:
+    return Quote(symbol=sym, bid=1.0, ask=1.1, last=1.05)
 
 
-async def _first(sub: Subscriber, pub: Publisher, msg: Bar, topic: str = "bar.AAPL") -> None:
+@dataclass
+class RawRequester:
+    """Bytes to a request server as any peer could send them (tests: malformed ones), and its replies' bytes."""
+
+    send: Callable[[bytes], Awaitable[None]]
+    recv: Callable[[], Awaitable[bytes]]
+
+
+class ZmqBus:
+    """The production classes over inproc://, with raw sockets for what no well-behaved peer sends."""
+
+    def __init__(self) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self.raws: list[zmq.asyncio.Socket] = []
+
+    def publisher(self, ep: str, source: str) -> BusPublisher:
+        return Publisher(self.ctx, ep, source)
+
+    def subscriber(self, eps: list[str], prefixes: list[str]) -> BusSubscriber:
+        return Subscriber(self.ctx, eps, prefixes)
+
+    def client(self, ep: str, timeout: float = 2.0, retries: int = 2) -> BusClient:
+        return RequestClient(self.ctx, ep, timeout=timeout, retries=retries)
+
+    def server(self, ep: str, handler: Handler, quick: QuickHandler | None = None) -> BusServer:
+        return RequestServer(self.ctx, ep, BridgeRequest, handler, quick=quick)
+
+    async def raw_publisher(self, ep: str) -> Callable[[list[bytes]], Awaitable[None]]:
+        raw = self.ctx.socket(zmq.PUB)
+        raw.bind(ep)
+        self.raws.append(raw)
+
+        async def send(frames: list[bytes]) -> None:
+            await raw.send_multipart(frames)
+
+        return send
+
+    def raw_requester(self, ep: str) -> RawRequester:
+        raw = self.ctx.socket(zmq.REQ)
+        raw.connect(ep)
+        self.raws.append(raw)
+
+        async def send(body: bytes) -> None:
+            await raw.send(body)
+
+        async def recv() -> bytes:
+            return bytes(await asyncio.wait_for(raw.recv(), 5))
+
+        return RawRequester(send, recv)
+
+    def close(self) -> None:
+        for raw in self.raws:
+            raw.close(linger=0)
+        self.ctx.destroy(linger=0)
+
+
+class MemBus:
+    """The in-memory bus: the same behaviour without sockets."""
+
+    def __init__(self) -> None:
+        self.hub = MemoryHub()
+
+    def publisher(self, ep: str, source: str) -> BusPublisher:
+        return MemoryPublisher(self.hub, ep, source)
+
+    def subscriber(self, eps: list[str], prefixes: list[str]) -> BusSubscriber:
+        return MemorySubscriber(self.hub, eps, prefixes)
+
+    def client(self, ep: str, timeout: float = 2.0, retries: int = 2) -> BusClient:
+        return MemoryRequestClient(self.hub, ep, timeout=timeout, retries=retries)
+
+    def server(self, ep: str, handler: Handler, quick: QuickHandler | None = None) -> BusServer:
+        return MemoryRequestServer(self.hub, ep, BridgeRequest, handler, quick=quick)
+
+    async def raw_publisher(self, ep: str) -> Callable[[list[bytes]], Awaitable[None]]:
+        async def send(frames: list[bytes]) -> None:
+            self.hub.send_raw(ep, frames)
+
+        return send
+
+    def raw_requester(self, ep: str) -> RawRequester:
+        raw = MemoryRequestClient(self.hub, ep)
+        ident = raw._open()  # a client's identity, without its request(): bytes as a foreign peer sends them
+
+        async def send(body: bytes) -> None:
+            self.hub.servers[ep].deliver(ident, body)
+
+        async def recv() -> bytes:
+            return await asyncio.wait_for(raw._replies.get(), 5)
+
+        return RawRequester(send, recv)
+
+    def close(self) -> None:
+        self.hub.destroy()
+
+
+Bus = ZmqBus | MemBus
+
+
+@pytest.fixture(params=["zmq", "memory"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    b: Bus = ZmqBus() if request.param == "zmq" else MemBus()
+    yield b
+    b.close()
+
+
+async def _first(sub: BusSubscriber, pub: BusPublisher, msg: Bar, topic: str = "bar.AAPL") -> None:
     """Publish until the subscription has propagated (the slow-joiner window), bounded."""
     for _ in range(200):
         pub.publish(topic, msg)
@@ -44,9 +171,9 @@ async def _first(sub: Subscriber, pub: Publisher, msg: Bar, topic: str = "bar.AA
     raise AssertionError("subscriber never connected")
 
 
-async def test_publisher_stamps_envelope_and_numbers_messages(ctx: zmq.asyncio.Context) -> None:
-    pub = Publisher(ctx, "inproc://p1", "bridge")
-    sub = Subscriber(ctx, ["inproc://p1"], [""])
+async def test_publisher_stamps_envelope_and_numbers_messages(bus: Bus) -> None:
+    pub = bus.publisher("inproc://p1", "bridge")
+    sub = bus.subscriber(["inproc://p1"], [""])
     await _first(sub, pub, bar())
     pub.publish("bar.AAPL", bar(close=2.0))
     got = await sub.recv(timeout=1)
@@ -58,17 +185,17 @@ async def test_publisher_stamps_envelope_and_numbers_messages(ctx: zmq.asyncio.C
     sub.close()
 
 
-async def test_subscriber_detects_a_seq_gap_and_a_new_epoch(ctx: zmq.asyncio.Context) -> None:
-    pub = Publisher(ctx, "inproc://p2", "bridge")
-    sub = Subscriber(ctx, ["inproc://p2"], [""])
+async def test_subscriber_detects_a_seq_gap_and_a_new_epoch(bus: Bus) -> None:
+    pub = bus.publisher("inproc://p2", "bridge")
+    sub = bus.subscriber(["inproc://p2"], [""])
     await _first(sub, pub, bar())
     pub.stream_seqs["bar"] += 3  # three bars lost on the way
     pub.publish("bar.AAPL", bar())
     got = await sub.recv(timeout=1)
     assert got is not None and got.gap == 3 and got.needs_resync
     pub.close()
-    restarted = Publisher(ctx, "inproc://p2b", "bridge")  # same program, new process: new epoch
-    sub2 = Subscriber(ctx, ["inproc://p2b"], [""])
+    restarted = bus.publisher("inproc://p2b", "bridge")  # same program, new process: new epoch
+    sub2 = bus.subscriber(["inproc://p2b"], [""])
     sub2.stats.epochs["bridge"] = pub.epoch
     await _first(sub2, restarted, bar())
     assert sub2.stats.new_epochs == 1
@@ -78,17 +205,17 @@ async def test_subscriber_detects_a_seq_gap_and_a_new_epoch(ctx: zmq.asyncio.Con
 
 
 async def test_a_gap_is_seen_in_a_whole_stream_taken_alone_and_never_in_a_partial_one(
-    ctx: zmq.asyncio.Context,
+    bus: Bus,
 ) -> None:
-    pub = Publisher(ctx, "inproc://p3", "bridge")
-    whole = Subscriber(ctx, ["inproc://p3"], ["bar.", "gateway"])
-    partial = Subscriber(ctx, ["inproc://p3"], ["bar.AAPL"])
+    pub = bus.publisher("inproc://p3", "bridge")
+    whole = bus.subscriber(["inproc://p3"], ["bar.", "gateway"])
+    partial = bus.subscriber(["inproc://p3"], ["bar.AAPL"])
     await _first(whole, pub, bar())
     await _first(partial, pub, bar())
     while await whole.recv(timeout=0.05) is not None:  # the bars that reached it while `partial` joined
         pass
     for _ in range(5):  # other streams in between: not gaps of the bar stream
-        pub.publish("quote.AAPL", bar())
+        pub.publish("quote.AAPL", quote())
     pub.publish("bar.AAPL", bar())
     got = await whole.recv(timeout=1)
     assert got is not None and got.gap == 0 and not got.needs_resync
@@ -111,35 +238,33 @@ async def test_topic_prefix_never_matches_a_longer_symbol() -> None:
     assert not topic_matches("bar.AAPLX", "bar.AAPL")
 
 
-async def test_malformed_frames_are_counted_and_dropped(ctx: zmq.asyncio.Context) -> None:
-    raw = ctx.socket(zmq.PUB)
-    raw.bind("inproc://p3")
-    pub_ok = Publisher(ctx, "inproc://p3ok", "bridge")
-    sub = Subscriber(ctx, ["inproc://p3", "inproc://p3ok"], ["bar."])
+async def test_malformed_frames_are_counted_and_dropped(bus: Bus) -> None:
+    raw = await bus.raw_publisher("inproc://p3")
+    pub_ok = bus.publisher("inproc://p3ok", "bridge")
+    sub = bus.subscriber(["inproc://p3", "inproc://p3ok"], ["bar."])
     await _first(sub, pub_ok, bar())
     good = None
     for _ in range(200):  # until the raw publisher has our subscription too (slow joiner), bounded
-        await raw.send_multipart([b"bar.AAPL", b"\xc1garbage"])
+        await raw([b"bar.AAPL", b"\xc1garbage"])
         pub_ok.publish("bar.AAPL", bar(close=5.0))
         good = await sub.recv(timeout=0.01)
         if sub.stats.malformed:
             break
     assert sub.stats.malformed >= 1
     assert good is not None and isinstance(good.msg, Bar) and good.msg.close == 5.0
-    raw.close(linger=0)
     pub_ok.close()
     sub.close()
 
 
-async def test_request_client_times_out_then_reopens_and_succeeds(ctx: zmq.asyncio.Context) -> None:
-    client = RequestClient(ctx, "inproc://r1", timeout=0.1, retries=1)
+async def test_request_client_times_out_then_reopens_and_succeeds(bus: Bus) -> None:
+    client = bus.client("inproc://r1", timeout=0.1, retries=1)
     with pytest.raises(RequestTimeout):
         await client.request(HealthRequest())
 
     async def handler(req: object) -> str:
         return "pong"
 
-    server = RequestServer(ctx, "inproc://r1", BridgeRequest, handler)
+    server = bus.server("inproc://r1", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
     reply = await client.request(HealthRequest(), timeout=1)
@@ -150,7 +275,7 @@ async def test_request_client_times_out_then_reopens_and_succeeds(ctx: zmq.async
     client.close()
 
 
-async def test_a_slow_request_does_not_block_another(ctx: zmq.asyncio.Context) -> None:
+async def test_a_slow_request_does_not_block_another(bus: Bus) -> None:
     release = asyncio.Event()
 
     async def handler(req: object) -> str:
@@ -159,11 +284,11 @@ async def test_a_slow_request_does_not_block_another(ctx: zmq.asyncio.Context) -
             return "slow"
         return "fast"
 
-    server = RequestServer(ctx, "inproc://r2", BridgeRequest, handler)
+    server = bus.server("inproc://r2", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
-    slow_client = RequestClient(ctx, "inproc://r2", timeout=5)
-    fast_client = RequestClient(ctx, "inproc://r2", timeout=2)
+    slow_client = bus.client("inproc://r2", timeout=5)
+    fast_client = bus.client("inproc://r2", timeout=2)
     slow = asyncio.create_task(slow_client.request(ContractRequest(symbol="AAPL")))
     fast = await fast_client.request(HealthRequest())
     assert fast.result == "fast" and not slow.done()
@@ -176,17 +301,16 @@ async def test_a_slow_request_does_not_block_another(ctx: zmq.asyncio.Context) -
     server.close()
 
 
-async def test_malformed_request_gets_an_error_naming_the_field(ctx: zmq.asyncio.Context) -> None:
+async def test_malformed_request_gets_an_error_naming_the_field(bus: Bus) -> None:
     async def handler(req: object) -> str:
         if isinstance(req, PlaceOrder) and req.quantity <= 0:
             raise RequestError("quantity must be positive")
         return "ok"
 
-    server = RequestServer(ctx, "inproc://r3", BridgeRequest, handler)
+    server = bus.server("inproc://r3", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
-    raw = ctx.socket(zmq.REQ)
-    raw.connect("inproc://r3")
+    raw = bus.raw_requester("inproc://r3")
     bad = {
         "kind": "PlaceOrder",
         "req_id": "x1",
@@ -198,7 +322,7 @@ async def test_malformed_request_gets_an_error_naming_the_field(ctx: zmq.asyncio
     await raw.send(msgspec.msgpack.encode(bad))
     reply = msgspec.msgpack.decode(await raw.recv(), type=Reply)
     assert not reply.ok and reply.req_id == "x1" and "quantity" in reply.error
-    client = RequestClient(ctx, "inproc://r3", timeout=1)
+    client = bus.client("inproc://r3", timeout=1)
     refused = await client.request(
         PlaceOrder(client_order_id="c2", symbol="AAPL", side="BUY", quantity=Decimal(-1))
     )
@@ -206,13 +330,12 @@ async def test_malformed_request_gets_an_error_naming_the_field(ctx: zmq.asyncio
     assert server.malformed == 1
     stop.set()
     await task
-    raw.close(linger=0)
     client.close()
     server.close()
 
 
 async def test_the_quick_handler_answers_between_two_steps_of_a_busy_callback(
-    ctx: zmq.asyncio.Context,
+    bus: Bus,
 ) -> None:
     """take_waiting() answers a waiting order right away, without the event loop (the bridge calls it between two
     Gateway messages); what the quick handler declines goes to the async handler, which answers it later."""
@@ -229,9 +352,8 @@ async def test_the_quick_handler_answers_between_two_steps_of_a_busy_callback(
     async def handler(req: object) -> str:
         return "answered later"
 
-    server = RequestServer(ctx, "inproc://r4", BridgeRequest, handler, quick=quick)
-    raw = ctx.socket(zmq.REQ)
-    raw.connect("inproc://r4")
+    server = bus.server("inproc://r4", handler, quick=quick)
+    raw = bus.raw_requester("inproc://r4")
     order = PlaceOrder(req_id="o1", client_order_id="c1", symbol="AAPL", side="BUY", quantity=Decimal(1))
     await raw.send(msgspec.msgpack.encode(order))
     assert await _taken(server)
@@ -245,17 +367,77 @@ async def test_the_quick_handler_answers_between_two_steps_of_a_busy_callback(
     assert not refused.ok and refused.error == "quantity must be positive"
     await raw.send(msgspec.msgpack.encode(HealthRequest(req_id="h1")))
     assert await _taken(server)
-    later = msgspec.msgpack.decode(await asyncio.wait_for(raw.recv(), 2), type=Reply)
+    later = msgspec.msgpack.decode(await raw.recv(), type=Reply)
     assert later.ok and later.result == "answered later" and answered == ["c1"]
     assert server.take_waiting() == 0  # nothing waiting: one look at the socket, nothing taken
-    raw.close(linger=0)
     server.close()
 
 
-async def _taken(server: RequestServer) -> bool:
+async def _taken(server: BusServer) -> bool:
     """take_waiting() until it takes something (the request crosses the inproc pipe), bounded."""
     for _ in range(100):
         if server.take_waiting():
             return True
         await asyncio.sleep(0.01)
     return False
+
+
+async def test_a_mistyped_or_unknown_message_is_refused_at_the_publisher_in_the_tests(bus: Bus) -> None:
+    """The suite runs the bus strict (tests/conftest.py sets BUS_STRICT): a Quote on the bar stream, or a message on
+    a stream shared/contract.py does not know, raises before anything is sent or numbered."""
+    pub = bus.publisher("inproc://c1", "bridge")
+    sub = bus.subscriber(["inproc://c1"], [""])
+    await _first(sub, pub, bar())
+    seq = pub.seq
+    with pytest.raises(ContractError, match="stream 'bar' carries Bar, not Quote"):
+        pub.publish("bar.AAPL", quote())
+    with pytest.raises(ContractError, match="no stream 'news'"):
+        pub.publish("news.AAPL", bar())
+    with pytest.raises(ContractError):
+        pub.publish("heartbeat.bridge", Alert(severity="INFO", code="x", message="not a heartbeat"))
+    assert pub.seq == seq and await sub.recv(timeout=0.1) is None
+    pub.publish("quote.AAPL", quote())  # the right stream: sent
+    got = await sub.recv(timeout=1)
+    assert got is not None and isinstance(got.msg, Quote)
+    pub.close()
+    sub.close()
+
+
+async def test_out_of_strict_mode_a_mistyped_message_is_still_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production never stops a program over one message: without BUS_STRICT it is sent (as before the contract)."""
+    monkeypatch.delenv("BUS_STRICT", raising=False)
+    hub = MemoryHub()
+    pub = MemoryPublisher(hub, "inproc://c2", "bridge")
+    sub = MemorySubscriber(hub, ["inproc://c2"], [""])
+    assert not pub.strict
+    pub.publish("bar.AAPL", quote())
+    got = await sub.recv(timeout=1)
+    assert got is not None and isinstance(got.msg, Quote)
+    hub.destroy()
+
+
+async def test_ask_answers_with_the_reply_type_the_contract_declares(bus: Bus) -> None:
+    info = ContractInfo(
+        symbol="AAPL",
+        con_id=265598,
+        exchange="SMART",
+        primary_exchange="NASDAQ",
+        currency="USD",
+        min_tick=Decimal("0.01"),
+    )
+
+    async def handler(req: object) -> ContractInfo:
+        return info
+
+    server = bus.server("inproc://c3", handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.serve(stop))
+    client = bus.client("inproc://c3", timeout=2)
+    assert (await client.ask(ContractRequest(symbol="AAPL"))) == info
+    assert isinstance(
+        await client.call(ContractRequest(symbol="AAPL")), dict
+    )  # call(): plain data, as before
+    stop.set()
+    await task
+    client.close()
+    server.close()
