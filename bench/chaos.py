@@ -1,6 +1,6 @@
 """A chaos run anyone can repeat: the whole supervised stack trading a `hold` strategy through a seeded storm of faults.
 
-    .venv/bin/python bench/chaos.py --minutes N [--seed S] [--symbols AAPL,MSFT,...]
+    .venv/bin/python bench/chaos.py --minutes N [--seed S] [--symbols AAPL,MSFT,...] [--stops PCT [--trailing]]
 
 It starts supervisord with every program in a temporary stack home (tests/support/stack.py), GATEWAY=sim,
 STRATEGY=hold, EXECUTION=broker, MARKET_HOURS=always, and for N minutes, every couple of seconds at random
@@ -8,7 +8,10 @@ STRATEGY=hold, EXECUTION=broker, MARKET_HOURS=always, and for N minutes, every c
 strategy), SIGKILLs the bridge, the executor or the strategy, injects simulator faults (drops, resets, a silent
 Gateway, 1100/1101/1102, farm codes, 10197, order-scoped errors on live orders, pacing, next-id rollback, fills
 while away, execution corrections, a human's orders, untraded holdings, slow answers) and acts as the operator
-(halt/resume; accept-broker after a manual order). Then it quiets the stack and checks, one line each:
+(halt/resume; accept-broker after a manual order). With `--stops PCT` every position carries a protective stop
+(STOP_LOSS_PERCENT, or TRAILING_STOP_PERCENT with --trailing), a human cancels stops in TWS (`cancel-order`) and
+prices gap (`gap`), and one more check holds: no position without its stop longer than one reconciliation
+(the executor heartbeat's `unprotected`, while its Gateway is READY). Then it quiets the stack and checks, one line each:
 `CHECK <name>: ok|VIOLATION <details>`; the last line counts faults, orders, fills and violations.
 Exit 0 only with 0 violations; 1 with any; 2 usage; 3 the stack did not come up.
 
@@ -43,8 +46,10 @@ from bench.chaos_checks import (  # noqa: E402
     check_limits,
     check_placements,
     check_positions,
+    check_protection,
     check_simulator_untouched,
     dec,
+    is_stop_ref,
     live_executions,
     ours,
 )
@@ -111,7 +116,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--keep-home", action="store_true", help="keep the stack home (kept anyway on a violation)"
     )
+    p.add_argument(
+        "--stops", type=float, default=0.0, metavar="PCT", help="protective stops PCT%% away (0: none)"
+    )
+    p.add_argument(
+        "--trailing", action="store_true", help="with --stops: trailing stops (TRAIL) instead of STP"
+    )
     args = p.parse_args(argv)
+    if not 0 <= args.stops <= 50:
+        p.error("--stops must be above 0 and at most 50 (0: no stops)")
+    if args.trailing and not args.stops:
+        p.error("--trailing needs --stops PCT")
     if not 0 < args.minutes <= 24 * 60:
         p.error("--minutes must be above 0 and at most a day")
     args.symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
@@ -197,7 +212,7 @@ def storm(chaos: Chaos, minutes: float) -> dict[str, int]:
             inject(chaos, counts, "weights", Chaos.change_weights)
         if now >= next_fault:
             next_fault = now + chaos.rng.expovariate(1 / MEAN_FAULT_SECONDS)
-            inject(chaos, counts, *pick(chaos.rng))
+            inject(chaos, counts, *pick(chaos.rng, with_stops=chaos.stop_percent > 0))
         time.sleep(0.1)
     return counts
 
@@ -239,10 +254,10 @@ def quiet(chaos: Chaos, timeout: float) -> list[str]:
         if int(st.get("working_orders", 1)) != 0:
             left.append(f"{st.get('working_orders')} working orders in the executor")
         audit = world.audit() or {}
-        working = [
+        working = [  # protective stops rest on purpose while their positions are held
             o["orderRef"]
             for o in audit.get("orders", [])
-            if ours(o.get("orderRef")) and o.get("status") in WORKING
+            if ours(o.get("orderRef")) and not is_stop_ref(o.get("orderRef")) and o.get("status") in WORKING
         ]
         if working:
             left.append(f"working at the simulator: {','.join(working[:5])}")
@@ -296,6 +311,10 @@ def verdicts(
     halts = [(h.since_ns, h.last_seen_ns, h.reason) for h in world.halts]
     out.append(check_halts(audit, halts, sent))
     out.append(check_simulator_untouched(sim_before, simulator_identity(world)))
+    if chaos.stop_percent:
+        grace = 2 * float(settings.get("HEARTBEAT_SECONDS", "2")) + 1.0  # the beat's own age and sampling
+        out.append(check_protection(world.unprotected_worst, world.reconcile_seconds or
+                                    float(settings["RECONCILE_SECONDS"]), world.protection_samples, grace))  # fmt: skip
     return out, audit
 
 
@@ -307,6 +326,8 @@ def run(args: argparse.Namespace) -> int:
     settings = {**STACK_SETTINGS, "SYMBOLS": ",".join(args.symbols), "SIM_SEED": str(args.seed)}
     chaos_weights = {s: rng.choice((-0.5, 0.5, 1.0)) for s in args.symbols}
     settings["STRATEGY_PARAMS"] = ",".join(f"{s}={w:g}" for s, w in sorted(chaos_weights.items()))
+    if args.stops:
+        settings["TRAILING_STOP_PERCENT" if args.trailing else "STOP_LOSS_PERCENT"] = f"{args.stops:g}"
     say(f"chaos run: {args.minutes:g} min, seed {args.seed}, symbols {','.join(args.symbols)}")
     say("settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
     say(
@@ -337,7 +358,9 @@ def trade_through_the_storm(
     sim_before = simulator_identity(world)
     say(f"simulator pid {sim_before['pid']} (never signalled)")
     world.watch_halts()
-    chaos = Chaos(world=world, rng=rng, symbols=args.symbols, say=say, weights=weights)
+    chaos = Chaos(
+        world=world, rng=rng, symbols=args.symbols, say=say, weights=weights, stop_percent=args.stops
+    )
     try:
         counts = storm(chaos, args.minutes)
         say("storm over: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

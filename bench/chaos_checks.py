@@ -14,6 +14,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 OUR_PREFIX = "ex-"  # the executor's client order ids (IB orderRef)
+STOP_PREFIX = (
+    "st-"  # the executor's protective stops: ours too (booked, placed once), but they rest on purpose
+)
 D = Decimal
 TRANSIT_GRACE_NS = (
     2 * 10**9
@@ -51,7 +54,11 @@ def dec(value: Any) -> Decimal:
 
 
 def ours(ref: Any) -> bool:
-    return isinstance(ref, str) and ref.startswith(OUR_PREFIX)
+    return isinstance(ref, str) and ref.startswith((OUR_PREFIX, STOP_PREFIX))
+
+
+def is_stop_ref(ref: Any) -> bool:
+    return isinstance(ref, str) and ref.startswith(STOP_PREFIX)
 
 
 def live_executions(audit: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -222,4 +229,20 @@ def check_simulator_untouched(before: Mapping[str, Any], after: Mapping[str, Any
             v.problems.append(f"{key} {before.get(key)} -> {after.get(key)}")
     if after.get("statename") != "RUNNING":
         v.problems.append(f"supervisord says {after.get('statename')}")
+    return v
+
+
+def check_protection(
+    worst: Mapping[str, tuple[float, str]], reconcile_seconds: float, samples: int, grace: float
+) -> Verdict:
+    """No position without its protective stop for longer than one reconciliation (plus `grace` for the
+    heartbeat's period), counted only while the executor saw the Gateway READY: `worst` is each symbol's longest
+    such stretch and when it was seen, from the executor heartbeat's `unprotected`, sampled `samples` times."""
+    v = Verdict(f"no position without its stop longer than one reconciliation ({reconcile_seconds:g}s)")
+    if samples == 0:
+        v.problems.append("the executor's heartbeat was never read: protection not observed")
+        return v
+    for symbol, (seconds, when) in sorted(worst.items()):
+        if seconds > reconcile_seconds + grace:
+            v.problems.append(f"{symbol} unprotected {seconds:.1f}s with the Gateway READY (seen {when})")
     return v

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from bench.chaos_checks import live_executions, ours
+from bench.chaos_checks import is_stop_ref, live_executions, ours
 from bench.chaos_world import Refused, World
 from shared.bus import RequestTimeout
 from shared.messages import ReconcileRequest
@@ -64,6 +64,7 @@ class Chaos:
     pending: list[Pending] = field(default_factory=list)
     has_accept_broker: bool | None = None  # None: not tried yet
     landed: list[tuple[str, str]] = field(default_factory=list)  # (name, what) of faults a follow-up injected
+    stop_percent: float = 0.0  # the run's protective stops (0: none, and no stop faults)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -234,6 +235,24 @@ class Chaos:
         kind = self.rng.choice(DELAY_KINDS)
         return self.for_a_while(("delay", kind, round(self.rng.uniform(1, 4), 1)), ("delay", kind, 0), 5, 15)
 
+    # ------------------------------------------------------------------ protective stops
+
+    def cancel_stop(self) -> str:
+        """A human cancels one of our protective stops in TWS: the executor must put it back."""
+        stops = [o for o in self.sim("status").get("open_orders", []) if is_stop_ref(o.get("order_ref"))]
+        if not stops:
+            raise Skip("no protective stop working at the simulator")
+        order = self.rng.choice(stops)
+        self.sim("cancel-order", order["order_id"])
+        return f"cancel-order {order['order_id']} ({order['order_ref']}, {order['symbol']} {order['action']})"
+
+    def gap(self) -> str:
+        """An overnight gap up to twice the stop's percent either way: some stops fill beyond their trigger."""
+        symbol = self.rng.choice(self.symbols)
+        percent = round(self.rng.choice((-1, 1)) * self.rng.uniform(0.3, 2.0) * self.stop_percent, 1)
+        self.sim("gap", symbol, percent)
+        return f"gap {symbol} {percent:+g}%"
+
     # ------------------------------------------------------------------ the operator
 
     def halt_then_resume(self) -> str:
@@ -333,6 +352,14 @@ CATALOGUE: tuple[tuple[str, float, Fault], ...] = (
 )
 
 
-def pick(rng: random.Random) -> tuple[str, Fault]:
-    name, _, fault = rng.choices(CATALOGUE, weights=[w for _, w, _ in CATALOGUE])[0]
+# with protective stops configured (bench/chaos.py --stops PCT), these join the catalogue
+STOP_FAULTS: tuple[tuple[str, float, Fault], ...] = (
+    ("cancel-order", 5, Chaos.cancel_stop),
+    ("gap", 4, Chaos.gap),
+)
+
+
+def pick(rng: random.Random, with_stops: bool = False) -> tuple[str, Fault]:
+    catalogue = CATALOGUE + STOP_FAULTS if with_stops else CATALOGUE
+    name, _, fault = rng.choices(catalogue, weights=[w for _, w, _ in catalogue])[0]
     return name, fault

@@ -9,6 +9,7 @@ Gateway). Every wait has a deadline.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -24,6 +25,7 @@ from typing import Any
 from procs.gateway_sim.control import control_path, request
 from shared.bus import RequestTimeout, req_endpoint, request_once
 from shared.messages import Request, StatusRequest
+from shared.service import MONOTONIC_FIELD, heartbeat_file
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +54,12 @@ class World:
     _stop: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
     last_status: dict[str, Any] = field(default_factory=dict)
+    # protective stops, from the executor's heartbeat: symbol -> (longest stretch unprotected with the Gateway
+    # READY, when it was seen), how many beats were read, and since when the Gateway has been READY in them
+    unprotected_worst: dict[str, tuple[float, str]] = field(default_factory=dict)
+    protection_samples: int = 0
+    reconcile_seconds: float = 0.0
+    _ready_since: float | None = None
 
     # ------------------------------------------------------------------ the simulator, by its control socket
 
@@ -195,6 +203,28 @@ class World:
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
             self.observe_halt()
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+                self.observe_protection()
+
+    def observe_protection(self) -> None:
+        """The executor heartbeat's `unprotected` (symbol -> seconds with a position and no live stop), counted
+        only from when its Gateway was READY: a stop cannot be placed through a Gateway that is away."""
+        path = heartbeat_file(self.stack.settings, "executor")
+        doc = json.loads(path.read_bytes())
+        fresh = time.monotonic_ns() - int(doc.get(MONOTONIC_FIELD, 0)) < 3 * 10**9
+        detail = doc.get("detail") or {}
+        now = time.monotonic()
+        if not fresh or detail.get("gateway") != "READY" or "unprotected" not in detail:
+            self._ready_since = None
+            return
+        if self._ready_since is None:
+            self._ready_since = now
+        self.protection_samples += 1
+        self.reconcile_seconds = float(detail.get("reconcile_seconds") or 0)
+        for symbol, seconds in (detail.get("unprotected") or {}).items():
+            exposed = min(float(seconds), now - self._ready_since)
+            if exposed > self.unprotected_worst.get(symbol, (0.0, ""))[0]:
+                self.unprotected_worst[symbol] = (exposed, time.strftime("%H:%M:%S"))
 
     def observe_halt(self) -> None:
         """The executor's persisted halt (ledger) and its status: a halt seen by either extends its period."""
