@@ -1,0 +1,122 @@
+"""The protected executor without a broker (real ledger file): a position in a symbol without contract details is
+alerted once and no stop is attempted in a loop; once the details come, the stop goes out; `bin/trader positions`
+shows the stop (type, trigger, quantity, state) and how long a position has gone without one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from procs.executor.actions import Publish, Send
+from procs.executor.commands import positions_view
+from procs.executor.hours import MarketClock
+from procs.executor.ledger import Ledger, open_ledger
+from procs.executor.protect import ProtectedExecutor
+from procs.executor.stops import is_stop
+from shared.config import Settings
+from shared.messages import Alert, GatewayStatus, OrderEvent
+
+from .conftest import TICKS, WallClock, quote
+from .test_engine import fill, sends, target
+
+D = Decimal
+
+
+@pytest.fixture
+def protected(
+    settings_for: Callable[..., Settings], short_tmp: Path
+) -> Iterator[Callable[..., ProtectedExecutor]]:
+    opened: list[Ledger] = []
+
+    def make(**overrides: Any) -> ProtectedExecutor:
+        led = open_ledger(short_tmp / "data" / f"ledger{len(opened)}.sqlite")
+        opened.append(led)
+        ex = ProtectedExecutor(settings_for(**overrides), led, MarketClock(None), wall=WallClock())
+        ex.ticks.update(TICKS)
+        ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
+        for sym in TICKS:
+            ex.on_quote(quote(sym))
+        ex.mark_synced()
+        return ex
+
+    yield make
+    for led in opened:
+        led.close()
+
+
+def stop_sends(actions: list[Any]) -> list[Send]:
+    return [a for a in sends(actions) if is_stop(a.order.client_order_id)]
+
+
+def alerts(actions: list[Any], code: str) -> list[Alert]:
+    return [
+        a.msg for a in actions if isinstance(a, Publish) and isinstance(a.msg, Alert) and a.msg.code == code
+    ]
+
+
+def bought(ex: ProtectedExecutor, forget_tick: bool = False) -> tuple[str, list[Any]]:
+    entry = sends(ex.on_target(target("AAPL", 0.5)))[0].order
+    if forget_tick:
+        del ex.ticks["AAPL"]  # e.g. after a restart, the bridge no longer has AAPL's contract details
+    ex.on_order_event(OrderEvent(client_order_id=entry.client_order_id, status="SUBMITTED", order_id=1))
+    return entry.client_order_id, fill(ex, entry.client_order_id, "e1", "50", "100.00")
+
+
+def test_no_contract_details_alerts_once_and_never_attempts_a_stop_in_a_loop(
+    protected: Callable[..., ProtectedExecutor],
+) -> None:
+    ex = protected(stop_loss_percent="5")
+    _, after_fill = bought(ex, forget_tick=True)
+    assert stop_sends(after_fill) == []
+    (alert,) = alerts(after_fill, "stop.unprotected")
+    assert alert.severity == "CRITICAL" and "contract details" in alert.message and alert.remedy
+    again: list[Any] = []
+    for _ in range(5):  # reconciliations, position reports: nothing new is tried, nothing alerted again
+        again += ex.protect_all()
+    assert stop_sends(again) == [] and alerts(again, "stop.unprotected") == []
+    assert "AAPL" in ex.unprotected()
+    # the details come: the stop goes out at the next pass
+    ex.ticks["AAPL"] = D("0.01")
+    (stop,) = stop_sends(ex.protect_all())
+    assert (stop.order.side, stop.order.quantity, stop.order.limit_price) == ("SELL", D(50), D("95.00"))
+
+
+def test_positions_view_shows_the_stop_and_an_unprotected_position(
+    protected: Callable[..., ProtectedExecutor],
+) -> None:
+    ex = protected(stop_loss_percent="5")
+    _, actions = bought(ex)
+    (stop,) = stop_sends(actions)
+    (row,) = positions_view(ex)
+    assert (row["stop_type"], row["stop_trigger"], row["stop_quantity"], row["stop_state"]) == (
+        "STP", "95.00", "50", "NEW",
+    )  # fmt: skip
+    coid = stop.order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED", order_id=2, stop_price=D("95")))
+    (row,) = positions_view(ex)
+    assert (row["stop_state"], row["stop_trigger"]) == ("SUBMITTED", "95")
+    # the broker refuses it: not tried again at once, and the view says how long the position has been bare
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="REJECTED", reason="refused", error_code=201))
+    assert stop_sends(ex.protect_all()) == []
+    assert isinstance(ex.wall, WallClock)
+    ex.wall.advance(5)
+    (row,) = positions_view(ex)
+    assert (row["stop_type"], row["stop_state"]) == ("", "NONE for 5s")
+
+
+def test_a_trailing_stops_live_trigger_is_shown_as_the_broker_reports_it(
+    protected: Callable[..., ProtectedExecutor],
+) -> None:
+    ex = protected(trailing_stop_percent="3")
+    _, actions = bought(ex)
+    (stop,) = stop_sends(actions)
+    coid = stop.order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED", order_id=2, stop_price=D("97.00")))
+    ex.on_listed(OrderEvent(client_order_id=coid, status="SUBMITTED", order_id=2, symbol="AAPL", side="SELL",
+                            quantity=D(50), order_type="TRAIL", stop_price=D("99.10")))  # fmt: skip
+    (row,) = positions_view(ex)
+    assert row["stop_type"] == "TRAIL" and row["stop_trigger"] == "99.1 (trail 3%)"
