@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run stop status test lint bench clean
+.PHONY: setup run stop status test test-fast lint bench clean
 
 setup: $(STAMP) .env var/run
 
@@ -43,6 +43,10 @@ lint: setup
 
 test: lint
 	$(VENV)/bin/pytest -q
+
+# the developer's loop: every test that starts no process and opens no socket to one (tests/conftest.py marks them)
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not integration"
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

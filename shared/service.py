@@ -31,15 +31,16 @@ import msgspec
 import zmq.asyncio
 from loguru import logger
 
+from shared import exitcodes
 from shared.bus import PUB_SOCKETS, Publisher, new_context, pub_endpoint
 from shared.config import ConfigError, Settings, check_env_file_private, file_umask, load_settings
 from shared.log import setup_logging
 from shared.messages import Heartbeat, Message
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_TEMPFAIL = 75
-EXIT_CONFIG = 78
+EXIT_OK = exitcodes.OK
+EXIT_ERROR = exitcodes.ERROR
+EXIT_TEMPFAIL = exitcodes.TEMPFAIL
+EXIT_CONFIG = exitcodes.CONFIG
 
 # the states in which a program does its work: the first one reached ends its start-up
 WORKING_STATES = frozenset({"READY", "RUNNING", "WATCHING", "HALTED", "DEGRADED"})

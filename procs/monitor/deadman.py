@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.programs import SILENT_PROGRAMS
+
 GRACE = 30.0  # seconds a program may be out of RUNNING (a restart) before the switch says /fail
 # programs without the harness's heartbeat (the simulator stands in for the Gateway)
-NO_HEARTBEAT = frozenset({"gateway_sim"})
+NO_HEARTBEAT = SILENT_PROGRAMS  # shared/programs.py: the simulator publishes no heartbeat
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from procs.watchdog.model import (
     Rules,
     Snapshot,
 )
+from shared.programs import BY_NAME
 
 CONNECTING_STATES = frozenset({"STARTING", "CONNECTING", "SYNCING"})
 
@@ -299,7 +300,8 @@ def _supervisord_reachable(scan: _Scan) -> None:
 
 def _heartbeat_budget(rules: Rules, name: str, state: str | None) -> float:
     budget = dict(rules.program_budgets).get(name, rules.heartbeat_budget)
-    if name == "bridge" and (state is None or state in CONNECTING_STATES):
+    program = BY_NAME.get(name)
+    if program is not None and program.slow_to_connect and (state is None or state in CONNECTING_STATES):
         return max(rules.bridge_connect_budget, budget)
     return budget
 

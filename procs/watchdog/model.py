@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shared import programs
+
 Side = Literal["client", "gateway"]
 Action = Literal["RESTART", "REPORT", "UNKNOWN"]
 Severity = Literal["INFO", "WARNING", "CRITICAL"]
@@ -21,7 +23,7 @@ _PYTHON_EXE = re.compile(r"^python(\d+(\.\d+)*)?$")
 _GATEWAY_WORDS = re.compile(r"(?i)(^|[^a-z])(java|tws|ibgateway|ibc|ibcalpha|jts)([^a-z]|$)")
 
 # the simulator stands in for the Gateway; the watchdog never restarts itself
-PROTECTED_PROGRAMS = frozenset({"gateway_sim", "watchdog"})
+PROTECTED_PROGRAMS = programs.PROTECTED_PROGRAMS  # shared/programs.py: the simulator and the watchdog itself
 
 GATEWAY_REMEDY = (
     "restart the Gateway yourself: File > Exit, start it again and log in with 2FA; or send IBC's RESTART "
@@ -161,7 +163,7 @@ class Rules:
     max_restarts: int = 3
     restart_window: float = 600.0
     debounce_scans: int = 2
-    heartbeat_programs: frozenset[str] = frozenset({"bridge", "features", "strategy", "executor", "monitor"})
+    heartbeat_programs: frozenset[str] = programs.WATCHED_HEARTBEATS
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,14 @@ from typing import Any
 import psutil
 
 from shared.config import Settings, load_settings
+from shared.programs import PROGRAM_NAMES
 from shared.service import prepare_var
 from shared.supervisor import supervisor_rpc, write_supervisord_config
 from tests.support.sim import free_port
+from tests.support.wait import wait_for  # noqa: F401 (re-exported: tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_PROGRAMS = ("gateway_sim", "bridge", "features", "strategy", "executor", "watchdog", "monitor")
+ALL_PROGRAMS = PROGRAM_NAMES  # shared/programs.py, in start order
 
 # Fast settings for tests: quick heartbeats, short budgets, a sped-up simulated clock.
 TEST_DEFAULTS = {
@@ -42,21 +43,6 @@ TEST_DEFAULTS = {
     "MARKET_HOURS": "always",
     "LOG_LEVEL": "DEBUG",
 }
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    """Poll `check` until it returns something truthy; AssertionError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            got = check()
-            if got:
-                return got
-        except Exception as exc:  # the thing may not be up yet
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last error: {last_exc!r})")
 
 
 @dataclass
