@@ -372,6 +372,10 @@ def trade_through_the_storm(
     halted_s = sum(h.last_seen_ns - h.since_ns for h in world.halts) / 1e9
     reasons = sorted({h.reason.split(":")[0][:40] for h in world.halts})
     say(f"halts observed: {len(world.halts)}, {halted_s:.0f}s in all ({'; '.join(reasons) or 'none'})")
+    if chaos.stop_percent:
+        worst = ", ".join(f"{s} {t:.1f}s" for s, (t, _) in sorted(world.unprotected_worst.items())) or "none"
+        say(f"protective stops: {world.protection_samples} executor beats read; longest unprotected with the "
+            f"Gateway READY: {worst}")  # fmt: skip
     for v in results:
         print(v.line(), flush=True)
     orders = len({o["orderRef"] for o in audit.get("orders", []) if ours(o.get("orderRef"))})
