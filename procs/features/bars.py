@@ -2,7 +2,7 @@
 
 Buckets are counted from the latest XNYS session boundary (the open, or the close for after-hours bars) and
 cut at the next one, so 60-minute bars run 09:30-10:30 and a half day's last bar ends at 13:00. Sessions come
-from exchange_calendars. Pure: bars in, bars out; it never reads a clock and never validates (validate.py does).
+from shared/calendar.py (exchange_calendars). Pure: bars in, bars out; it never reads a clock and never validates (validate.py does).
 """
 
 from __future__ import annotations
@@ -10,27 +10,13 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-import warnings
 from collections.abc import Iterable
 
 from procs.features.featureset import EXCHANGE_TZ
+from shared.calendar import session_boundaries
 from shared.messages import Bar
 
 NS = 1_000_000_000
-_CAL_FIRST, _CAL_LAST = "1990-01-02", "2040-12-31"
-
-
-@functools.cache
-def session_boundaries() -> list[int]:
-    """Every XNYS regular-session open and close, 1990-2040, as sorted UTC nanoseconds."""
-    import exchange_calendars as xcals  # 0.3 s import: only when the first bar needs it
-
-    with warnings.catch_warnings():  # exchange_calendars 4.13 trips a pandas 3.1 deprecation inside itself
-        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-        sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
-    opens = sched["open"].dt.as_unit("ns").astype("int64").tolist()
-    closes = sched["close"].dt.as_unit("ns").astype("int64").tolist()
-    return sorted(opens + closes)
 
 
 def bucket_of(start_ns: int, bar_seconds: int) -> tuple[int, int]:
