@@ -26,7 +26,7 @@ from shared.programs import PROGRAM_NAMES
 from shared.service import prepare_var
 from shared.supervisor import supervisor_rpc, write_supervisord_config
 from tests.support.sim import free_port
-from tests.support.wait import wait_for  # noqa: F401 (re-exported: tests import it from here)
+from tests.support.wait import wait_for as wait_for  # re-exported: tests and benches import it from here
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_PROGRAMS = PROGRAM_NAMES  # shared/programs.py, in start order
