@@ -36,6 +36,9 @@ class ProtectedExecutor(Executor):
         ] = {}  # symbol -> why its stop went away without us (re-creation alerts)
         self.stop_cancelling: set[str] = set()
         self.stop_refused: dict[str, int] = {}  # symbol -> when the broker refused its stop
+        # symbols whose stop the bridge refused to send (Gateway not READY): tried again at the next
+        # reconciliation, which runs as soon as the Gateway is READY -- not at once (a loop), not in 60 s
+        self.stop_unsent: set[str] = set()
         self.unprotectable: dict[str, str] = {}  # symbol -> why no stop can be placed (alerted once)
         self.unprotected_since: dict[str, int] = {}  # symbol -> since when it has a position and no live stop
         self.stop_triggers: dict[str, Decimal] = {}  # stop -> its live trigger as the broker last said it
@@ -53,6 +56,7 @@ class ProtectedExecutor(Executor):
     def protect_all(self) -> list[Action]:
         if not self.stops_enabled or not self.synced:
             return []
+        self.stop_unsent.clear()  # a reconciliation: the bridge answers again, a stop it refused goes out now
         held = {s for s, p in self.ledger.positions.items() if p.quantity != 0}
         symbols = (
             held
@@ -95,7 +99,7 @@ class ProtectedExecutor(Executor):
     def _create(self, symbol: str, step: Create) -> list[Action]:
         now = self.wall()
         refused = self.stop_refused.get(symbol, 0)
-        if refused and now - refused < REFUSED_RETRY_SECONDS * 1e9:
+        if (refused and now - refused < REFUSED_RETRY_SECONDS * 1e9) or symbol in self.stop_unsent:
             return []
         self.unprotectable.pop(symbol, None)
         lost = self.stop_lost.pop(symbol, "")
@@ -176,7 +180,9 @@ class ProtectedExecutor(Executor):
             self.cancel_sent.pop(order.client_order_id, None)
             ours = order.client_order_id in self.stop_cancelling
             self.stop_cancelling.discard(order.client_order_id)
-            if order.status == "REJECTED":
+            if order.status == "REJECTED" and order.symbol in self.stop_unsent:
+                self.stop_lost[order.symbol] = f"not sent: {order.reason}"
+            elif order.status == "REJECTED":
                 self.stop_refused[order.symbol] = self.wall()
                 self.stop_lost[order.symbol] = f"refused: {order.reason or order.error_code}"
             elif order.status in ("CANCELLED", "INACTIVE") and not ours:
@@ -186,6 +192,14 @@ class ProtectedExecutor(Executor):
             self.stop_refused.pop(order.symbol, None)
             self._note_protection(order.symbol, self.flatten_position(order.symbol))
         return actions
+
+    def on_send_refused(self, client_order_id: str, error: str) -> list[Action]:
+        stop = self.ledger.stops.get(client_order_id)
+        if (
+            stop is not None
+        ):  # the bridge's refusal (the Gateway away), not the broker's: retried once it is back
+            self.stop_unsent.add(stop.symbol)
+        return super().on_send_refused(client_order_id, error)
 
     def on_order_event(self, e: OrderEvent) -> list[Action]:
         if e.stop_price is not None and is_stop(e.client_order_id):

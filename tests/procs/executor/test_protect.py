@@ -120,3 +120,21 @@ def test_a_trailing_stops_live_trigger_is_shown_as_the_broker_reports_it(
                             quantity=D(50), order_type="TRAIL", stop_price=D("99.10")))  # fmt: skip
     (row,) = positions_view(ex)
     assert row["stop_type"] == "TRAIL" and row["stop_trigger"] == "99.1 (trail 3%)"
+
+
+def test_a_stop_the_bridge_refused_goes_out_at_the_next_reconciliation_not_in_a_loop_nor_a_minute_later(
+    protected: Callable[..., ProtectedExecutor],
+) -> None:
+    # the chaos run's finding: a stop sent while the Gateway was STALLED came back REJECTED from the bridge, and
+    # was then held back for a minute as if IB had refused it, while the position kept changing
+    ex = protected(stop_loss_percent="5")
+    _, actions = bought(ex)
+    (first,) = stop_sends(actions)
+    retried = ex.on_send_refused(
+        first.order.client_order_id, "orders refused while the Gateway is STALLED: ..."
+    )
+    assert stop_sends(retried) == []  # not at once: no loop against a bridge that refuses
+    assert "AAPL" in ex.unprotected()
+    (again,) = stop_sends(ex.protect_all())  # the reconciliation that follows the Gateway's return
+    assert again.order.quantity == D(50) and again.order.client_order_id != first.order.client_order_id
+    assert "re-created" in again.order.why and "not sent" in again.order.why
