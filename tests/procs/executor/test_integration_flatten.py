@@ -4,13 +4,14 @@ time, never crosses zero while the strategy keeps publishing the opposite target
 
 from __future__ import annotations
 
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
 
 from shared.messages import FlattenRequest
 
-from .cluster import broker_positions, check_ledger_against_broker, running_cluster, wait_for
+from .cluster import REPO, broker_positions, check_ledger_against_broker, running_cluster, wait_for
 
 D = Decimal
 QUICK_TICKS = ("--tick-interval", "2")  # a big order fills 500 shares on arrival, then 500 every 2 s
@@ -33,6 +34,11 @@ def test_flatten_persists_through_restarts_closes_in_pieces_and_leaves_others_tr
         c.wait_executor_ready()
         c.request("executor", FlattenRequest(symbols=["AAPL"]))
         assert not c.status()["halted"]  # one symbol: the rest keeps trading
+        waited = subprocess.run([str(REPO / "bin" / "trader"), "flatten", "AAPL", "--wait", "1"], env=c.env,
+                                capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert (
+            waited.returncode == 1 and "AAPL" in waited.stdout + waited.stderr
+        )  # not flat in 1 s: what is left
 
         restarted = dropped = False
         lowest = held
@@ -40,7 +46,11 @@ def test_flatten_persists_through_restarts_closes_in_pieces_and_leaves_others_tr
         while time.monotonic() < deadline:
             c.publish_target("AAPL", 1.0)  # the strategy still wants the position: flatten overrides it
             c.publish_target("MSFT", 0.2)
-            pos = broker_positions(c).get("AAPL", D(0))
+            try:
+                pos = broker_positions(c).get("AAPL", D(0))
+            except RuntimeError:  # the bridge refuses while it reconnects after the drop: ask again
+                time.sleep(0.2)
+                continue
             lowest = min(lowest, pos)
             closing = [o for o in c.orders("AAPL") if o["why"] == "flatten by operator"]
             if closing and not restarted:
