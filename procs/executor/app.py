@@ -82,7 +82,7 @@ async def main(svc: Service) -> None:
         raise ConfigError(str(exc)) from None
     clock = hours.MarketClock(s.sim_speed if s.gateway == "sim" else None)
     try:
-        await ExecutorApp(svc, Executor(s, ledger, clock)).run()
+        await ExecutorApp(svc, Executor(s, ledger, clock, mono=time.monotonic_ns)).run()
     finally:
         ledger.close()
 

@@ -28,20 +28,31 @@ class Book:
     """Holds the book in memory (quotes, contracts, targets) over the ledger (orders, fills, positions, halt)."""
 
     def __init__(
-        self, settings: Settings, ledger: Ledger, clock: MarketClock, wall: Callable[[], int] = time.time_ns
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        clock: MarketClock,
+        wall: Callable[[], int] = time.time_ns,
+        mono: Callable[[], int] | None = None,
     ) -> None:
         self.settings = settings
         self.limits = RiskLimits.from_settings(settings)
         self.ledger = ledger
         self.clock = clock
         self.wall = wall
+        # ages (quote age, order expiry, the order-rate window, cancel resends) on a clock that a wall-clock step
+        # (NTP, a VM resumed) cannot move; a test passes one settable clock for both
+        self.mono = mono or wall
+        self._born: dict[str, int] = {}  # client order id -> when it was created, on the monotonic clock
         self.quotes: dict[str, QuoteSnapshot] = {}
         self.ticks: dict[str, Decimal] = {}  # the contract's minimum tick, from the bridge
         self.targets: dict[str, TargetPosition] = {}
         self.gateway: GatewayStatus | None = None
         self.broker_positions: dict[str, Decimal] = {}
         self.breaker = CircuitBreaker(settings.circuit_breaker_max_errors)
-        self.recent_orders: deque[int] = deque(sorted(ledger.created_since(wall() - 60 * 10**9)))
+        self.recent_orders: deque[int] = deque(
+            sorted(self.since_mono(c) for c in ledger.created_since(wall() - 60 * 10**9))
+        )
         self.cancel_sent: dict[str, int] = {}
         self.counters: dict[str, float] = {}
         self.last_rejection = ""
@@ -62,6 +73,17 @@ class Book:
                       f"holding not traded by the stack (shown, never reconciled): {p.sec_type} {p.local_symbol or p.symbol} "
                       f"{p.quantity}")  # fmt: skip
         return new
+
+    def since_mono(self, wall_ns: int) -> int:
+        """A wall-clock instant of the past (a ledger's created_ns) on the monotonic clock, as of now."""
+        return self.mono() - (self.wall() - wall_ns)
+
+    def age_s(self, client_order_id: str, created_ns: int) -> float:
+        """How long ago an order was created, in seconds, measured on the monotonic clock."""
+        born = self._born.get(client_order_id)
+        if born is None:
+            born = self._born[client_order_id] = self.since_mono(created_ns)
+        return (self.mono() - born) / 1e9
 
     def count(self, name: str, n: float = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -131,7 +153,7 @@ class Book:
         return f"none: gateway {g.state}" + (f" ({g.reason})" if g.reason else "")
 
     def risk_context(self, symbol: str, *, operator: bool = False, excluding: str = "") -> RiskContext:
-        now = self.wall()
+        now = self.mono()
         while self.recent_orders and self.recent_orders[0] < now - 60 * 10**9:
             self.recent_orders.popleft()
         working: dict[str, Decimal] = {}

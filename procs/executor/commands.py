@@ -80,7 +80,7 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "cash_flow": str(ex.ledger.cash().quantize(Decimal("0.01"))),
         "positions": sum(1 for q, _ in book.values() if q != 0),
         "working_orders": sum(1 for o in ex.ledger.working.values() if o.working),
-        "quote_age_s": {s: round((ex.wall() - q.received_ns) / 1e9, 1) for s, q in sorted(ex.quotes.items())},
+        "quote_age_s": {s: round((ex.mono() - q.received_ns) / 1e9, 1) for s, q in sorted(ex.quotes.items())},
         "last_rejection": ex.last_rejection,
         "mismatched": {
             s: {"ledger": plain(a), "broker": plain(b)} for s, (a, b) in sorted(ex.blocked.items())

@@ -23,8 +23,8 @@ from procs.executor.orders import (
     TERMINAL,
     WORKING,
     OrderRecord,
-    is_expired,
     is_ours,
+    may_expire,
     new_client_order_id,
     next_state,
 )
@@ -95,7 +95,7 @@ class Executor(Book):
         return [a for symbol in sorted(self.targets) for a in self.evaluate(symbol)]
 
     def on_quote(self, q: Quote) -> list[Action]:
-        snap = QuoteSnapshot(_price(q.bid), _price(q.ask), _price(q.last), self.wall())
+        snap = QuoteSnapshot(_price(q.bid), _price(q.ask), _price(q.last), self.mono())
         if snap.reference <= 0:
             log_every(
                 f"quote.bad.{q.symbol}", 30, "WARNING", f"ignored a quote of {q.symbol} with no usable price"
@@ -406,7 +406,7 @@ class Executor(Book):
             decision_quote=quote.reference if quote is not None and quote.reference > 0 else None,
         )
         self.ledger.insert_order(order)
-        self.recent_orders.append(now)
+        self.recent_orders.append(self.mono())
         self.breaker.order_sent()
         self.count("orders")
         event("order_new", client_order_id=order.client_order_id, symbol=symbol, side=side, quantity=quantity,
@@ -441,7 +441,7 @@ class Executor(Book):
     def cancel_orders(
         self, orders: list[OrderRecord], why: str, resend_seconds: float = CANCEL_RESEND_SECONDS
     ) -> list[Action]:
-        now = self.wall()
+        now = self.mono()
         actions: list[Action] = []
         for o in orders:
             last = self.cancel_sent.get(o.client_order_id, 0)
@@ -454,7 +454,11 @@ class Executor(Book):
     def expire_orders(self) -> list[Action]:
         """Cancel working orders older than ORDER_TIMEOUT_SECONDS."""
         timeout = self.settings.order_timeout_seconds
-        old = [o for o in self.ledger.working.values() if is_expired(o, self.wall(), timeout)]
+        old = [
+            o
+            for o in self.ledger.working.values()
+            if may_expire(o) and self.age_s(o.client_order_id, o.created_ns) > timeout
+        ]
         return self.cancel_orders(old, f"working longer than {timeout:g}s") if old else []
 
     def _reject(self, symbol: str, rejection: Rejection) -> list[Action]:

@@ -78,7 +78,7 @@ class RiskContext:
     working: Mapping[str, Decimal]  # signed shares of working orders (and fills in flight) by symbol
     marks: Mapping[str, Decimal]  # a price per symbol, to value positions
     quote: QuoteSnapshot | None  # the last quote of the order's symbol
-    now_ns: int  # wall clock, for quote age
+    now_ns: int  # the monotonic clock, for quote age (QuoteSnapshot.received_ns is on it too)
     session: Session | None  # None: the market's clock is not known yet
     gateway_state: str
     gateway_ready: bool

@@ -206,3 +206,21 @@ def test_a_correction_that_lowers_the_quantity_leaves_nothing_pending(
     ex.trip_halt("test", "operator")
     closing = sends(ex.on_target(target(weight=0.0)))
     assert [(s.order.side, s.order.quantity, s.order.reduce_only) for s in closing] == [("SELL", D(49), True)]
+
+
+def test_a_wall_clock_step_expires_nothing_and_ages_no_quote(make_executor: Callable[..., Executor]) -> None:
+    from .conftest import WallClock, quote
+
+    wall, mono = WallClock(), WallClock(start_ns=5 * 10**9)
+    ex = make_executor(wall=wall)
+    ex.mono = mono  # production: time.monotonic_ns
+    coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
+    wall.advance(3600)  # NTP or a resumed VM steps the wall clock an hour ahead
+    assert ex.expire_orders() == []  # the order is seconds old, not an hour
+    assert ex.risk_context("AAPL").quote is not None and "quote" not in ex.last_rejection
+    mono.advance(ex.settings.order_timeout_seconds + 1)  # real time passes
+    assert Cancel(coid) in ex.expire_orders()
+    wall.advance(-7200)  # and a step back hides nothing
+    ex.on_quote(quote())
+    assert ex.risk_context("AAPL").orders_last_minute == 0  # its creation is long past on the steady clock
