@@ -142,6 +142,7 @@ class BridgeApi:
         counters.update(
             outbox_sent=s.outbox.sent,
             outbox_backlog=s.outbox.backlog,
+            outbox_waits=s.outbox.waits,  # times the pacer held messages back (a metric of the monitor)
             outbox_max_backlog=s.outbox.max_backlog,
             outbox_dropped=s.outbox.dropped,
             history_requests_10min=self.history_pacer.used(now),
