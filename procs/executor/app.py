@@ -363,9 +363,9 @@ class ExecutorApp:
         )
 
     def _oca_of(self, o: Any) -> str:
-        """The OCA group of the symbol's live stop when `o` reduces the position (it then shares the stop's)."""
-        if not o.reduce_only:
-            return ""
+        """The OCA group of the symbol's live stop when `o` is on the stop's side (it reduces the position, or
+        closes it and goes beyond): each fill of one reduces the other, so the two never close more than the
+        position -- a stop that fills while a flip works takes its shares off the flip."""
         live = [s for s in self.ex.stops_of(o.symbol) if s.working and s.side == o.side and s.status != "NEW"]
         return live[0].client_order_id if live else ""
 

@@ -18,7 +18,7 @@ from procs.executor.engine import Executor
 from procs.executor.orders import ADOPTED, TERMINAL, OrderRecord
 from procs.executor.stops import Create, Remove, Resize, Unprotectable, is_stop, new_stop_id, plan
 from shared.log import event, log_every
-from shared.messages import Alert, Fill, OrderEvent
+from shared.messages import Alert, Fill, GatewayStatus, OrderEvent
 
 REFUSED_RETRY_SECONDS = 60.0  # a stop the broker refused is tried again this much later, not at once
 
@@ -39,6 +39,11 @@ class ProtectedExecutor(Executor):
         # symbols whose stop the bridge refused to send (Gateway not READY): tried again at the next
         # reconciliation, which runs as soon as the Gateway is READY -- not at once (a loop), not in 60 s
         self.stop_unsent: set[str] = set()
+        # while the Gateway was away a stop may have filled unseen: an order sized from the ledger could then
+        # cross zero (the chaos run's NVDA: a stop's fill while away + a flip sized from before it = twice the
+        # position). Orders in a symbol with a stop wait for the reconciliation that books what happened.
+        self.stops_unverified = False
+        self.waiting_for_stops: dict[str, bool] = {}  # symbol -> was its target fresh
         self.unprotectable: dict[str, str] = {}  # symbol -> why no stop can be placed (alerted once)
         self.unprotected_since: dict[str, int] = {}  # symbol -> since when it has a position and no live stop
         self.stop_triggers: dict[str, Decimal] = {}  # stop -> its live trigger as the broker last said it
@@ -235,7 +240,16 @@ class ProtectedExecutor(Executor):
         event("stop_adopted", client_order_id=order.client_order_id, symbol=order.symbol, why=repr(why))
         return [Publish("order.submitted", order_event(order)), *self.protect(order.symbol)]
 
+    def on_gateway(self, g: GatewayStatus) -> list[Action]:
+        if g.state != "READY" and any(o.working for o in self.ledger.stops.values()):
+            self.stops_unverified = True
+        return super().on_gateway(g)
+
     def evaluate(self, symbol: str, *, fresh: bool = False) -> list[Action]:
+        if self.stops_unverified and any(o.working for o in self.stops_of(symbol)):
+            self.waiting_for_stops[symbol] = fresh or self.waiting_for_stops.get(symbol, False)
+            self.count("orders_wait_for_stop_check")
+            return []  # re-decided once the reconciliation has booked what the stops did meanwhile
         since = self.stopped_out.get(symbol)
         if since is not None and symbol not in self.flattening:
             t = self.targets.get(symbol)
@@ -257,6 +271,11 @@ class ProtectedExecutor(Executor):
             why = "never reached the broker" if o.status == "NEW" else "no longer open at the broker"
             actions += self.on_order_event(OrderEvent(client_order_id=o.client_order_id, status="CANCELLED",
                                                       reason=f"{why} (reconciliation)"))  # fmt: skip
+        # the broker's executions are booked by now (reconciliation asks them first): what waited is re-decided
+        self.stops_unverified = False
+        waiting, self.waiting_for_stops = self.waiting_for_stops, {}
+        for symbol, fresh in sorted(waiting.items()):
+            actions += self.evaluate(symbol, fresh=fresh)
         return actions
 
     def stop_view(self) -> dict[str, dict[str, str]]:

@@ -18,7 +18,7 @@ from procs.executor.ledger import Ledger, open_ledger
 from procs.executor.protect import ProtectedExecutor
 from procs.executor.stops import is_stop
 from shared.config import Settings
-from shared.messages import Alert, GatewayStatus, OrderEvent
+from shared.messages import Alert, GatewayStatus, OrderEvent, TargetPosition
 
 from .conftest import TICKS, WallClock, quote
 from .test_engine import fill, sends, target
@@ -138,3 +138,29 @@ def test_a_stop_the_bridge_refused_goes_out_at_the_next_reconciliation_not_in_a_
     (again,) = stop_sends(ex.protect_all())  # the reconciliation that follows the Gateway's return
     assert again.order.quantity == D(50) and again.order.client_order_id != first.order.client_order_id
     assert "re-created" in again.order.why and "not sent" in again.order.why
+
+
+def test_after_the_gateway_was_away_orders_on_a_stopped_symbol_wait_for_the_reconciliation(
+    protected: Callable[..., ProtectedExecutor],
+) -> None:
+    # the chaos run's NVDA: the stop filled while the Gateway was away; a flip decided from the ledger's +50 would
+    # have sold 100 and left the account short twice the position
+    ex = protected(stop_loss_percent="5")
+    _, actions = bought(ex)
+    (stop,) = stop_sends(actions)
+    coid = stop.order.client_order_id
+    ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED", order_id=2))
+    ex.on_gateway(GatewayStatus(state="DISCONNECTED", reason="drop"))
+    ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
+    assert sends(ex.on_target(target("AAPL", -0.5))) == []  # not before the reconciliation
+    assert sends(ex.on_target(target("MSFT", 0.5)))  # a symbol without a stop trades on
+    # the reconciliation books the stop's fill from while away, then re-decides: flat, the stop took it
+    fill(ex, coid, "s1", "50", "94.00")
+    assert ex.position("AAPL") == 0
+    redecided = ex.settle_stops({coid}, ex.wall(), ex.wall(), 0)
+    assert all(a.order.side == "SELL" and a.order.quantity == D(50) for a in sends(redecided))
+    later = TargetPosition(
+        symbol="AAPL", weight=-0.5, reason="next bar", strategy="test", feature_end_ns=ex.wall() + 1
+    )
+    (short,) = sends(ex.on_target(later))
+    assert (short.order.side, short.order.quantity) == ("SELL", D(50))  # from flat, never twice the position
