@@ -60,16 +60,21 @@ class _Stamp(msgspec.Struct):
     mono_ns: int = 0  # shared.service.MONOTONIC_FIELD
 
 
-def read_watchdog(settings: Settings) -> tuple[Heartbeat | None, str, int]:
-    """The watchdog's last heartbeat, why there is none, and its monotonic stamp (0 when absent)."""
-    path = heartbeat_file(settings, "watchdog")
+def read_heartbeat(settings: Settings, program: str) -> tuple[Heartbeat | None, str, int]:
+    """A program's last heartbeat file, why there is none, and its monotonic stamp (0 when absent)."""
+    path = heartbeat_file(settings, program)
     try:
         raw = path.read_bytes()
         return msgspec.json.decode(raw, type=Heartbeat), "", msgspec.json.decode(raw, type=_Stamp).mono_ns
     except FileNotFoundError:
-        return None, "no heartbeat file: the watchdog is not running", 0
+        return None, f"no heartbeat file: the {program} is not running", 0
     except (OSError, msgspec.DecodeError) as exc:
         return None, f"unreadable heartbeat file {path}: {exc}", 0
+
+
+def read_watchdog(settings: Settings) -> tuple[Heartbeat | None, str, int]:
+    """The watchdog's last heartbeat, why there is none, and its monotonic stamp (0 when absent)."""
+    return read_heartbeat(settings, "watchdog")
 
 
 def gather(settings: Settings, timeout: float = 0.5) -> Facts:
@@ -78,6 +83,7 @@ def gather(settings: Settings, timeout: float = 0.5) -> Facts:
     snap = take_snapshot(settings.ib_port, pids, all_owners=True)
     bridge, bridge_error = ask_bridge(settings, timeout)
     watchdog, watchdog_error, watchdog_mono_ns = read_watchdog(settings)
+    executor, _, executor_mono_ns = read_heartbeat(settings, "executor")  # its stops: unprotected positions
     return Facts(
         now=time.time(),
         now_mono_ns=time.monotonic_ns(),
@@ -92,6 +98,8 @@ def gather(settings: Settings, timeout: float = 0.5) -> Facts:
         bridge_error=bridge_error,
         watchdog=watchdog,
         watchdog_error=watchdog_error,
+        executor=executor,
+        executor_mono_ns=executor_mono_ns,
         heartbeat_seconds=settings.heartbeat_seconds,
         scan_seconds=settings.watchdog_scan_seconds,
     )

@@ -239,3 +239,34 @@ def test_flatten_leaves_no_stop_behind_and_cancels_it_only_once_flat(short_tmp: 
         n = c.status()["reconciliations"]
         wait_for("a reconciliation after flat", lambda: c.status()["reconciliations"] >= n + 1, 15)
         assert not stops_at_broker(c, "AAPL")
+
+
+def test_gateway_health_warns_of_a_position_left_without_its_stop(short_tmp: Path) -> None:
+    import json
+    import subprocess
+
+    from .cluster import REPO
+
+    env = {"STOP_LOSS_PERCENT": "5", "RECONCILE_SECONDS": "2"}
+    with running_cluster(short_tmp, env=env) as c:
+
+        def protected() -> bool:
+            return one_stop_of_position(c, "AAPL") is not None
+
+        c.target_until("AAPL", 0.2, protected, 30)
+
+        def stops_line() -> dict[str, Any]:
+            done = subprocess.run([str(REPO / "bin" / "gateway-health"), "--json"], env=c.env,
+                                  capture_output=True, text=True, timeout=30)  # fmt: skip
+            checks = json.loads(done.stdout)["checks"]
+            line: dict[str, Any] = next(x for x in checks if x["name"] == "protective stops")
+            return line
+
+        assert stops_line()["status"] == "OK"
+        c.sim.ctl("readonly", "on")  # the Gateway refuses every order now (321): a lost stop cannot come back
+        (stop,) = stops_at_broker(c, "AAPL")
+        c.sim.ctl("cancel-order", str(stop["order_id"]))  # a human cancels it in TWS
+        warned = wait_for("the WARNING", lambda: (x := stops_line())["status"] == "WARNING" and x, 30)
+        assert "AAPL" in warned["summary"] and warned["remedy"]
+        c.sim.ctl("readonly", "off")
+        wait_for("the stop back", protected, 30)
