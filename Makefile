@@ -41,8 +41,10 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --scripts-are-modules $(wildcard bin/*)
 
+# two workers, one test file each at a time: most integration tests wait on real processes, so two at once keep
+# the whole suite under five minutes on two cores (tests/conftest.py: every file's sockets and homes are its own)
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # the developer's loop: every test that starts no process and opens no socket to one (tests/conftest.py marks them)
 test-fast: setup
