@@ -83,7 +83,15 @@ def open_order(o: SimOrder, c: SimContract, *, version: int = SERVER_VERSION) ->
         "",
     ]  # .. volatilityType, DN type/aux
     trail = o.order_type == "TRAIL"
-    f += [0, 0, o.aux_price if trail else "", o.trailing_pct if trail else "", "", "", ""]  # continuousUpdate ..
+    f += [
+        0,
+        0,
+        o.aux_price if trail else "",
+        o.trailing_pct if trail else "",
+        "",
+        "",
+        "",
+    ]  # continuousUpdate ..
     f += [0, 0, 0]  # numLegs, numOrderComboLegs, numSmartComboParams
     f += ["", "", ""]  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement (empty: no scale block)
     f += [""]  # hedgeType (empty: no hedgeParam)
