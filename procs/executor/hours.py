@@ -1,25 +1,24 @@
 """Market hours and the market's clock: is New York open now, by the XNYS exchange calendar, and what "now" is.
 
-Sessions (holidays and early closes) come from exchange_calendars, never from a hand-written list. With the
+Sessions (holidays and early closes) come from shared/calendar.py (exchange_calendars), never from a hand-written list. With the
 simulator, "now" is the simulator's clock (it runs at SIM_SPEED), anchored on the Gateway time the bridge reports,
 so a demo trades whatever the real day is. Nothing here sends or refuses an order: risk.py does.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-import warnings
 from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
+
+from shared import calendar
 
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
 NEW_YORK = ZoneInfo("America/New_York")
 PRE_MARKET_NS = 5 * HOUR_NS + HOUR_NS // 2  # extended hours open at 04:00, 5.5 h before the 09:30 open
 AFTER_HOURS_NS = 4 * HOUR_NS  # and end 4 h after the close (20:00, or 17:00 on an early-close day)
-_CAL_FIRST, _CAL_LAST = "1990-01-02", "2040-12-31"
 
 MAX_STALE_NS = 15 * 60 * 10**9  # a Gateway time this far behind our estimate means the clock was reset
 
@@ -27,22 +26,14 @@ Session = Literal["regular", "pre", "post", "closed"]
 HoursMode = Literal["regular", "extended", "always"]
 
 
-@functools.cache
 def _schedule() -> dict[int, tuple[int, int]]:
-    """UTC day index -> (open_ns, close_ns) of the XNYS regular session held that day."""
-    import exchange_calendars as xcals  # slow to import: load once, at start-up (see warm_up)
-
-    with warnings.catch_warnings():  # the library's own pandas deprecation noise, not ours to fix
-        warnings.simplefilter("ignore")
-        sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
-    opens = sched["open"].dt.as_unit("ns").astype("int64").to_numpy()
-    closes = sched["close"].dt.as_unit("ns").astype("int64").to_numpy()
-    return {int(o) // DAY_NS: (int(o), int(c)) for o, c in zip(opens, closes, strict=True)}
+    """UTC day index -> (open_ns, close_ns) of the XNYS regular session held that day (shared/calendar.py)."""
+    return calendar.sessions_by_day()
 
 
 def warm_up() -> None:
     """Load the calendar now, so the first order does not pay for it."""
-    _schedule()
+    calendar.warm_up()
 
 
 def session_at(now_ns: int) -> Session:

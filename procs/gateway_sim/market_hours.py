@@ -1,38 +1,31 @@
 """When the simulated US stock market is open: XNYS regular sessions in UTC nanoseconds and in IB's hours strings.
 
-Sessions come from exchange_calendars (loaded once per process); this module must never carry a hand-written
+Sessions come from shared/calendar.py (exchange_calendars, loaded once per process); this module must never carry a hand-written
 holiday list. Outside the calendar's range (1990-2040) a plain weekday 09:30-16:00 New York rule stands in.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from shared import calendar
 
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
 NEW_YORK = ZoneInfo("America/New_York")
 PRE_MARKET_NS = 5 * HOUR_NS + HOUR_NS // 2  # extended hours open 04:00, 5.5 h before the 09:30 open
 AFTER_HOURS_NS = 4 * HOUR_NS  # extended hours end 4 h after the close (20:00, or 17:00 on a half day)
-_CAL_FIRST, _CAL_LAST = "1990-01-02", "2040-12-31"
+_CAL_FIRST, _CAL_LAST = calendar.FIRST_DAY, calendar.LAST_DAY
 _EPOCH = date(1970, 1, 1)
 
 
-@functools.cache
 def _schedule() -> dict[int, tuple[int, int]]:
-    """UTC day index -> (open_ns, close_ns) of the XNYS session held that day."""
-    import exchange_calendars as xcals  # 0.3 s to import: only when a session is first asked for
-
-    with warnings.catch_warnings():  # exchange_calendars 4.13 trips a pandas 3.1 deprecation warning
-        warnings.simplefilter("ignore", DeprecationWarning)
-        sched = xcals.get_calendar("XNYS", start=_CAL_FIRST, end=_CAL_LAST).schedule
-    opens = sched["open"].dt.as_unit("ns").astype("int64").to_numpy()
-    closes = sched["close"].dt.as_unit("ns").astype("int64").to_numpy()
-    return {int(o) // DAY_NS: (int(o), int(c)) for o, c in zip(opens, closes, strict=True)}
+    """UTC day index -> (open_ns, close_ns) of the XNYS session held that day (shared/calendar.py)."""
+    return calendar.sessions_by_day()
 
 
 @functools.cache
