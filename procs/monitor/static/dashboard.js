@@ -57,7 +57,10 @@ function banner(s) {
   $("mode").className = "pill " + id.mode;
   $("gateway").textContent = id.gateway + " " + id.endpoint;
   $("account").textContent = "account " + id.account;
-  $("readonly").textContent = id.read_only ? "read-only" : "control: halt";
+  // the API's own read-only setting (IB_READONLY: no order can leave) and whether this page may halt
+  $("readonly").textContent =
+    (id.api_read_only ? "IB read-only: no orders" : "orders on") + " \u00b7 " +
+    (id.read_only ? "view only" : "halt button on");
   document.title = `${id.mode.toUpperCase()} ${s.bridge.state} - ibstack`;
 }
 

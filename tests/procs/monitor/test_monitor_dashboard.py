@@ -93,7 +93,7 @@ def test_the_dashboard_shows_the_stack_live(browser: webdriver.Chrome, stack: tu
     wait_for("the banner", lambda: _text(browser, "mode") == "PAPER", 20)
     assert "simulator" in _text(browser, "gateway")
     assert "DU" in _text(browser, "account") and "1234" not in _text(browser, "account")  # masked
-    assert _text(browser, "readonly") == "read-only"
+    assert _text(browser, "readonly") == "orders on \u00b7 view only"  # IB_READONLY off; no halt button
     wait_for("bridge READY", lambda: _text(browser, "bridge-state") == "READY", 30)
     wait_for("the programs", lambda: "executor" in _text(browser, "programs"), 10)
     browser.execute_script("window.__same_page = true")  # gone if the page were reloaded
