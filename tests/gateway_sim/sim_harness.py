@@ -4,14 +4,14 @@ was told (errors, disconnects), bounded waits, and a look at the simulator's soc
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
 from ib_async import IB
+
+from tests.support.wait import wait_for_async
 
 
 @dataclass
@@ -36,11 +36,8 @@ class Client:
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        await asyncio.sleep(0.01)
+    """tests/support/wait.py's wait_for_async, in this harness's argument order."""
+    await wait_for_async(what or repr(condition), condition, timeout, interval=0.01)
 
 
 async def connect(port: int, client_id: int, *, readonly: bool = False, timeout: float = 5.0) -> Client:

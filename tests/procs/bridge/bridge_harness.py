@@ -18,6 +18,7 @@ from procs.bridge.session import GatewaySession
 from procs.bridge.stream import Streams
 from shared.config import Settings, load_settings
 from shared.messages import Message
+from tests.support.wait import wait_for_async
 
 T = TypeVar("T")
 
@@ -42,14 +43,8 @@ def bridge_settings(port: int, **overrides: Any) -> Settings:
 
 
 async def wait_until(check: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.01)
+    """tests/support/wait.py's wait_for_async, in this harness's argument order."""
+    return await wait_for_async(what, check, timeout, interval=0.01)
 
 
 @dataclass

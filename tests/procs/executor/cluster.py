@@ -11,7 +11,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +31,7 @@ from shared.messages import (
     TargetPosition,
 )
 from tests.support.sim import RunningSim, running_sim
+from tests.support.wait import wait_for
 
 D = Decimal
 REPO = Path(__file__).resolve().parents[3]
@@ -56,21 +56,6 @@ BASE_ENV = {
     "MAX_ORDERS_PER_MINUTE": "1000",
     "LOG_LEVEL": "DEBUG",
 }
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    """Poll `check` until truthy; AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            got = check()
-            if got:
-                return got
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last error: {last!r})")
 
 
 @dataclass
