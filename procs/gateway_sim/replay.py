@@ -1,7 +1,8 @@
 """Reads a user's bar file (CSV or parquet: symbol,time,open,high,low,close,volume) for the simulator to replay.
 
 A bad file is refused whole with one line naming the file, the row and the problem; it must never be
-half-loaded or "repaired". Rows are numbered from 1, not counting the CSV header.
+half-loaded or "repaired". Rows are numbered from 1, not counting the CSV header. Times are read by
+shared/barfile.py, as the backtest reads them.
 """
 
 from __future__ import annotations
@@ -11,19 +12,10 @@ from pathlib import Path
 import polars as pl
 
 from procs.gateway_sim.pricepath import SimBar
+from shared import barfile
 
-REQUIRED = ("symbol", "time", "open", "high", "low", "close", "volume")
-_TIME_ALIASES = ("date", "datetime", "timestamp")
+REQUIRED = barfile.COLUMNS
 _PRICES = ("open", "high", "low", "close")
-_ZONED_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
-_NAIVE_FORMATS = (  # read as UTC
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%d %H:%M",
-    "%Y%m%d %H:%M:%S",
-    "%Y-%m-%d",
-    "%Y%m%d",
-)
 
 
 class ReplayFileError(Exception):
@@ -41,11 +33,7 @@ def _read(path: Path) -> pl.DataFrame:
 
 
 def _normalise_columns(path: Path, df: pl.DataFrame) -> pl.DataFrame:
-    df = df.rename({c: c.strip().lower() for c in df.columns})
-    if "time" not in df.columns:
-        alias = next((a for a in _TIME_ALIASES if a in df.columns), None)
-        if alias is not None:
-            df = df.rename({alias: "time"})
+    df = barfile.normalise_columns(df)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ReplayFileError(f"{path}: missing column {', '.join(missing)} (need {','.join(REQUIRED)})")
@@ -76,27 +64,14 @@ def _numbers(path: Path, df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _times_ns(path: Path, raw: pl.Series) -> pl.Series:
-    """Epoch ns from datetimes (naive = UTC), dates, ISO or IB "YYYYMMDD HH:MM:SS" strings, or epoch seconds."""
+    """Epoch ns of each row's time, read by shared/barfile.py (the backtest reads the same way)."""
     _first_bad(path, raw.is_null(), "empty time")
-    if raw.dtype == pl.Date:
-        return raw.cast(pl.Datetime("ns")).dt.epoch("ns")
-    if isinstance(raw.dtype, pl.Datetime):
-        dt = raw.dt.convert_time_zone("UTC") if raw.dtype.time_zone else raw
-        return dt.dt.epoch("ns")
-    if raw.dtype.is_numeric():
-        return (raw.cast(pl.Float64) * 1e9).cast(pl.Int64)
-    text = raw.cast(pl.String).str.strip_chars()
-    seconds = text.cast(pl.Float64, strict=False)
-    best = pl.Series([None] * len(text), dtype=pl.Int64)
-    for fmt in _ZONED_FORMATS + _NAIVE_FORMATS:
-        zone = "UTC" if fmt in _ZONED_FORMATS else None
-        parsed = text.str.to_datetime(fmt, strict=False, time_zone=zone, time_unit="ns")
-        best = best.fill_null(parsed.dt.epoch("ns"))
-    best = best.fill_null((seconds * 1e9).cast(pl.Int64))
-    if best.is_null().any():
-        row = int(best.is_null().arg_true()[0])
-        raise ReplayFileError(f"{path}: row {row + 1}: time {text[row]!r} is not a date/time")
-    return best
+    times = barfile.times_ns(raw)
+    if times.is_null().any():
+        row = int(times.is_null().arg_true()[0])
+        shown = raw[row].strip() if isinstance(raw[row], str) else raw[row]
+        raise ReplayFileError(f"{path}: row {row + 1}: time {shown!r} is not a date/time")
+    return times
 
 
 def _check_bars(path: Path, df: pl.DataFrame) -> None:

@@ -1,7 +1,8 @@
 """Bar files for replay: CSV or parquet with columns symbol,time,open,high,low,close,volume.
 
-`time` is each bar's start: ISO 8601 (UTC unless it carries an offset), epoch seconds/ms/us/ns, or a parquet
-timestamp. A file that cannot be trusted (unreadable, a missing column, a bad number or time, a bar that fails
+`time` (or date/datetime/timestamp) is each bar's start, read by shared/barfile.py as the simulator's replay
+reads it: ISO 8601 (UTC unless it carries an offset), IB's YYYYMMDD[ HH:MM:SS], epoch seconds/ms/us/ns, or a
+parquet timestamp. A file that cannot be trusted (unreadable, a missing column, a bad number or time, a bar that fails
 validation, bars out of order or repeated) is refused with one line naming the file, the row and the problem;
 it must never be half-loaded. Spikes are market data, not a broken file: replay rejects them as live does.
 """
@@ -9,7 +10,6 @@ it must never be half-loaded. Spikes are market data, not a broken file: replay 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,10 @@ import polars as pl
 
 from procs.features.bars import NS
 from procs.features.validate import DUPLICATE, OUT_OF_ORDER, check_values
+from shared import barfile as shared_barfile
 from shared.messages import Bar
 
-COLUMNS = ("symbol", "time", "open", "high", "low", "close", "volume")
+COLUMNS = shared_barfile.COLUMNS
 NUMBERS = ("open", "high", "low", "close", "volume")
 
 
@@ -48,28 +49,13 @@ def read_frame(path: Path) -> pl.DataFrame:
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BarFileError(f"{path}: cannot read it: {first}") from None
-    frame = frame.rename({name: name.strip().lower() for name in frame.columns})
+    frame = shared_barfile.normalise_columns(frame)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise BarFileError(f"{path}: missing column {', '.join(missing)} (need {','.join(COLUMNS)})")
     if frame.height == 0:
         raise BarFileError(f"{path}: no bars in it")
     return frame.select(COLUMNS)
-
-
-def _time_ns(value: Any) -> int:
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp()) * NS + moment.microsecond * 1000
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        number = int(text)
-        for limit, scale in ((10**11, NS), (10**14, 10**6), (10**17, 10**3)):
-            if abs(number) < limit:
-                return number * scale
-        return number
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return _time_ns(moment)
 
 
 def _number(value: Any, column: str) -> float:
@@ -81,16 +67,14 @@ def _number(value: Any, column: str) -> float:
         raise ValueError(f"{column} {value!r} is not a number") from None
 
 
-def _bar(row: dict[str, Any]) -> tuple[Bar, int]:
+def _bar(row: dict[str, Any], start: int | None) -> tuple[Bar, int]:
     symbol = str(row["symbol"] or "").strip().upper()
     if not symbol:
         raise ValueError("symbol is empty")
     if row["time"] is None:
         raise ValueError("time is empty")
-    try:
-        start = _time_ns(row["time"])
-    except ValueError:
-        raise ValueError(f"time {row['time']!r} is not ISO 8601 or epoch time") from None
+    if start is None:
+        raise ValueError(f"time {row['time']!r} is not ISO 8601 or epoch time")
     o, h, low, c, v = (_number(row[name], name) for name in NUMBERS)
     return Bar(
         symbol=symbol, start_ns=start, bar_seconds=0, open=o, high=h, low=low, close=c, volume=v
@@ -113,9 +97,10 @@ def load_bar_file(path: Path, default_bar_seconds: int = 60) -> list[Bar]:
     frame = read_frame(path)
     parsed: list[Bar] = []
     starts: dict[str, list[int]] = {}
-    for i, row in enumerate(frame.iter_rows(named=True)):
+    times = shared_barfile.times_ns(frame["time"]).to_list()
+    for i, (row, time_ns) in enumerate(zip(frame.iter_rows(named=True), times, strict=True)):
         try:
-            bar, start = _bar(row)
+            bar, start = _bar(row, time_ns)
         except ValueError as exc:
             raise BarFileError(f"{_where(path, i)}: {exc}") from None
         bad = check_values(bar)
