@@ -10,23 +10,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ib_async import ContractDetails
 
-from procs.bridge.subscriptions import SubscriptionSpec
+from procs.bridge.subscriptions import SubscriptionRegistry, SubscriptionSpec
 from shared.log import event, log_every
 
 if TYPE_CHECKING:
-    from procs.bridge.session import GatewaySession
+    from ib_async import IB
+
+    from procs.bridge.requests import GatewayRequests
+    from shared.config import Settings
 
 MAX_KEPT_BARS = 64  # ib_async appends every bar to its list forever; we publish and forget
+
+
+class FeedListener(Protocol):
+    """Where market data goes (session.Listener, filled in by stream.Streams)."""
+
+    def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
+    def quote(self, ticker: Any) -> None: ...
+
+
+class FeedsHost(Protocol):
+    """What the feeds use of the session (session.GatewaySession), declared here so this never imports it."""
+
+    @property
+    def ib(self) -> IB: ...
+    @property
+    def subs(self) -> SubscriptionRegistry: ...
+    @property
+    def listener(self) -> FeedListener: ...
+    @property
+    def requests(self) -> GatewayRequests: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def accounts(self) -> list[str]: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def session_up(self) -> bool: ...
+    def count(self, name: str, n: float = 1) -> None: ...
+    def spawn(self, coro: Awaitable[Any]) -> None: ...
 
 
 class Feeds:
     """The session's market data: what is subscribed, and where each update goes."""
 
-    def __init__(self, session: GatewaySession) -> None:
+    def __init__(self, session: FeedsHost) -> None:
         self.session = session
         self.ib = session.ib
         self.subs = session.subs

@@ -16,8 +16,7 @@ from procs.gateway_sim.orders import PositionChanged
 from procs.gateway_sim.wire_requests import req_id_at
 
 if TYPE_CHECKING:
-    from procs.gateway_sim.server import SimServer
-    from procs.gateway_sim.session import Session
+    from procs.gateway_sim.session import Session, SimServerPort
 
 NEW_YORK = ZoneInfo("US/Eastern")
 # IB's own client asks for these with a q (ibapi's AccountSummaryTags), ib_async with a g: answer the name asked for
@@ -36,7 +35,7 @@ def cancel_positions(session: Session, fields: list[str]) -> None:
     session.subs.positions = False
 
 
-def position_message(server: SimServer, p: PositionChanged) -> bytes:
+def position_message(server: SimServerPort, p: PositionChanged) -> bytes:
     if p.contract is not None:  # an untraded holding: its own contract, with its derivative fields
         return wire_holdings.position(p.account, p.contract, p.position, p.avg_cost)
     return wire.position(p.account, server.contract_of(p.symbol), p.position, p.avg_cost)
@@ -54,7 +53,7 @@ def account_updates(session: Session, fields: list[str]) -> None:
     session.send(b"".join(out), len(out))
 
 
-def account_value_messages(server: SimServer) -> list[bytes]:
+def account_value_messages(server: SimServerPort) -> list[bytes]:
     acct = server.account
     values = [wire.account_value("AccountCode", acct, "", acct)]
     values += [
@@ -63,7 +62,7 @@ def account_value_messages(server: SimServer) -> list[bytes]:
     return values
 
 
-def portfolio_messages(server: SimServer, con_id: int | None) -> list[bytes]:
+def portfolio_messages(server: SimServerPort, con_id: int | None) -> list[bytes]:
     """Portfolio lines of every contract held (or of the one with `con_id`), stocks marked to the market."""
     now = server.clock.now_ns()
     rows = server.broker.portfolio(lambda sym: server.market.price_at(sym, now))
@@ -86,7 +85,7 @@ def portfolio_messages(server: SimServer, con_id: int | None) -> list[bytes]:
     return out
 
 
-def portfolio_change(server: SimServer, p: PositionChanged) -> bytes:
+def portfolio_change(server: SimServerPort, p: PositionChanged) -> bytes:
     """The portfolio line of a position that changed; a holding that went gets a last line with 0 (which tells
     a client to drop it), as IB sends a closed position."""
     lines = portfolio_messages(server, p.con_id)
@@ -104,7 +103,7 @@ def account_updates_multi(session: Session, fields: list[str]) -> None:
     session.send(b"".join(out), len(out))
 
 
-def multi_messages(server: SimServer, req_id: int) -> list[bytes]:
+def multi_messages(server: SimServerPort, req_id: int) -> list[bytes]:
     acct = server.account
     return [
         wire.account_update_multi(req_id, acct, tag, value, cur)
@@ -145,7 +144,7 @@ def ignore(session: Session, fields: list[str]) -> None:
     """Requests that only switch something on the client's side (auto-bind, unsubscribe of a one-shot)."""
 
 
-def push_account(server: SimServer, now_ns: int) -> None:
+def push_account(server: SimServerPort, now_ns: int) -> None:
     """Changed account values go out every `account_push_seconds` of simulated time, as IB sends them every three
     minutes, not after each fill; positions and portfolio lines go out at once (handlers_orders.deliver)."""
     if not server.account_changed:
@@ -157,7 +156,7 @@ def push_account(server: SimServer, now_ns: int) -> None:
     _send_account_values(server)
 
 
-def _send_account_values(server: SimServer) -> None:
+def _send_account_values(server: SimServerPort) -> None:
     values = b"".join(account_value_messages(server))
     stamp = wire.account_time(server.clock.now().astimezone(NEW_YORK).strftime("%H:%M"))
     for s in server.live_sessions():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from procs.gateway_sim import wire
-from procs.gateway_sim.session import BarSub, LiveHistorySub, MarketSub
+from procs.gateway_sim.subscriptions import BarSub, LiveHistorySub, MarketSub
 from procs.gateway_sim.wire import BarRow
 from procs.gateway_sim.wire_requests import (
     as_int,

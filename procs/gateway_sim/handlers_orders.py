@@ -40,8 +40,7 @@ from procs.gateway_sim.wire_requests import (
 )
 
 if TYPE_CHECKING:
-    from procs.gateway_sim.server import SimServer
-    from procs.gateway_sim.session import Session
+    from procs.gateway_sim.session import Session, SimServerPort
 
 __all__ = ["HANDLERS", "deliver", "fill_orphan_orders", "push_account"]
 
@@ -119,7 +118,7 @@ def _filter_time_ns(text: str) -> int:
     return int(t.timestamp()) * 10**9
 
 
-def execution_messages(server: SimServer, req_id: int, e: SimExecution, version: int) -> list[bytes]:
+def execution_messages(server: SimServerPort, req_id: int, e: SimExecution, version: int) -> list[bytes]:
     contract = server.contract_of(e.symbol)
     return [
         wire_orders.exec_details(req_id, e, contract, ib_time(e.time_ns), version=version),
@@ -212,7 +211,7 @@ def global_cancel(session: Session, fields: list[str]) -> None:
 # --------------------------------------------------------------------------------------------------- routing
 
 
-def deliver(server: SimServer, events: Iterable[SimEvent], caller: Session | None = None) -> None:
+def deliver(server: SimServerPort, events: Iterable[SimEvent], caller: Session | None = None) -> None:
     """Send each broker event to whoever must hear it, in the broker's order."""
     for ev in events:
         if isinstance(ev, OrderChanged):
@@ -240,16 +239,16 @@ def deliver(server: SimServer, events: Iterable[SimEvent], caller: Session | Non
                 _send_error(server, target, ev)
 
 
-def _send(server: SimServer, session: Session, data: bytes, count: int) -> None:
+def _send(server: SimServerPort, session: Session, data: bytes, count: int) -> None:
     """An order or account message, queued behind this session's held placeOrder answers (delay place)."""
     server.slow.follow(session, "place", lambda: session.send(data, count))
 
 
-def _send_error(server: SimServer, session: Session, ev: OrderRejected) -> None:
+def _send_error(server: SimServerPort, session: Session, ev: OrderRejected) -> None:
     server.slow.follow(session, "place", lambda: session.error(ev.order_id, ev.code, ev.message))
 
 
-def _order_changed(server: SimServer, o: SimOrder, caller: Session | None) -> None:
+def _order_changed(server: SimServerPort, o: SimOrder, caller: Session | None) -> None:
     contract = server.contract_of(o.symbol)
     status = wire_orders.order_status(o)
     for s in server.sessions_of(o.client_id):
@@ -261,14 +260,14 @@ def _order_changed(server: SimServer, o: SimOrder, caller: Session | None) -> No
             _send(server, s, wire_orders.open_order(o, contract, version=s.version) + status, 2)
 
 
-def _owner_of(server: SimServer, order_id: int) -> int:
+def _owner_of(server: SimServerPort, order_id: int) -> int:
     for o in server.broker.open_orders():
         if o.order_id == order_id:
             return o.client_id
     return -1
 
 
-def fill_orphan_orders(server: SimServer) -> list[int]:
+def fill_orphan_orders(server: SimServerPort) -> list[int]:
     """Fill every working order whose client is not connected (at its limit, else at the market)."""
     now = server.clock.now_ns()
     filled: list[int] = []

@@ -8,12 +8,12 @@ what changed since the last pass. Nothing here blocks, and a bad request costs a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from procs.gateway_sim import wire
 from procs.gateway_sim.market import _mix
 from procs.gateway_sim.pricepath import symbol_key
+from procs.gateway_sim.subscriptions import DepthSub, TickByTickSub
 from procs.gateway_sim.wire_requests import as_int, contract_at, need, req_id_at
 from procs.gateway_sim.wire_ticks import (
     ASK_SIDE,
@@ -29,26 +29,10 @@ from procs.gateway_sim.wire_ticks import (
 )
 
 if TYPE_CHECKING:
-    from procs.gateway_sim.contracts import SimContract
     from procs.gateway_sim.session import Session
 
 MAX_DEPTH_ROWS = 5  # "a few levels around the touch"
 DEPTH_MAKERS = ("NASDAQ", "ARCA", "BATS", "IEX", "EDGX")  # who quotes each SMART depth row
-
-
-@dataclass
-class TickByTickSub:
-    contract: SimContract
-    kind: int  # 1 Last, 2 AllLast, 3 BidAsk, 4 MidPoint
-    last_sent: tuple[object, ...] = ()
-
-
-@dataclass
-class DepthSub:
-    contract: SimContract
-    rows: int
-    smart: bool
-    book: list[tuple[int, int, float, int]] = field(default_factory=list)  # (side, position, price, size)
 
 
 def depth_book(session: Session, symbol: str, now_ns: int, rows: int) -> list[tuple[int, int, float, int]]:

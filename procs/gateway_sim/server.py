@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from loguru import logger
@@ -20,7 +18,6 @@ from procs.gateway_sim import handlers_market, handlers_orders, handlers_ticks, 
 from procs.gateway_sim.audit import OrderAudit
 from procs.gateway_sim.broker import SimBroker
 from procs.gateway_sim.contracts import (
-    DEFAULT_CONTRACTS,
     SimContract,
     contract_by_con_id,
     find_contract,
@@ -28,16 +25,17 @@ from procs.gateway_sim.contracts import (
 )
 from procs.gateway_sim.delays import KIND_OF_MESSAGE, SlowAnswers
 from procs.gateway_sim.faults import FARM_OK_CODES, SILENT_MODES, Faults, error_text
-from procs.gateway_sim.market import Market, SimBar, SimClock, default_sim_start
+from procs.gateway_sim.market import Market, SimClock, default_sim_start
 from procs.gateway_sim.market_hours import wall_offset_ns
 from procs.gateway_sim.session import Session
+from procs.gateway_sim.sim_config import CLOCK_MODES as CLOCK_MODES
+from procs.gateway_sim.sim_config import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT
+from procs.gateway_sim.sim_config import DEFAULT_PORT as DEFAULT_PORT
+from procs.gateway_sim.sim_config import SimConfig as SimConfig
 from procs.gateway_sim.wire_requests import ContractQuery
 from shared.log import log_every
 
-CLOCK_MODES = ("session", "wall")
 REAL_GATEWAY_PORTS = frozenset({4001, 4002, 7496, 7497})
-DEFAULT_PORT = 14002
-DEFAULT_ACCOUNT = "DU1234567"
 
 Handler = Callable[[Session, list[str]], None]
 HANDLERS: dict[int, Handler] = {
@@ -45,28 +43,6 @@ HANDLERS: dict[int, Handler] = {
     **handlers_orders.HANDLERS,
     **handlers_ticks.HANDLERS,
 }
-
-
-@dataclass
-class SimConfig:
-    """Everything the simulator is started with; `__main__` fills it from flags and settings."""
-
-    port: int = DEFAULT_PORT  # 0: any free port (in-process tests)
-    host: str = "127.0.0.1"
-    account: str = DEFAULT_ACCOUNT
-    speed: float = 1.0
-    seed: int = 42
-    cash: Decimal = Decimal("1000000")
-    start: datetime | None = None  # sim clock start; None: the latest session open (or now, inside one)
-    replay: Mapping[str, list[SimBar]] | None = None
-    tick_interval: float = 0.25  # real seconds between quote updates of each subscribed symbol
-    # IB pushes changed account values every 3 minutes (positions and portfolio at once, on every change)
-    account_push_seconds: float = 180.0  # simulated seconds
-    lazy_close: bool = False
-    readonly: bool = False
-    pacing: bool = True
-    contracts: dict[str, SimContract] = field(default_factory=lambda: dict(DEFAULT_CONTRACTS))
-    clock: str = "session"  # CLOCK_MODES: "wall" = real time, speed 1, the market open while it runs
 
 
 class SimServer:

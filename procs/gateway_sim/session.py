@@ -11,22 +11,28 @@ import asyncio
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger
 
 from procs.gateway_sim import wire
 from procs.gateway_sim.faults import PacingBucket, RateMeter, error_text
+from procs.gateway_sim.subscriptions import Subscriptions
 from procs.gateway_sim.wire import WireError
 from procs.gateway_sim.wire_requests import message_id, parse_start_api
 from shared.log import log_every
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from procs.gateway_sim.audit import OrderAudit
+    from procs.gateway_sim.broker import SimBroker
     from procs.gateway_sim.contracts import SimContract
-    from procs.gateway_sim.handlers_ticks import DepthSub, TickByTickSub
-    from procs.gateway_sim.server import SimServer
+    from procs.gateway_sim.faults import Faults
+    from procs.gateway_sim.market import Market, SimClock
+    from procs.gateway_sim.sim_config import SimConfig
+    from procs.gateway_sim.wire_requests import ContractQuery
 
 # A client that stops reading while we stream is cut off before its backlog eats the simulator's memory.
 MAX_WRITE_BACKLOG = 8 << 20
@@ -41,49 +47,51 @@ class Stage(Enum):
     CLOSED = "closed"
 
 
-@dataclass
-class MarketSub:
-    contract: SimContract
+class SlowReplies(Protocol):
+    """What the handlers use of the slow answers (procs/gateway_sim/delays.SlowAnswers, which imports this)."""
+
+    def hold_replies(self, session: Session, kind: str, action: Callable[[], None]) -> None: ...
+    def follow(self, session: Session, kind: str, action: Callable[[], None]) -> None: ...
 
 
-@dataclass
-class BarSub:
-    contract: SimContract
-    next_start_ns: int
+class SimServerPort(Protocol):
+    """What a session, the handlers and the streams may use of the server (procs/gateway_sim/server.SimServer).
 
+    Declared here, not imported, so that the session and the handlers never import the server that imports them.
+    """
 
-@dataclass
-class LiveHistorySub:
-    contract: SimContract
-    bar_seconds: int
-    what: str
-    format_date: int
-    last_grid_ns: int
+    config: SimConfig
+    account: str
+    faults: Faults
+    clock: SimClock
+    market: Market
+    broker: SimBroker
+    audit: OrderAudit
+    clients: dict[int, Session]
+    next_order_id: int
+    account_changed: bool
+    account_pushed_ns: int
 
-
-@dataclass
-class Subscriptions:
-    market: dict[int, MarketSub] = field(default_factory=dict)
-    bars: dict[int, BarSub] = field(default_factory=dict)
-    history: dict[int, LiveHistorySub] = field(default_factory=dict)
-    tick_by_tick: dict[int, TickByTickSub] = field(default_factory=dict)
-    depth: dict[int, DepthSub] = field(default_factory=dict)
-    positions: bool = False
-    account: bool = False
-    account_multi: set[int] = field(default_factory=set)
-
-    def clear_market_data(self) -> int:
-        n = len(self.market) + len(self.bars) + len(self.history) + len(self.tick_by_tick) + len(self.depth)
-        self.market.clear()
-        self.bars.clear()
-        self.history.clear()
-        self.tick_by_tick.clear()
-        self.depth.clear()
-        return n
+    @property
+    def slow(self) -> SlowReplies: ...
+    def on_connect(self, session: Session) -> None: ...
+    def claim_client_id(self, session: Session, client_id: int) -> bool: ...
+    def on_api_start(self, session: Session) -> None: ...
+    def on_leave(self, session: Session) -> None: ...
+    def on_disconnect(self, session: Session, exc: Exception | None) -> None: ...
+    def dispatch(self, session: Session, msg_id: int, fields: list[str]) -> None: ...
+    def log_bad_input(self, session: Session, problem: str, *, close: bool = True) -> None: ...
+    def live_sessions(self) -> list[Session]: ...
+    def sessions_of(self, client_id: int) -> list[Session]: ...
+    def resolve(self, q: ContractQuery) -> SimContract | None: ...
+    def contract_of(self, symbol: str) -> SimContract: ...
+    def connection_time_text(self) -> str: ...
+    async def wait_not_silent(self) -> None: ...
+    def allocate_order_id(self, order_id: int) -> None: ...
 
 
 class Session(asyncio.Protocol):
-    def __init__(self, server: SimServer) -> None:
+    def __init__(self, server: SimServerPort) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("?", 0)

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from procs.gateway_sim import wire
+from procs.gateway_sim import handlers_market, handlers_orders, wire
 from procs.gateway_sim.handlers_ticks import stream_ticks
 from procs.gateway_sim.pricepath import BUCKET_NS, BUCKETS_PER_DAY
 from shared.log import log_every
 
 if TYPE_CHECKING:
     from procs.gateway_sim.market import Market, SimBar
-    from procs.gateway_sim.server import SimServer
-    from procs.gateway_sim.session import LiveHistorySub, Session
+    from procs.gateway_sim.session import Session, SimServerPort
+    from procs.gateway_sim.subscriptions import LiveHistorySub
 
 MAX_BARS_PER_PASS = 60  # at a high clock speed a subscriber skips ahead rather than receive a flood
 
@@ -47,7 +47,7 @@ class DayVolumes:
         return total
 
 
-async def run_market_loop(server: SimServer) -> None:
+async def run_market_loop(server: SimServerPort) -> None:
     loop = asyncio.get_running_loop()
     volumes = DayVolumes(server.market)
     interval = server.config.tick_interval
@@ -61,8 +61,7 @@ async def run_market_loop(server: SimServer) -> None:
         await asyncio.sleep(max(0.01, interval - (loop.time() - started)))
 
 
-def stream_once(server: SimServer, volumes: DayVolumes) -> None:
-    from procs.gateway_sim.handlers_orders import push_account
+def stream_once(server: SimServerPort, volumes: DayVolumes) -> None:
 
     now = server.clock.now_ns()
     faults = server.faults
@@ -78,11 +77,15 @@ def stream_once(server: SimServer, volumes: DayVolumes) -> None:
             if chunks:
                 session.send(b"".join(chunks), len(chunks))
     _working_orders(server, now)
-    push_account(server, now)
+    handlers_orders.push_account(server, now)
 
 
 def _quotes(
-    server: SimServer, sessions: list[Session], volumes: DayVolumes, now: int, out: dict[Session, list[bytes]]
+    server: SimServerPort,
+    sessions: list[Session],
+    volumes: DayVolumes,
+    now: int,
+    out: dict[Session, list[bytes]],
 ) -> None:
     by_symbol: dict[str, list[tuple[Session, int]]] = defaultdict(list)
     for session in sessions:
@@ -101,7 +104,7 @@ def _quotes(
             )
 
 
-def _bars(server: SimServer, session: Session, now: int, out: list[bytes]) -> None:
+def _bars(server: SimServerPort, session: Session, now: int, out: list[bytes]) -> None:
     for req_id, sub in session.subs.bars.items():
         if now - sub.next_start_ns > MAX_BARS_PER_PASS * BUCKET_NS:
             sub.next_start_ns = (now // BUCKET_NS - MAX_BARS_PER_PASS) * BUCKET_NS
@@ -115,8 +118,7 @@ def _bars(server: SimServer, session: Session, now: int, out: list[bytes]) -> No
             sub.next_start_ns += BUCKET_NS
 
 
-def _history_updates(server: SimServer, session: Session, now: int, out: list[bytes]) -> None:
-    from procs.gateway_sim.handlers_market import bar_row
+def _history_updates(server: SimServerPort, session: Session, now: int, out: list[bytes]) -> None:
 
     grid = now // BUCKET_NS * BUCKET_NS
     for req_id, sub in session.subs.history.items():
@@ -125,12 +127,12 @@ def _history_updates(server: SimServer, session: Session, now: int, out: list[by
         sub.last_grid_ns = grid
         out.append(
             wire.historical_data_update(
-                req_id, bar_row(_bar_in_progress(server, sub, grid), False, sub.format_date)
+                req_id, handlers_market.bar_row(_bar_in_progress(server, sub, grid), False, sub.format_date)
             )
         )
 
 
-def _bar_in_progress(server: SimServer, sub: LiveHistorySub, grid: int) -> SimBar:
+def _bar_in_progress(server: SimServerPort, sub: LiveHistorySub, grid: int) -> SimBar:
     bar_ns = sub.bar_seconds * 10**9
     start = grid // bar_ns * bar_ns
     if start == grid:  # a bar just closed: its final state
@@ -138,12 +140,11 @@ def _bar_in_progress(server: SimServer, sub: LiveHistorySub, grid: int) -> SimBa
     return server.market.bar(sub.contract.symbol, start, (grid - start) // 10**9)
 
 
-def _working_orders(server: SimServer, now: int) -> None:
-    from procs.gateway_sim.handlers_orders import deliver
+def _working_orders(server: SimServerPort, now: int) -> None:
 
     symbols = {o.symbol for o in server.broker.open_orders()}
     for symbol in symbols:
         bid, ask, last, *_ = server.market.quote(symbol, now)
         events = server.broker.on_price(symbol, last, now, bid, ask)
         if events:
-            deliver(server, events)
+            handlers_orders.deliver(server, events)
