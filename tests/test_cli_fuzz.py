@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.machinery
-import importlib.util
+import importlib
 import io
 import os
 import subprocess
@@ -72,12 +71,8 @@ NUMBERS = ["inf", "-inf", "nan", "0", "-1", "1e400", "0.5", "3", "1e309", "--"]
 
 
 def _load(name: str) -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader(f"bin_{name.replace('-', '_')}", str(BIN / name))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    """The command's module (procs/cli/), where bin/<name> and the installed entry point find main()."""
+    return importlib.import_module(f"procs.cli.{name.replace('-', '_')}")
 
 
 def _quiet_facts() -> Facts:

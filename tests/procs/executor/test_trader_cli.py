@@ -3,8 +3,7 @@ anything is sent, and the operator's reconcile, accept-broker and flatten --wait
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
+import importlib
 import re
 import subprocess
 from decimal import Decimal
@@ -19,12 +18,8 @@ D = Decimal
 
 
 def load_trader() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("trader_cli", str(TRADER))
-    spec = importlib.util.spec_from_loader("trader_cli", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    """bin/trader's module: procs/cli/trader.py."""
+    return importlib.import_module("procs.cli.trader")
 
 
 def test_against_a_stack_that_is_down_it_says_so_and_exits_non_zero(short_tmp: Path) -> None:
