@@ -1,7 +1,8 @@
 """Run the gateway simulator: `python -m procs.gateway_sim --port 14002 [--speed 60] [--replay bars.csv] ...`.
 
 Wires flags and settings into a SimServer plus its control socket, and handles signals; nothing else.
-Exit codes: 0 stopped (or GATEWAY=ib: not started), 2 bad --clock, 75 port or control socket taken, 78 configuration error.
+Exit codes: 0 stopped (or GATEWAY=ib: not started), 2 bad --clock, 75 port or control socket taken, 78 configuration
+error (an unreadable --state-file too).
 It refuses the ports of a real Gateway/TWS (4001, 4002, 7496, 7497) and listens on 127.0.0.1 only.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -79,6 +81,13 @@ def parse_args(argv: list[str], settings: Any) -> argparse.Namespace:
     p.add_argument("--lazy-close", action="store_true", help="leave closed sessions in CLOSE_WAIT (a fault)")
     p.add_argument("--readonly", action="store_true", help="reject orders with 321, like Read-Only API")
     p.add_argument("--no-pacing", action="store_true", help="do not enforce 50 messages/s")
+    p.add_argument(
+        "--state-file",
+        type=Path,
+        default=os.environ.get("SIM_STATE_FILE") or None,  # supervisord.conf sets it under VAR_DIR
+        help="keep the account (positions, cash, id counters) in this file across restarts "
+        "(default: $SIM_STATE_FILE; none: the account starts afresh)",
+    )
     return p.parse_args(argv)
 
 
@@ -127,14 +136,22 @@ def build_config(args: argparse.Namespace) -> Any:
         readonly=args.readonly,
         pacing=not args.no_pacing,
         clock=args.clock,
+        state_file=args.state_file,
     )
 
 
 async def serve(config: Any, control_dir: Path) -> int:
     from procs.gateway_sim.control import ControlServer
     from procs.gateway_sim.server import SimServer
+    from procs.gateway_sim.state_file import StateFileError
 
-    server = SimServer(config)
+    try:
+        server = SimServer(config)
+    except (
+        StateFileError
+    ) as exc:  # never start empty over a kept account: the operator decides (state_file.py)
+        logger.error("{}", exc)
+        return EXIT_CONFIG
     try:
         await server.start()
     except OSError as exc:

@@ -6,6 +6,7 @@ It must never read a clock or the network: times and prices come in as arguments
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
@@ -74,6 +75,9 @@ class SimBroker:
         self.account = account
         self.books = SimAccount(account, cash)
         self.initial_cash = cash
+        self._opening = SimAccount(
+            account, cash
+        )  # what a correction rebuilds the books from (resume moves it)
         self.holdings = UntradedHoldings()
         self.max_abs_position: dict[str, Decimal] = {}  # the largest |position| each stock ever reached
         self.commission_per_share = commission_per_share
@@ -85,6 +89,7 @@ class SimBroker:
         session = int(time.time()) if session_id is None else session_id
         self._exec_prefix = f"{session & 0xFFFFFFFF:08x}"
         self._perm_base = (session % 100_000) * 10_000
+        self._perm_last = self._perm_base  # the last perm id given out
         self._orders: dict[int, SimOrder] = {}
         self._used_ids: set[int] = set()
         self._executions: list[
@@ -116,13 +121,14 @@ class SimBroker:
         if existing is not None or order.order_id in self._used_ids:
             return [OrderRejected(order.order_id, 103, "Duplicate order id")]
         self._used_ids.add(order.order_id)
+        self._perm_last += 1
         problem = self._invalid(order)
         if problem is not None:
             return [problem]
         working = dataclasses.replace(
             order,
             account=order.account or self.account,
-            perm_id=self._perm_base + len(self._used_ids),
+            perm_id=self._perm_last,
             status="Submitted",
             filled=ZERO,
             avg_fill_price=ZERO,
@@ -351,7 +357,7 @@ class SimBroker:
         ]
 
     def _rebook(self) -> None:
-        self.books, self._executions = rebook(self.account, self.initial_cash, self._executions)
+        self.books, self._executions = rebook(copy.deepcopy(self._opening), self._executions)
         for symbol in self.books.holdings:
             self._note_position(symbol)
 
@@ -370,6 +376,29 @@ class SimBroker:
             PositionChanged(self.account, c.symbol, c.con_id, quantity, avg_cost, c),
             AccountChanged(self.account),
         ]
+
+    # --- keeping the account across restarts (state_file) -----------------------------------------------------
+
+    def counters(self) -> dict[str, str]:
+        """What must keep counting across a restart so no perm id, exec id or manual order id repeats."""
+        return {
+            "perm_last": str(self._perm_last),
+            "exec_prefix": self._exec_prefix,
+            "exec_count": str(self._exec_count),
+            "manual_orders": str(self._manual_orders),
+        }
+
+    def resume(self, books: SimAccount, holdings: UntradedHoldings, counters: Mapping[str, str]) -> None:
+        """Start from an account kept by an earlier run: its books become the opening ones (a correction of a
+        later fill rebuilds from them), the counters go on from where they were. Before any order only."""
+        self.books, self._opening = books, copy.deepcopy(books)
+        self.holdings = holdings
+        self._perm_last = max(self._perm_last, int(counters["perm_last"]))
+        self._exec_prefix = str(counters["exec_prefix"])
+        self._exec_count = int(counters["exec_count"])
+        self._manual_orders = int(counters["manual_orders"])
+        for symbol in books.holdings:
+            self._note_position(symbol)
 
     def _tick(self, symbol: str) -> Decimal:
         contract = self.contracts.get(symbol)

@@ -58,12 +58,10 @@ def correct(
     )
 
 
-def rebook(
-    account: str, cash: Decimal, executions: list[SimExecution]
-) -> tuple[SimAccount, list[SimExecution]]:
-    """The books from the opening cash and the executions in force, in order; each execution's realized P&L as
-    these books make it (a correction of an earlier fill changes what later ones realize)."""
-    books = SimAccount(account, cash)
+def rebook(books: SimAccount, executions: list[SimExecution]) -> tuple[SimAccount, list[SimExecution]]:
+    """`books` (the opening ones, a fresh copy: they are booked into) after the executions in force, in order; each
+    execution's realized P&L as these books make it (a correction of an earlier fill changes what later ones
+    realize)."""
     out = []
     for e in executions:
         realized = books.book_fill(e.symbol, e.con_id, e.side == "BOT", e.shares, e.price, e.commission)

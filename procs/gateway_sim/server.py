@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from procs.gateway_sim import handlers_market, handlers_orders, handlers_ticks, streams, wire
+from procs.gateway_sim import handlers_market, handlers_orders, handlers_ticks, state_file, streams, wire
 from procs.gateway_sim.audit import OrderAudit
 from procs.gateway_sim.broker import SimBroker
 from procs.gateway_sim.contracts import (
@@ -68,12 +68,17 @@ class SimServer:
         replay = dict(config.replay or {}) or None
         self.market = Market(self.contracts, seed=config.seed, replay=replay, offset_ns=offset)
         self.broker = SimBroker(config.account, cash=config.cash, contracts=self.contracts)
+        self.next_order_id = 1
+        if config.state_file is not None:  # StateFileError (one line) when the kept account cannot be read
+            kept = state_file.load(config.state_file, config.account)
+            if kept is not None:
+                self.next_order_id = state_file.restore(self.broker, kept)
+                logger.info("account {} resumed from {}", config.account, config.state_file)
         self.audit = OrderAudit()
         self.slow = SlowAnswers(self.faults)  # `delay KIND SECONDS`
         self.sessions: set[Session] = set()
         self.clients: dict[int, Session] = {}
         self.port = config.port
-        self.next_order_id = 1
         self.account_changed = (
             False  # account values changed since the last push (handlers_orders.push_account)
         )
@@ -92,6 +97,9 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(streams.run_market_loop(self), name="gateway-sim-market"))
         self._tasks.append(loop.create_task(self._housekeeping(), name="gateway-sim-housekeeping"))
+        if self.config.state_file is not None:
+            keeper = state_file.keep_state(self.kept_state, self.config.state_file)
+            self._tasks.append(loop.create_task(keeper, name="gateway-sim-state-file"))
         logger.info(
             "gateway simulator listening on {}:{} (server version {}, account {}, speed {}x, sim time {}, "
             "{} clock, prices {} s behind)",
@@ -114,6 +122,11 @@ class SimServer:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks.clear()
+        if self.config.state_file is not None:  # the last changes, which the keeper may not have written yet
+            try:
+                state_file.write_atomically(self.config.state_file, self.kept_state())
+            except OSError as exc:
+                logger.error("state file {}: cannot write: {}", self.config.state_file, exc.strerror or exc)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -136,6 +149,9 @@ class SimServer:
             self._listener.close()
             self._listener = None
         self.faults.listening = on
+
+    def kept_state(self) -> dict[str, Any]:
+        return state_file.snapshot(self.broker, self.next_order_id)
 
     async def _housekeeping(self) -> None:
         while True:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from procs.gateway_sim.contracts import DEFAULT_CONTRACTS, SimContract
 from procs.gateway_sim.market import SimBar
@@ -39,3 +40,4 @@ class SimConfig:
     pacing: bool = True
     contracts: dict[str, SimContract] = field(default_factory=lambda: dict(DEFAULT_CONTRACTS))
     clock: str = "session"  # CLOCK_MODES: "wall" = real time, speed 1, the market open while it runs
+    state_file: Path | None = None  # keeps the account across restarts (state_file.py); None: starts afresh
