@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from procs.gateway_sim import wire, wire_holdings
+from procs.gateway_sim import wire
 from procs.gateway_sim.orders import PositionChanged
 from procs.gateway_sim.wire_requests import req_id_at
 
@@ -36,9 +36,9 @@ def cancel_positions(session: Session, fields: list[str]) -> None:
 
 
 def position_message(server: SimServerPort, p: PositionChanged) -> bytes:
-    if p.contract is not None:  # an untraded holding: its own contract, with its derivative fields
-        return wire_holdings.position(p.account, p.contract, p.position, p.avg_cost)
-    return wire.position(p.account, server.contract_of(p.symbol), p.position, p.avg_cost)
+    # an untraded holding has its own contract (an option, a currency pair); a traded stock is the table's
+    contract = p.contract if p.contract is not None else server.contract_of(p.symbol)
+    return wire.position(p.account, contract, p.position, p.avg_cost)
 
 
 def account_updates(session: Session, fields: list[str]) -> None:
@@ -78,7 +78,7 @@ def portfolio_messages(server: SimServerPort, con_id: int | None) -> list[bytes]
         if con_id is None or h.contract.con_id == con_id:
             value = float(h.market_value)
             out.append(
-                wire_holdings.portfolio_value(
+                wire.portfolio_value(
                     h.contract, h.quantity, float(h.mark), value, h.avg_cost, 0.0, 0.0, server.account
                 )
             )
@@ -90,9 +90,7 @@ def portfolio_change(server: SimServerPort, p: PositionChanged) -> bytes:
     a client to drop it), as IB sends a closed position."""
     lines = portfolio_messages(server, p.con_id)
     if not lines and p.contract is not None:
-        lines = [
-            wire_holdings.portfolio_value(p.contract, p.position, 0.0, 0.0, p.avg_cost, 0.0, 0.0, p.account)
-        ]
+        lines = [wire.portfolio_value(p.contract, p.position, 0.0, 0.0, p.avg_cost, 0.0, 0.0, p.account)]
     return b"".join(lines)
 
 

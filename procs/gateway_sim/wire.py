@@ -197,9 +197,22 @@ def trading_class(c: SimContract) -> str:
 
 
 def contract_fields_11(c: SimContract, exchange: str | None = None) -> list[Field]:
-    """conId .. tradingClass without primaryExchange, as in position/openOrder/execDetails."""
+    """conId .. tradingClass without primaryExchange, as in position/openOrder/execDetails; an option's expiry,
+    strike, right and multiplier and a currency pair's localSymbol come from the contract (a stock leaves them empty)."""
     exch = c.exchange if exchange is None else exchange
-    return [c.con_id, c.symbol, c.sec_type, "", 0.0, "", "", exch, c.currency, c.symbol, trading_class(c)]
+    return [
+        c.con_id,
+        c.symbol,
+        c.sec_type,
+        c.last_trade_date,
+        c.strike,
+        c.right,
+        c.multiplier,
+        exch,
+        c.currency,
+        c.local_symbol or c.symbol,
+        c.trading_class or trading_class(c),
+    ]
 
 
 def contract_details(req_id: int, c: SimContract, *, version: int = SERVER_VERSION) -> bytes:
