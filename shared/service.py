@@ -108,6 +108,22 @@ def heartbeat_file(settings: Settings, program: str) -> Path:
     return settings.run_dir / f"heartbeat-{program}.json"
 
 
+class _Stamp(msgspec.Struct):
+    mono_ns: int = 0  # MONOTONIC_FIELD
+
+
+def read_heartbeat(settings: Settings, program: str) -> tuple[Heartbeat | None, str, int]:
+    """A program's last heartbeat file, why there is none, and its monotonic stamp (0 when absent)."""
+    path = heartbeat_file(settings, program)
+    try:
+        raw = path.read_bytes()
+        return msgspec.json.decode(raw, type=Heartbeat), "", msgspec.json.decode(raw, type=_Stamp).mono_ns
+    except FileNotFoundError:
+        return None, f"no heartbeat file: the {program} is not running", 0
+    except (OSError, msgspec.DecodeError) as exc:
+        return None, f"unreadable heartbeat file {path}: {exc}", 0
+
+
 def _write_heartbeat(path: Path, hb: Heartbeat) -> None:
     doc = msgspec.to_builtins(msgspec.structs.replace(hb, ts_ns=time.time_ns()))
     # a reader's age of this beat, immune to wall-clock steps: CLOCK_MONOTONIC is one clock for the whole host

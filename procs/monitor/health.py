@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import time
 
-import msgspec
-
 from procs.watchdog.health import Check, Facts
 from shared.config import Settings
 from shared.messages import Heartbeat
-from shared.service import heartbeat_file
-
-
-class _Stamp(msgspec.Struct):
-    mono_ns: int = 0
+from shared.service import read_heartbeat
 
 
 def read_monitor(settings: Settings) -> tuple[Heartbeat | None, int, str]:
     """The monitor's last heartbeat, its monotonic stamp, and why there is none."""
-    path = heartbeat_file(settings, "monitor")
-    try:
-        raw = path.read_bytes()
-        return msgspec.json.decode(raw, type=Heartbeat), msgspec.json.decode(raw, type=_Stamp).mono_ns, ""
-    except FileNotFoundError:
-        return None, 0, "no heartbeat file: the monitor is not running"
-    except (OSError, msgspec.DecodeError) as exc:
-        return None, 0, f"unreadable heartbeat file: {exc}"
+    hb, error, mono_ns = read_heartbeat(settings, "monitor")
+    return hb, mono_ns, error
 
 
 def _ago(seconds: float) -> str:

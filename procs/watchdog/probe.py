@@ -19,7 +19,7 @@ from procs.watchdog.snapshot import take_snapshot
 from shared.bus import REQ_SOCKETS, RequestTimeout, request_once
 from shared.config import Settings
 from shared.messages import HealthReport, HealthRequest, Heartbeat
-from shared.service import heartbeat_file
+from shared.service import read_heartbeat
 from shared.supervisor import supervisor_socket
 
 
@@ -54,22 +54,6 @@ def ask_bridge(settings: Settings, timeout: float) -> tuple[HealthReport | None,
         return msgspec.convert(reply.result, type=HealthReport), ""
     except msgspec.ValidationError as exc:
         return None, f"malformed health reply: {exc}"
-
-
-class _Stamp(msgspec.Struct):
-    mono_ns: int = 0  # shared.service.MONOTONIC_FIELD
-
-
-def read_heartbeat(settings: Settings, program: str) -> tuple[Heartbeat | None, str, int]:
-    """A program's last heartbeat file, why there is none, and its monotonic stamp (0 when absent)."""
-    path = heartbeat_file(settings, program)
-    try:
-        raw = path.read_bytes()
-        return msgspec.json.decode(raw, type=Heartbeat), "", msgspec.json.decode(raw, type=_Stamp).mono_ns
-    except FileNotFoundError:
-        return None, f"no heartbeat file: the {program} is not running", 0
-    except (OSError, msgspec.DecodeError) as exc:
-        return None, f"unreadable heartbeat file {path}: {exc}", 0
 
 
 def read_watchdog(settings: Settings) -> tuple[Heartbeat | None, str, int]:

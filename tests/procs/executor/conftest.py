@@ -60,11 +60,11 @@ def make_executor(
     """A synced Executor over a real ledger file, gateway READY, quotes for AAPL/MSFT/SPY at ~100."""
     opened: list[Ledger] = []
 
-    def make(wall: WallClock | None = None, **overrides: Any) -> Executor:
+    def make(wall: WallClock | None = None, cls: type[Executor] = Executor, **overrides: Any) -> Executor:
         led = open_ledger(short_tmp / "data" / f"ledger{len(opened)}.sqlite")
         opened.append(led)
         clock = wall or WallClock()
-        ex = Executor(settings_for(**overrides), led, MarketClock(None), wall=clock)
+        ex = cls(settings_for(**overrides), led, MarketClock(None), wall=clock)
         ex.ticks.update(TICKS)
         ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
         for sym in TICKS:

@@ -4,48 +4,34 @@ shows the stop (type, trigger, quantity, state) and how long a position has gone
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from procs.executor.actions import Publish, Send
 from procs.executor.commands import positions_view
-from procs.executor.hours import MarketClock
-from procs.executor.ledger import Ledger, open_ledger
 from procs.executor.protect import ProtectedExecutor
 from procs.executor.stops import is_stop
-from shared.config import Settings
 from shared.messages import Alert, GatewayStatus, OrderEvent, TargetPosition
 
-from .conftest import TICKS, WallClock, quote
+from .conftest import WallClock
 from .test_engine import fill, sends, target
 
 D = Decimal
 
 
 @pytest.fixture
-def protected(
-    settings_for: Callable[..., Settings], short_tmp: Path
-) -> Iterator[Callable[..., ProtectedExecutor]]:
-    opened: list[Ledger] = []
+def protected(make_executor: Callable[..., Any]) -> Callable[..., ProtectedExecutor]:
+    """The conftest's synced executor, with protective stops."""
 
     def make(**overrides: Any) -> ProtectedExecutor:
-        led = open_ledger(short_tmp / "data" / f"ledger{len(opened)}.sqlite")
-        opened.append(led)
-        ex = ProtectedExecutor(settings_for(**overrides), led, MarketClock(None), wall=WallClock())
-        ex.ticks.update(TICKS)
-        ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
-        for sym in TICKS:
-            ex.on_quote(quote(sym))
-        ex.mark_synced()
+        ex = make_executor(cls=ProtectedExecutor, **overrides)
+        assert isinstance(ex, ProtectedExecutor)
         return ex
 
-    yield make
-    for led in opened:
-        led.close()
+    return make
 
 
 def stop_sends(actions: list[Any]) -> list[Send]:

@@ -145,7 +145,7 @@ def test_test_alert_goes_through_every_sink_and_alerts_lists_what_happened(scene
     assert "json#1: ok" in sent.stdout and "mailto#2: ok" in sent.stdout
     assert any("hello from the test" in str(h.json()["message"]) for h in scene.hook.at("/hook"))
     listed = scene.run("trader", "alerts", "--limit", "50")
-    assert listed.returncode == 0 and "Trading halted" in listed.stdout and "json#1" in listed.stdout
+    assert listed.returncode == 0 and "Test alert" in listed.stdout and "json#1" in listed.stdout
     assert "example.com" not in listed.stdout + sent.stdout  # no URL, ever
 
 
