@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import zmq.asyncio
 from loguru import logger
 
 from shared import exitcodes
-from shared.bus import PUB_SOCKETS, Publisher, new_context, pub_endpoint
+from shared.bus import PUB_SOCKETS, BusPublisher, new_context, pub_endpoint
+from shared.bus.factory import Bus, ZmqBus
 from shared.config import ConfigError, Settings, check_env_file_private, file_umask, load_settings
 from shared.log import setup_logging
 from shared.messages import Heartbeat, Message
@@ -58,13 +58,13 @@ def settle_heap() -> None:
 
 @dataclass
 class Service:
-    """What a program's main coroutine is given: its settings, bus context, stop event and health record."""
+    """What a program's main coroutine is given: its settings, its bus, stop event and health record."""
 
     program: str
     settings: Settings
-    ctx: zmq.asyncio.Context
+    bus: Bus  # ZeroMQ in production and integration tests, memory in unit tests
     stop: asyncio.Event
-    publisher: Publisher | None = None
+    publisher: BusPublisher | None = None
     state: str = "STARTING"
     counters: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -197,8 +197,9 @@ async def _run(program: str, settings: Settings, main: Main, handle_signals: boo
             stop.set()
 
         loop.add_signal_handler(signal.SIGHUP, come_back)
-    publisher = Publisher(ctx, pub_endpoint(settings, program), program) if program in PUB_SOCKETS else None
-    svc = Service(program=program, settings=settings, ctx=ctx, stop=stop, publisher=publisher)
+    bus = ZmqBus(ctx)
+    publisher = bus.publisher(pub_endpoint(settings, program), program) if program in PUB_SOCKETS else None
+    svc = Service(program=program, settings=settings, bus=bus, stop=stop, publisher=publisher)
     beat = asyncio.create_task(_beat(svc))
     settle_heap()  # the imports; the program's own start-up is settled when it first reaches a working state
     try:

@@ -14,8 +14,7 @@ from ib_async import IB
 from procs.bridge.api import BridgeApi
 from procs.bridge.session import GatewaySession
 from procs.bridge.stream import Streams
-from shared.bus import RequestServer, req_endpoint
-from shared.messages import BridgeRequest
+from shared.bus import BusServer, req_endpoint
 from shared.service import Service
 
 LOOK_EVERY = 100e-6  # seconds of decoding between two looks at the request socket
@@ -38,7 +37,7 @@ async def _mirror_health(svc: Service, session: GatewaySession, api: BridgeApi) 
             await asyncio.wait_for(svc.stop.wait(), min(1.0, svc.settings.heartbeat_seconds))
 
 
-def orders_between_messages(ib: IB, server: RequestServer, every: float = LOOK_EVERY) -> None:
+def orders_between_messages(ib: IB, server: BusServer, every: float = LOOK_EVERY) -> None:
     """Let waiting orders jump the queue of the Gateway's messages.
 
     ib_async decodes everything one read brought in a single callback: the ~8 replies to one order (two openOrder
@@ -65,9 +64,7 @@ async def main(svc: Service) -> None:
     session = GatewaySession(svc.settings)
     streams = Streams(session, svc.publish)
     api = BridgeApi(session)
-    server = RequestServer(
-        svc.ctx, req_endpoint(svc.settings, "bridge"), BridgeRequest, api.handle, quick=api.answer_now
-    )
+    server = svc.bus.server(req_endpoint(svc.settings, "bridge"), "bridge", api.handle, quick=api.answer_now)
     orders_between_messages(session.ib, server)
     try:
         async with asyncio.TaskGroup() as tasks:

@@ -27,12 +27,10 @@ from procs.executor.reconcile import Reconciler, ReconcileReport
 from procs.executor.risk import Rejection
 from procs.executor.stops import is_stop
 from shared.bus import (
+    BusClient,
     Received,
-    RequestClient,
     RequestFailed,
-    RequestServer,
     RequestTimeout,
-    Subscriber,
     pub_endpoint,
     req_endpoint,
     stream_of,
@@ -43,7 +41,6 @@ from shared.messages import (
     CancelOrder,
     ContractInfo,
     ContractRequest,
-    ExecutorRequest,
     Fill,
     GatewayStateName,
     GatewayStatus,
@@ -94,21 +91,20 @@ class ExecutorApp:
         self.ex = ex
         bridge_req = req_endpoint(s, "bridge")
         # orders go out concurrently (a REQ socket carries one request at a time); PlaceOrder is idempotent
-        self.order_clients: asyncio.Queue[RequestClient] = asyncio.Queue()
+        self.order_clients: asyncio.Queue[BusClient] = asyncio.Queue()
         for _ in range(SENDERS):
-            self.order_clients.put_nowait(RequestClient(svc.ctx, bridge_req, timeout=2.0, retries=2))
+            self.order_clients.put_nowait(svc.bus.client(bridge_req, timeout=2.0, retries=2))
         self._sending: set[asyncio.Task[None]] = set()
         # reconciliation and contracts: a slow Gateway answer (the bridge bounds each at 10 s) is waited for, not
         # abandoned and asked again
-        self.sync = RequestClient(svc.ctx, bridge_req, timeout=12.0, retries=1)
+        self.sync = svc.bus.client(bridge_req, timeout=12.0, retries=1)
         # the operator's reads of the broker (accept-broker) on a socket of their own: a REQ socket carries one
         # request at a time, and a reconciliation may be waiting on `sync`
-        self.operator_client = RequestClient(svc.ctx, bridge_req, timeout=5.0, retries=1)
-        self.sub = Subscriber(svc.ctx, [pub_endpoint(s, "bridge"), pub_endpoint(s, "strategy")], STREAMS)
-        self.server = RequestServer(
-            svc.ctx,
+        self.operator_client = svc.bus.client(bridge_req, timeout=5.0, retries=1)
+        self.sub = svc.bus.subscriber([pub_endpoint(s, "bridge"), pub_endpoint(s, "strategy")], STREAMS)
+        self.server = svc.bus.server(
             req_endpoint(s, "executor"),
-            ExecutorRequest,
+            "executor",
             Commands(ex, self.execute, self.state, self.extra, self.operator_client.call).handle,
         )
         self.local = (
@@ -312,7 +308,7 @@ class ExecutorApp:
         finally:
             self.order_clients.put_nowait(client)
 
-    async def _place(self, client: RequestClient, send: Send) -> list[Action]:
+    async def _place(self, client: BusClient, send: Send) -> list[Action]:
         o = self.ex.ledger.order(send.order.client_order_id) or send.order
         if not o.working:
             return []  # cancelled or closed while it waited for a free socket
@@ -369,7 +365,7 @@ class ExecutorApp:
         live = [s for s in self.ex.stops_of(o.symbol) if s.working and s.side == o.side and s.status != "NEW"]
         return live[0].client_order_id if live else ""
 
-    async def _modify(self, client: RequestClient, m: Modify) -> None:
+    async def _modify(self, client: BusClient, m: Modify) -> None:
         try:
             await client.call(
                 ModifyOrder(client_order_id=m.client_order_id, quantity=m.quantity), idempotent=True
@@ -380,7 +376,7 @@ class ExecutorApp:
             )
             self._want_reconcile("a stop modify failed")
 
-    async def _cancel(self, client: RequestClient, client_order_id: str) -> None:
+    async def _cancel(self, client: BusClient, client_order_id: str) -> None:
         try:
             await client.call(CancelOrder(client_order_id=client_order_id), idempotent=True)
         except (RequestFailed, RequestTimeout) as exc:

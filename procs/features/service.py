@@ -20,7 +20,7 @@ from loguru import logger
 
 from procs.features.bars import NS, history_bar_size
 from procs.features.worker import FeatureWorker
-from shared.bus import RequestClient, RequestFailed, RequestTimeout, Subscriber, pub_endpoint, req_endpoint
+from shared.bus import BusClient, BusSubscriber, RequestFailed, RequestTimeout, pub_endpoint, req_endpoint
 from shared.log import event, log_every
 from shared.messages import Bar, GatewayStatus, HistoryRequest
 from shared.service import Service
@@ -69,8 +69,8 @@ class FeatureService:
 
     async def run(self) -> None:
         svc = self.svc
-        sub = Subscriber(svc.ctx, [self.bridge_pub], STREAMS)
-        bridge = RequestClient(svc.ctx, self.bridge_req, timeout=HISTORY_TIMEOUT, retries=0)
+        sub = svc.bus.subscriber([self.bridge_pub], STREAMS)
+        bridge = svc.bus.client(self.bridge_req, timeout=HISTORY_TIMEOUT, retries=0)
         self.queue.ask(self.worker.symbols, "start")
         warmer = asyncio.create_task(self._warm_up_forever(bridge))
         svc.set_state("WARMING")
@@ -123,7 +123,7 @@ class FeatureService:
             self.gateway_up.clear()
         self.gateway_state = status.state
 
-    async def _warm_up_forever(self, bridge: RequestClient) -> None:
+    async def _warm_up_forever(self, bridge: BusClient) -> None:
         retry = 1.0
         while True:
             await self.queue.wake.wait()
@@ -143,7 +143,7 @@ class FeatureService:
             self.queue.wake.set()
             retry = min(retry * 2, RETRY_MAX)
 
-    async def _warm_up(self, bridge: RequestClient, todo: dict[str, str]) -> list[str]:
+    async def _warm_up(self, bridge: BusClient, todo: dict[str, str]) -> list[str]:
         failed = []
         for i, (symbol, why) in enumerate(sorted(todo.items()), 1):
             started = time.monotonic()
@@ -168,7 +168,7 @@ class FeatureService:
             )  # fmt: skip
         return failed
 
-    async def _history(self, bridge: RequestClient, symbol: str) -> list[Bar]:
+    async def _history(self, bridge: BusClient, symbol: str) -> list[Bar]:
         s = self.svc.settings
         size = history_bar_size(s.bar_seconds)
         request = HistoryRequest(
@@ -177,7 +177,7 @@ class FeatureService:
         result = await bridge.call(request, timeout=HISTORY_TIMEOUT)
         return msgspec.convert(result, type=list[Bar])
 
-    def _report(self, sub: Subscriber) -> None:
+    def _report(self, sub: BusSubscriber) -> None:
         if time.monotonic() - self._reported < 0.5:  # quotes arrive far more often than heartbeats go out
             return
         self._reported = time.monotonic()

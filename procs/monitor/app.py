@@ -34,9 +34,7 @@ from procs.monitor.view import StackView
 from procs.watchdog.act import Supervisor
 from shared.bus import (
     PUB_SOCKETS,
-    RequestClient,
-    RequestServer,
-    Subscriber,
+    BusSubscriber,
     pub_endpoint,
     req_endpoint,
     request_once,
@@ -51,7 +49,6 @@ from shared.messages import (
     HaltRequest,
     HealthRequest,
     Heartbeat,
-    MonitorRequest,
     OrderEvent,
     OrdersRequest,
     Position,
@@ -81,7 +78,7 @@ class Monitor:
             parse_sinks(s.alert_urls.get_secret_value()),  # ConfigError: exit 78, the URL masked
         )
         self.poll_seconds = min(5.0, max(1.0, 2 * s.heartbeat_seconds))
-        self.executor = RequestClient(svc.ctx, req_endpoint(s, "executor"), timeout=1.0, retries=0)
+        self.executor = svc.bus.client(req_endpoint(s, "executor"), timeout=1.0, retries=0)
         self.supervisor = Supervisor(supervisor_socket(s), timeout=2.0)
         self.ever_running: set[str] = set()
         self.metrics_at = ""
@@ -131,7 +128,7 @@ class Monitor:
                 notify(notice)
             b.changed()
 
-    async def listen(self, sub: Subscriber) -> None:
+    async def listen(self, sub: BusSubscriber) -> None:
         while not self.svc.stop.is_set():
             got = await sub.recv(timeout=0.5)
             self.view.bus_gaps, self.view.bus_lost = sub.stats.gaps, sub.stats.lost
@@ -347,8 +344,8 @@ async def main(svc: Service) -> None:
     settings = svc.settings
     mon.alerting.recover()
     endpoints = [pub_endpoint(settings, p) for p in PUB_SOCKETS if p != "monitor"]
-    sub = Subscriber(svc.ctx, endpoints, TOPICS)
-    server = RequestServer(svc.ctx, req_endpoint(settings, "monitor"), MonitorRequest, mon.handle)
+    sub = svc.bus.subscriber(endpoints, TOPICS)
+    server = svc.bus.server(req_endpoint(settings, "monitor"), "monitor", mon.handle)
     mon.update_heartbeat()
     svc.set_state("RUNNING")
     url = settings.heartbeat_url.get_secret_value()

@@ -14,7 +14,7 @@ from loguru import logger
 
 from procs.strategy.base import Strategy, StrategyRunner
 from procs.strategy.registry import build_strategy
-from shared.bus import Subscriber, pub_endpoint
+from shared.bus import pub_endpoint
 from shared.log import log_every
 from shared.messages import FeatureVector
 from shared.service import Service
@@ -45,7 +45,7 @@ async def serve_strategy(svc: Service, strategy: Strategy, features_pub: str | N
     """Turn every `feat.` vector into a `target.` until svc.stop is set."""
     logger.info("strategy {} ({})", strategy.name, strategy)
     runner = StrategyRunner(strategy, on_error=log_strategy_error(strategy.name))
-    sub = Subscriber(svc.ctx, [features_pub or pub_endpoint(svc.settings, "features")], ["feat."])
+    sub = svc.bus.subscriber([features_pub or pub_endpoint(svc.settings, "features")], ["feat."])
     svc.detail["strategy"] = strategy.name
     svc.set_state("RUNNING")
     last_target: dict[str, float] = {}

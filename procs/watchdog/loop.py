@@ -21,7 +21,7 @@ from procs.watchdog.act import Supervisor, left_running, restart
 from procs.watchdog.decide import decide, forget_restart
 from procs.watchdog.model import Decision, HeartbeatSeen, Memory, ProgramTable, Rules, Snapshot
 from procs.watchdog.snapshot import take_snapshot
-from shared.bus import PUB_SOCKETS, Received, Subscriber, pub_endpoint
+from shared.bus import PUB_SOCKETS, BusSubscriber, Received, pub_endpoint
 from shared.config import Settings
 from shared.log import event, log_every
 from shared.messages import Alert, Heartbeat
@@ -165,7 +165,7 @@ class Watchdog:
         }
 
 
-async def listen_for_heartbeats(sub: Subscriber, wd: Watchdog, stop: asyncio.Event) -> None:
+async def listen_for_heartbeats(sub: BusSubscriber, wd: Watchdog, stop: asyncio.Event) -> None:
     while not stop.is_set():
         got = await sub.recv(timeout=0.5)
         wd.undecodable = sub.stats.malformed
@@ -206,7 +206,7 @@ async def main(svc: Service) -> None:
         dry_run=settings.watchdog_dry_run,
     )
     endpoints = [pub_endpoint(settings, p) for p in PUB_SOCKETS if p != "watchdog"]
-    sub = Subscriber(svc.ctx, endpoints, ["heartbeat."])
+    sub = svc.bus.subscriber(endpoints, ["heartbeat."])
     listener = asyncio.create_task(listen_for_heartbeats(sub, wd, svc.stop))
     svc.set_state("WATCHING")
     logger.info(

@@ -15,30 +15,22 @@ import zmq.asyncio
 
 from shared.bus import (
     AnswerLater,
-    BusClient,
     BusPublisher,
     BusServer,
     BusSubscriber,
     ContractError,
-    Handler,
     MemoryHub,
     MemoryPublisher,
     MemoryRequestClient,
-    MemoryRequestServer,
     MemorySubscriber,
-    Publisher,
-    QuickHandler,
-    RequestClient,
     RequestError,
-    RequestServer,
     RequestTimeout,
-    Subscriber,
     topic_matches,
 )
+from shared.bus.factory import MemoryBus, ZmqBus
 from shared.messages import (
     Alert,
     Bar,
-    BridgeRequest,
     ContractInfo,
     ContractRequest,
     HealthRequest,
@@ -64,24 +56,12 @@ class RawRequester:
     recv: Callable[[], Awaitable[bytes]]
 
 
-class ZmqBus:
-    """The production classes over inproc://, with raw sockets for what no well-behaved peer sends."""
+class ZmqTestBus(ZmqBus):
+    """The production bus over inproc://, with raw sockets for what no well-behaved peer sends."""
 
     def __init__(self) -> None:
-        self.ctx = zmq.asyncio.Context()
+        super().__init__(zmq.asyncio.Context())
         self.raws: list[zmq.asyncio.Socket] = []
-
-    def publisher(self, ep: str, source: str) -> BusPublisher:
-        return Publisher(self.ctx, ep, source)
-
-    def subscriber(self, eps: list[str], prefixes: list[str]) -> BusSubscriber:
-        return Subscriber(self.ctx, eps, prefixes)
-
-    def client(self, ep: str, timeout: float = 2.0, retries: int = 2) -> BusClient:
-        return RequestClient(self.ctx, ep, timeout=timeout, retries=retries)
-
-    def server(self, ep: str, handler: Handler, quick: QuickHandler | None = None) -> BusServer:
-        return RequestServer(self.ctx, ep, BridgeRequest, handler, quick=quick)
 
     async def raw_publisher(self, ep: str) -> Callable[[list[bytes]], Awaitable[None]]:
         raw = self.ctx.socket(zmq.PUB)
@@ -112,23 +92,8 @@ class ZmqBus:
         self.ctx.destroy(linger=0)
 
 
-class MemBus:
+class MemoryTestBus(MemoryBus):
     """The in-memory bus: the same behaviour without sockets."""
-
-    def __init__(self) -> None:
-        self.hub = MemoryHub()
-
-    def publisher(self, ep: str, source: str) -> BusPublisher:
-        return MemoryPublisher(self.hub, ep, source)
-
-    def subscriber(self, eps: list[str], prefixes: list[str]) -> BusSubscriber:
-        return MemorySubscriber(self.hub, eps, prefixes)
-
-    def client(self, ep: str, timeout: float = 2.0, retries: int = 2) -> BusClient:
-        return MemoryRequestClient(self.hub, ep, timeout=timeout, retries=retries)
-
-    def server(self, ep: str, handler: Handler, quick: QuickHandler | None = None) -> BusServer:
-        return MemoryRequestServer(self.hub, ep, BridgeRequest, handler, quick=quick)
 
     async def raw_publisher(self, ep: str) -> Callable[[list[bytes]], Awaitable[None]]:
         async def send(frames: list[bytes]) -> None:
@@ -148,16 +113,13 @@ class MemBus:
 
         return RawRequester(send, recv)
 
-    def close(self) -> None:
-        self.hub.destroy()
 
-
-Bus = ZmqBus | MemBus
+Bus = ZmqTestBus | MemoryTestBus
 
 
 @pytest.fixture(params=["zmq", "memory"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    b: Bus = ZmqBus() if request.param == "zmq" else MemBus()
+    b: Bus = ZmqTestBus() if request.param == "zmq" else MemoryTestBus()
     yield b
     b.close()
 
@@ -264,7 +226,7 @@ async def test_request_client_times_out_then_reopens_and_succeeds(bus: Bus) -> N
     async def handler(req: object) -> str:
         return "pong"
 
-    server = bus.server("inproc://r1", handler)
+    server = bus.server("inproc://r1", "bridge", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
     reply = await client.request(HealthRequest(), timeout=1)
@@ -284,7 +246,7 @@ async def test_a_slow_request_does_not_block_another(bus: Bus) -> None:
             return "slow"
         return "fast"
 
-    server = bus.server("inproc://r2", handler)
+    server = bus.server("inproc://r2", "bridge", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
     slow_client = bus.client("inproc://r2", timeout=5)
@@ -307,7 +269,7 @@ async def test_malformed_request_gets_an_error_naming_the_field(bus: Bus) -> Non
             raise RequestError("quantity must be positive")
         return "ok"
 
-    server = bus.server("inproc://r3", handler)
+    server = bus.server("inproc://r3", "bridge", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
     raw = bus.raw_requester("inproc://r3")
@@ -352,7 +314,7 @@ async def test_the_quick_handler_answers_between_two_steps_of_a_busy_callback(
     async def handler(req: object) -> str:
         return "answered later"
 
-    server = bus.server("inproc://r4", handler, quick=quick)
+    server = bus.server("inproc://r4", "bridge", handler, quick=quick)
     raw = bus.raw_requester("inproc://r4")
     order = PlaceOrder(req_id="o1", client_order_id="c1", symbol="AAPL", side="BUY", quantity=Decimal(1))
     await raw.send(msgspec.msgpack.encode(order))
@@ -429,7 +391,7 @@ async def test_ask_answers_with_the_reply_type_the_contract_declares(bus: Bus) -
     async def handler(req: object) -> ContractInfo:
         return info
 
-    server = bus.server("inproc://c3", handler)
+    server = bus.server("inproc://c3", "bridge", handler)
     stop = asyncio.Event()
     task = asyncio.create_task(server.serve(stop))
     client = bus.client("inproc://c3", timeout=2)

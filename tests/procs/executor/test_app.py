@@ -13,7 +13,8 @@ import pytest
 from procs.executor.actions import Reconcile
 from procs.executor.app import ExecutorApp
 from procs.executor.engine import Executor
-from shared.bus import Received, new_context
+from shared.bus import Received
+from shared.bus.factory import MemoryBus
 from shared.messages import Fill, Quote
 from shared.service import Service
 
@@ -22,8 +23,8 @@ async def test_a_crashed_loop_stops_the_executor_with_an_error(
     make_executor: Callable[..., Executor], stack_env: Path
 ) -> None:
     ex = make_executor()
-    ctx = new_context()
-    svc = Service(program="executor", settings=ex.settings, ctx=ctx, stop=asyncio.Event())
+    bus = MemoryBus()
+    svc = Service(program="executor", settings=ex.settings, bus=bus, stop=asyncio.Event())
     app = ExecutorApp(svc, ex)
 
     async def broken() -> None:
@@ -34,17 +35,17 @@ async def test_a_crashed_loop_stops_the_executor_with_an_error(
         with pytest.raises(RuntimeError, match="timers failed"):
             await asyncio.wait_for(app.run(), 10)
     finally:
-        ctx.destroy(linger=0)
+        bus.close()
 
 
 async def test_a_gap_in_the_broker_streams_asks_for_a_reconciliation_and_a_gap_in_quotes_does_not(
     make_executor: Callable[..., Executor], stack_env: Path
 ) -> None:
     ex = make_executor()
-    ctx = new_context()
+    bus = MemoryBus()
     try:
         app = ExecutorApp(
-            Service(program="executor", settings=ex.settings, ctx=ctx, stop=asyncio.Event()), ex
+            Service(program="executor", settings=ex.settings, bus=bus, stop=asyncio.Event()), ex
         )
         fill = Fill(
             exec_id="e1",
@@ -65,4 +66,4 @@ async def test_a_gap_in_the_broker_streams_asks_for_a_reconciliation_and_a_gap_i
         app.sub.close()
         app.server.close()
     finally:
-        ctx.destroy(linger=0)
+        bus.close()

@@ -15,6 +15,7 @@ from typing import Any
 import zmq.asyncio
 
 from shared.bus import Publisher, RequestError, RequestServer
+from shared.bus.factory import ZmqBus
 from shared.config import Settings
 from shared.messages import Bar, BridgeRequest, GatewayStatus, HistoryRequest
 from shared.service import Service
@@ -65,8 +66,9 @@ class FakeBridge:
 
 def make_service(ctx: zmq.asyncio.Context, program: str, settings: Settings) -> Service:
     """A Service like run_service builds, publishing on inproc://<program>-pub."""
-    publisher = Publisher(ctx, f"inproc://{program}-pub", program)
-    return Service(program=program, settings=settings, ctx=ctx, stop=asyncio.Event(), publisher=publisher)
+    bus = ZmqBus(ctx)
+    publisher = bus.publisher(f"inproc://{program}-pub", program)
+    return Service(program=program, settings=settings, bus=bus, stop=asyncio.Event(), publisher=publisher)
 
 
 async def until(
