@@ -181,7 +181,7 @@ def _call(main: Callable[[list[str]], Any], argv: list[str]) -> tuple[int, str]:
         out.flush()
         err.flush()
     assert isinstance(code, int), f"main returned {code!r}"
-    return code, err.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    return code, err.buffer.getvalue().decode()
 
 
 SUBCOMMANDS = {
@@ -199,7 +199,7 @@ OPTIONS = {  # valid leading options, so that what follows them is reached too
 
 def _arguments(command: str) -> st.SearchStrategy[list[str]]:
     """Valid options, often a subcommand (so each one is reached), then anything."""
-    no_nul = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+    no_nul = st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"])
     raw = st.binary(min_size=1, max_size=12).filter(lambda b: b"\x00" not in b).map(os.fsdecode)
     token = st.one_of(st.sampled_from(WORDS[command] + NUMBERS), st.text(no_nul, max_size=12), raw)
     options = st.lists(st.sampled_from(OPTIONS[command]), max_size=2).map(lambda g: [w for o in g for w in o])

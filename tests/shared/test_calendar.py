@@ -8,8 +8,8 @@ from procs.features.bars import bucket_of
 from shared.calendar import DAY_NS, NS, session_boundaries, sessions_by_day
 
 
-def _ns(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp()) * NS
+def _ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()) * NS
 
 
 def test_holidays_are_closed_and_a_half_day_closes_at_one() -> None:

@@ -14,7 +14,8 @@ from tests.conftest import REPO
 
 def _subclasses(base: type) -> set[type]:
     out: set[type] = set()
-    for sub in base.__subclasses__():
+    direct: list[type] = base.__subclasses__()
+    for sub in direct:
         out |= {sub} | _subclasses(sub)
     return out
 
