@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
+from procs.cli import trader_view
+
 from .cluster import Cluster, broker_positions, running_cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,22 +38,20 @@ def test_a_bad_setting_is_one_line_and_exit_78(short_tmp: Path) -> None:
 
 
 def test_tables_align_numbers_right_and_words_left() -> None:
-    trader = load_trader()
     rows = [
         {"symbol": "AAPL", "quantity": "37", "mark": "269.92"},
         {"symbol": "NVDA", "quantity": "120", "mark": "83.2"},
     ]
-    text = trader.table(rows, ("symbol", "quantity", "mark"))
+    text = trader_view.table(rows, ("symbol", "quantity", "mark"))
     lines = text.splitlines()
     assert lines[0].split() == ["symbol", "quantity", "mark"]
     assert lines[2].startswith("AAPL ") and lines[2].endswith("269.92")
     assert lines[3].index("120") + 3 == lines[2].index("37") + 2  # right-aligned in one column
-    assert trader.table([], ("symbol",)) == "(none)"
+    assert trader_view.table([], ("symbol",)) == "(none)"
 
 
 def test_status_shows_the_halt_and_skips_empty_fields() -> None:
-    trader = load_trader()
-    text = trader.show_status(
+    text = trader_view.show_status(
         {"state": "HALTED", "halted": True, "halt_reason": "lunch", "last_rejection": ""}
     )
     assert "HALTED" in text and "lunch" in text and "last rejection" not in text
@@ -90,7 +90,7 @@ RECONCILE = {
 
 
 def test_reconcile_shows_ledger_and_broker_side_by_side_then_other_holdings_then_the_halt() -> None:
-    text = load_trader().show_reconcile(RECONCILE)
+    text = trader_view.show_reconcile(RECONCILE)
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["symbol", "ledger", "qty", "broker"]
     aapl = next(line for line in lines if line.startswith("AAPL"))
@@ -103,7 +103,7 @@ def test_reconcile_shows_ledger_and_broker_side_by_side_then_other_holdings_then
 
 
 def test_status_shows_each_flattening_symbol_and_other_holdings() -> None:
-    text = load_trader().show_status(
+    text = trader_view.show_status(
         {
             "state": "RUNNING",
             "halted": True,
