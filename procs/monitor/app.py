@@ -35,9 +35,9 @@ from procs.watchdog.act import Supervisor
 from shared.bus import (
     PUB_SOCKETS,
     BusSubscriber,
+    RequestTimeout,
     pub_endpoint,
     req_endpoint,
-    request_once,
 )
 from shared.log import log_every
 from shared.messages import (
@@ -79,6 +79,8 @@ class Monitor:
         )
         self.poll_seconds = min(5.0, max(1.0, 2 * s.heartbeat_seconds))
         self.executor = svc.bus.client(req_endpoint(s, "executor"), timeout=1.0, retries=0)
+        # the dashboard's halt on a socket of its own: a poll may be waiting on `executor` (one request at a time)
+        self.halter = svc.bus.client(req_endpoint(s, "executor"), timeout=3.0, retries=0)
         self.supervisor = Supervisor(supervisor_socket(s), timeout=2.0)
         self.ever_running: set[str] = set()
         self.metrics_at = ""
@@ -294,8 +296,11 @@ class Monitor:
 
     async def halt(self, reason: str) -> dict[str, Any]:
         """The dashboard's halt button: the same request as `bin/trader halt`, on the executor's socket."""
-        endpoint = req_endpoint(self.svc.settings, "executor")
-        reply = await asyncio.to_thread(request_once, endpoint, HaltRequest(reason=reason), timeout=3.0)
+        try:
+            reply = await self.halter.request(HaltRequest(reason=reason))
+        except RequestTimeout:
+            logger.warning("halt requested from the dashboard: the executor did not answer")
+            return {"ok": False, "error": "the executor did not answer", "halted": False}
         logger.warning("halt requested from the dashboard: {}", "done" if reply.ok else reply.error)
         result = reply.result if isinstance(reply.result, dict) else {}
         return {"ok": reply.ok, "error": reply.error, "halted": bool(result.get("halted"))}
