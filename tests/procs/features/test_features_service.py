@@ -11,7 +11,7 @@ import pytest
 
 from procs.features.batch import bars_frame, compute_features
 from procs.features.featureset import FEATURES
-from procs.features.service import FeatureService
+from procs.features.app import FeatureService
 from procs.features.synthetic import SESSION_OPEN_2024_03_04, random_walk_bars
 from shared.bus import Subscriber, new_context
 from shared.config import load_settings

@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 import pytest
 from loguru import logger
 
-from procs.features.service import FeatureService
+from procs.features.app import FeatureService
 from procs.features.synthetic import SESSION_OPEN_2024_03_04, random_walk_bars
 from procs.strategy.base import Strategy, target
 from procs.strategy.meanrev import MeanReversion
 from procs.strategy.replay import replay
-from procs.strategy.service import serve_strategy
+from procs.strategy.app import serve_strategy
 from procs.strategy.trend import TrendFollower
 from shared.bus import Publisher, Subscriber, new_context
 from shared.config import load_settings

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procs.watchdog.act import Supervisor
-from procs.watchdog.loop import Watchdog
+from procs.watchdog.core import Watchdog
 from procs.watchdog.model import Decision, Owner, ProgramInfo, ProgramTable, Rules, Snapshot
 from shared.bus import Received
 from shared.messages import Heartbeat

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from procs.watchdog.act import Supervisor
-from procs.watchdog.loop import Watchdog
+from procs.watchdog.core import Watchdog
 from procs.watchdog.model import Decision, Rules
 from tests.procs.watchdog.watchkit import CLIENT, Supervised, supervised
 from tests.support.sim import free_port

@@ -21,7 +21,8 @@ import zmq
 import zmq.asyncio
 
 from procs.watchdog.act import Supervisor, hang_up_then_kill, left_running, restart
-from procs.watchdog.loop import Watchdog, listen_for_heartbeats
+from procs.watchdog.app import listen_for_heartbeats
+from procs.watchdog.core import Watchdog
 from procs.watchdog.model import Decision, Rules
 from shared.bus import Publisher, Subscriber
 from shared.messages import Alert, Heartbeat
