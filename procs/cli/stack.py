@@ -30,6 +30,7 @@ from shared.config import (
     load_settings,
 )
 from shared.messages import HealthReport, HealthRequest
+from shared.programs import PROGRAM_NAMES
 from shared.service import prepare_var
 from shared.supervisor import (
     program_states,
@@ -69,8 +70,19 @@ def _print_states(settings: Settings) -> None:
     if states is None:
         print(f"supervisord is not answering on {supervisor_socket(settings)}; start it with: make run")
         return
-    for name, info in sorted(states.items(), key=lambda kv: kv[0]):
-        print(f"  {name:<12} {info['statename']:<9} {info['description']}")
+    for name in ordered(states):
+        info = states.get(name)
+        if info is None:  # in the registry, not in supervisord's configuration: a stale or hand-edited file
+            print(
+                f"  {name:<12} {'MISSING':<9} not in {settings.run_dir / 'supervisord.conf'}; run: make stop && make run"
+            )
+        else:
+            print(f"  {name:<12} {info['statename']:<9} {info['description']}")
+
+
+def ordered(states: dict[str, Any]) -> list[str]:
+    """The registry's programs in start order (shared/programs.py), then anything else supervisord runs."""
+    return [*PROGRAM_NAMES, *sorted(set(states) - set(PROGRAM_NAMES))]
 
 
 def _starting(settings: Settings) -> bool:
