@@ -79,7 +79,7 @@ def run_traced_sim(argv: list[str]) -> int:
 
     from procs.gateway_sim import server as sim_server
     from procs.gateway_sim import streams
-    from procs.gateway_sim.__main__ import main
+    from procs.gateway_sim.app import run as main
     from procs.gateway_sim.session import Session
     from procs.gateway_sim.wire_requests import parse_place_order
 

@@ -8,6 +8,10 @@ program creates is private (umask 077; 027 with FILE_GROUP), and it refuses to s
 
 Exit codes: 0 stopped cleanly; 1 unexpected error (supervisord restarts it); 75 temporary failure or SIGHUP
 (EX_TEMPFAIL, restarted); 78 configuration error (EX_CONFIG, not restarted: fix the setting).
+
+A program that is also started alone from its own command line (the simulator) hands run_service a
+`command_line` reader: its flags are read once the settings are (their defaults), before anything is created,
+so a bad flag is one line and exit 2 or 78 and `--help` starts nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from shared.bus.factory import Bus, ZmqBus
 from shared.config import ConfigError, Settings, check_env_file_private, file_umask, load_settings
 from shared.log import setup_logging
 from shared.messages import Heartbeat, Message
+from shared.programs import SILENT_PROGRAMS
 
 EXIT_OK = exitcodes.OK
 EXIT_ERROR = exitcodes.ERROR
@@ -44,6 +49,20 @@ EXIT_CONFIG = exitcodes.CONFIG
 
 # the states in which a program does its work: the first one reached ends its start-up
 WORKING_STATES = frozenset({"READY", "RUNNING", "WATCHING", "HALTED", "DEGRADED"})
+
+
+class TemporaryFailure(Exception):
+    """A program cannot start now but may later (its port is taken): one line, exit 75, supervisord retries."""
+
+
+@dataclass(frozen=True)
+class StartAlone:
+    """What a program's own command line tells the harness before it starts (see `run_service`)."""
+
+    options: Any  # the parsed command line; main finds it as svc.options
+    log_dir: Path | None = None  # where its log file goes (None: the stack's var/log)
+    # one copy per VAR_DIR; False where something else already guards it (the simulator: its port)
+    single_instance: bool = True
 
 
 def settle_heap() -> None:
@@ -65,6 +84,7 @@ class Service:
     bus: Bus  # ZeroMQ in production and integration tests, memory in unit tests
     stop: asyncio.Event
     publisher: BusPublisher | None = None
+    options: Any = None  # the program's parsed command line when it has one (StartAlone.options)
     state: str = "STARTING"
     counters: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +118,9 @@ class Service:
 
 
 Main = Callable[[Service], Awaitable[None]]
+# reads a program's own command line once its settings are loaded; may exit (argparse: 0 for --help, 2 for a bad
+# flag) or raise ConfigError (78)
+CommandLine = Callable[[Settings], StartAlone]
 
 
 MONOTONIC_FIELD = "mono_ns"  # in heartbeat files: time.monotonic_ns() when the beat was written
@@ -182,7 +205,9 @@ async def _beat(svc: Service) -> None:
             await asyncio.wait_for(svc.stop.wait(), period)
 
 
-async def _run(program: str, settings: Settings, main: Main, handle_signals: bool) -> int:
+async def _run(
+    program: str, settings: Settings, main: Main, handle_signals: bool, options: Any = None
+) -> int:
     ctx = new_context()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -199,8 +224,11 @@ async def _run(program: str, settings: Settings, main: Main, handle_signals: boo
         loop.add_signal_handler(signal.SIGHUP, come_back)
     bus = ZmqBus(ctx)
     publisher = bus.publisher(pub_endpoint(settings, program), program) if program in PUB_SOCKETS else None
-    svc = Service(program=program, settings=settings, bus=bus, stop=stop, publisher=publisher)
-    beat = asyncio.create_task(_beat(svc))
+    svc = Service(
+        program=program, settings=settings, bus=bus, stop=stop, publisher=publisher, options=options
+    )
+    # a program the registry lists as silent (the simulator) beats neither on the bus nor in a file
+    beat = asyncio.create_task(_beat(svc) if program not in SILENT_PROGRAMS else stop.wait())
     settle_heap()  # the imports; the program's own start-up is settled when it first reaches a working state
     try:
         await main(svc)
@@ -239,30 +267,37 @@ def _single_instance(settings: Settings, program: str) -> int | None:
     return fd
 
 
-def run_service(program: str, main: Main, *, handle_signals: bool = True) -> int:
+def run_service(
+    program: str, main: Main, *, handle_signals: bool = True, command_line: CommandLine | None = None
+) -> int:
     """Run `main` as the supervised program `program`; returns the process exit code."""
     try:
         settings = load_settings()
+        alone = command_line(settings) if command_line is not None else StartAlone(options=None)
         check_env_file_private()
         os.umask(file_umask(settings))
         prepare_var(settings)
     except ConfigError as exc:
         print(f"{program}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if _single_instance(settings, program) is None:
+    if alone.single_instance and _single_instance(settings, program) is None:
         print(
             f"{program}: another {program} is already running for {settings.home}; not starting a second",
             file=sys.stderr,
         )
         return EXIT_TEMPFAIL
-    setup_logging(program, settings)
+    setup_logging(program, settings, log_dir=alone.log_dir)
     logger.info("{} starting (pid {}, account {})", program, os.getpid(), settings.masked_account)
     try:
-        return asyncio.run(_run(program, settings, main, handle_signals))
+        return asyncio.run(_run(program, settings, main, handle_signals, alone.options))
     except ConfigError as exc:
         logger.info("configuration error: {}", exc)  # file only: stderr gets the one plain line below
         print(f"{program}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except TemporaryFailure as exc:
+        logger.info("cannot start now: {}", exc)  # file only, as above
+        print(f"{program}: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
     except Exception:
         logger.exception("{} failed", program)
         return EXIT_ERROR

@@ -62,7 +62,7 @@ def test_supervisord_gives_the_simulator_a_state_file_under_var_dir(stack_env: P
 
 
 def test_sim_state_file_is_the_default_of_the_flag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from procs.gateway_sim.__main__ import parse_args
+    from procs.gateway_sim.app import parse_args
 
     monkeypatch.setenv("SIM_STATE_FILE", str(tmp_path / "kept.json"))
     assert parse_args([], None).state_file == tmp_path / "kept.json"
