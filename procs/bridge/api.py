@@ -12,12 +12,11 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from procs.bridge import convert
-from procs.bridge.farms import describe, gateway_position, reduce_only_refusal
-from procs.bridge.orders import DONE, OrderConflict, OrderInvalid, check_place_order
+from procs.bridge.farms import describe, reduce_only_refusal
+from procs.bridge.ib import BAR_SIZES
+from procs.bridge.orders import DONE, OrderConflict, OrderInvalid, check_place_order, withheld_order
 from procs.bridge.pacing import HistoryPacer
 from procs.bridge.session import GatewaySession
 from shared.bus import AnswerLater, RequestError
@@ -99,7 +98,7 @@ class BridgeApi:
             raise RequestError(f"orders refused while the Gateway is {st.state}: {st.reason}")
         if getattr(s.orders.get(req.client_order_id), "order_id", 0):
             return  # already at the Gateway: a retry places nothing new (its ack is answered)
-        why = reduce_only_refusal(req.side, req.quantity, *gateway_position(s.ib, s.settings.ib_account, req))
+        why = reduce_only_refusal(req.side, req.quantity, *s.broker.exposure(req))
         if why:
             raise RequestError(f"orders refused while the Gateway is {st.state} ({st.reason}): {why}")
 
@@ -117,12 +116,12 @@ class BridgeApi:
         except ConnectionError:
             raise RequestError("the Gateway connection dropped during the request; retry") from None
 
-    async def _details(self, symbol: str, field: str = "symbol") -> Any:
+    async def _details(self, symbol: str, field: str = "symbol") -> ContractInfo:
         if not _SYMBOL_RE.fullmatch(symbol):
             raise RequestError(f"{field} {symbol!r} is not a ticker (e.g. AAPL)")
         self._require_session()
         try:
-            details = await self.session.requests.contract_details(symbol)
+            details = await self.session.broker.contract_details(symbol)
         except TimeoutError:
             raise RequestError(f"the Gateway did not answer the contract request for {symbol}") from None
         except ConnectionError:
@@ -147,8 +146,8 @@ class BridgeApi:
             outbox_dropped=s.outbox.dropped,
             history_requests_10min=self.history_pacer.used(now),
             order_duplicates=s.orders.duplicates,
-            orders_replaced_after_103=s.placer.replaced,
-            order_statuses_put_back=s.word.corrected,
+            orders_replaced_after_103=s.broker.orders_replaced,
+            order_statuses_put_back=s.broker.statuses_put_back,
             resubscriptions=s.subs.reissues,
         )
         return HealthReport(
@@ -170,12 +169,11 @@ class BridgeApi:
         )
 
     async def contract(self, req: ContractRequest) -> ContractInfo:
-        return convert.contract_info(await self._details(req.symbol))
+        return await self._details(req.symbol)
 
     async def history(self, req: HistoryRequest) -> list[Bar]:
-        size = convert.BAR_SIZES.get(req.bar_seconds)
-        if size is None:
-            sizes = ", ".join(str(k) for k in convert.BAR_SIZES)
+        if req.bar_seconds not in BAR_SIZES:
+            sizes = ", ".join(str(k) for k in BAR_SIZES)
             raise RequestError(
                 f"bar_seconds {req.bar_seconds} is not a bar size IB serves; use one of {sizes}"
             )
@@ -194,31 +192,22 @@ class BridgeApi:
             raise RequestError(f"{describe('hmds', down)}; retry when IB reports it OK (2106)")
         pending = self._history_pending.get(key)
         if pending is None:  # the first asker fetches; identical askers meanwhile share its answer
-            pending = asyncio.ensure_future(self._fetch_history(req, size, key))
+            pending = asyncio.ensure_future(self._fetch_history(req, key))
             self._history_pending[key] = pending
             pending.add_done_callback(lambda _: self._history_pending.pop(key, None))
         bars: list[Bar] = await asyncio.shield(pending)
         return bars
 
-    async def _fetch_history(self, req: HistoryRequest, size: str, key: Hashable) -> list[Bar]:
-        details = await self._details(req.symbol)
+    async def _fetch_history(self, req: HistoryRequest, key: Hashable) -> list[Bar]:
+        await self._details(req.symbol)  # the history request names the contract by its details
         await self._history_turn(key, req.symbol)
-        end = datetime.fromtimestamp(req.end_ns / 1e9, tz=UTC) if req.end_ns else ""
 
-        def fetch() -> Awaitable[Any]:
-            return self.session.ib.reqHistoricalDataAsync(
-                details.contract,
-                end,
-                convert.duration_string(req.duration_seconds),
-                size,
-                "TRADES",
-                req.use_rth,
-                formatDate=2,
-                timeout=HISTORY_TIMEOUT,
+        def fetch() -> Awaitable[list[Bar]]:
+            return self.session.broker.history(
+                req.symbol, req.bar_seconds, req.duration_seconds, req.end_ns, req.use_rth, HISTORY_TIMEOUT
             )
 
-        raw = await self._gateway(("history", key), fetch, HISTORY_TIMEOUT + 1)
-        bars = [convert.history_bar(req.symbol, b, req.bar_seconds) for b in raw or []]
+        bars = await self._gateway(("history", key), fetch, HISTORY_TIMEOUT + 1)
         now = time.monotonic()
         if bars:  # an empty answer may be a farm outage (162): never serve it again from the cache
             self._history_cache[key] = (now, bars)
@@ -247,7 +236,7 @@ class BridgeApi:
         AnswerLater, for `handle`."""
         if not isinstance(req, PlaceOrder):
             raise AnswerLater
-        details = self.session.requests.known_details(req.symbol)
+        details = self.session.broker.known_details(req.symbol)
         if details is None or not self.session.outbox.has_room(order=True):
             raise AnswerLater
         self.session.count("requests_PlaceOrder")
@@ -293,10 +282,10 @@ class BridgeApi:
             client_order_id=rec.client_order_id, order_id=rec.order_id, status=rec.status, duplicate=True
         )
 
-    def _place(self, req: PlaceOrder, details: Any) -> OrderAck:
-        """Send a claimed order to the Gateway (synchronous: ib_async queues it in the paced outbox)."""
+    def _place(self, req: PlaceOrder, details: ContractInfo) -> OrderAck:
+        """Send a claimed order to the Gateway (synchronous: the broker queues it in the paced outbox)."""
         try:
-            check_place_order(req, convert.dec(details.minTick) or None)
+            check_place_order(req, details.min_tick or None)
         except OrderInvalid as exc:
             raise RequestError(str(exc)) from None
         s = self.session
@@ -310,7 +299,7 @@ class BridgeApi:
             )
         self._require_orders(req)  # the state may have changed while we waited
         try:
-            trade = s.placer.place(details.contract, convert.ib_order(req, s.settings.ib_account))
+            order_id = s.broker.place(req)
         except ConnectionError:
             raise RequestError(
                 "the Gateway connection dropped; retry with the same client_order_id"
@@ -319,26 +308,26 @@ class BridgeApi:
             raise RequestError(
                 f"the bridge cannot record the order id on disk ({exc}); nothing was sent"
             ) from None
-        s.orders.sent(req.client_order_id, trade.order.orderId, s.generation)
+        s.orders.sent(req.client_order_id, order_id, s.generation)
         s.count("orders_placed")
         event(
             "order_placed",
             client_order_id=req.client_order_id,
-            order_id=trade.order.orderId,
+            order_id=order_id,
             symbol=req.symbol,
             side=req.side,
             quantity=req.quantity,
             order_type=req.order_type,
             limit_price=req.limit_price,
         )
-        return OrderAck(client_order_id=req.client_order_id, order_id=trade.order.orderId, status="NEW")
+        return OrderAck(client_order_id=req.client_order_id, order_id=order_id, status="NEW")
 
     def _withheld(self, req: PlaceOrder) -> None:
         self.session.orders.withheld(req.client_order_id)
         event(
             "order_withheld", client_order_id=req.client_order_id, symbol=req.symbol, why="cancel before send"
         )
-        self.session.listener.order_event(convert.withheld_order(req))
+        self.session.listener.order_event(withheld_order(req))
 
     async def cancel_order(self, req: CancelOrder) -> OrderAck:
         if self.session.settings.ib_readonly:
@@ -356,17 +345,17 @@ class BridgeApi:
         if record.cancel_asked and not record.order_id:
             return OrderAck(client_order_id=cid, order_id=0, status="CANCELLED", duplicate=True)
         self._require_session()
-        trade = self.session.placer.live_trade(cid, record.order_id)
-        if trade is None:
+        live = self.session.broker.live_order(cid, record.order_id)
+        if live is None:
             raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
-        ev = convert.order_event(trade, self.session.word.status_of(trade))
+        ev = live.event
         if ev.status in DONE and ev.confirmed:
             return OrderAck(
                 client_order_id=ev.client_order_id, order_id=ev.order_id, status=ev.status, duplicate=True
             )
         # a final status ib_async invented (10349, 161...) is no reason not to cancel: the Gateway may hold it
         try:
-            self.session.ib.cancelOrder(trade.order)
+            self.session.broker.cancel(live)
         except ConnectionError:
             raise RequestError("the Gateway connection dropped; retry the cancel") from None
         event("cancel_sent", client_order_id=ev.client_order_id, order_id=ev.order_id, symbol=ev.symbol)
@@ -385,49 +374,34 @@ class BridgeApi:
         if record is None or not record.order_id:
             raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
         self._require_session()
-        trade = s.placer.live_trade(cid, record.order_id)
-        if trade is None:
+        live = s.broker.live_order(cid, record.order_id)
+        if live is None:
             raise RequestError(f"client_order_id {cid!r} is not an order the Gateway holds")
-        ev = convert.order_event(trade, s.word.status_of(trade))
+        ev = live.event
         if ev.status in DONE and ev.confirmed:
             raise RequestError(f"client_order_id {cid!r} is {ev.status}: nothing to modify")
-        order = trade.order
-        order.totalQuantity = float(req.quantity)
         try:
-            s.ib.placeOrder(trade.contract, order)
+            order_id = s.broker.modify(live, req.quantity)
         except ConnectionError:
             raise RequestError("the Gateway connection dropped; retry the modify") from None
         s.orders.resized(cid, req.quantity)
-        event("order_modified", client_order_id=cid, order_id=order.orderId, quantity=req.quantity)
-        return OrderAck(client_order_id=cid, order_id=order.orderId, status=ev.status)
+        event("order_modified", client_order_id=cid, order_id=order_id, quantity=req.quantity)
+        return OrderAck(client_order_id=cid, order_id=order_id, status=ev.status)
 
     async def open_orders(self, req: OpenOrdersRequest) -> list[OrderEvent]:
         """Exactly the orders the Gateway listed in its answer, each in the state it gave there (an order ib_async
         had marked Cancelled on its own comes back working when the Gateway lists it so)."""
-        trades = await self._gateway("open_orders", self.session.ib.reqAllOpenOrdersAsync)
-        word = self.session.word
-        listed: dict[int, Any] = {}
-        for t in trades:  # one openOrder per order, but a repeat must not list it twice
-            listed.setdefault(id(t), t)
-        return [convert.order_event(t, word.status_of(t), as_listed=True) for t in listed.values()]
+        return await self._gateway("open_orders", self.session.broker.open_orders)
 
     async def executions(self, req: ExecutionsRequest) -> list[Fill]:
-        fills = await self._gateway("executions", self.session.ib.reqExecutionsAsync)
-        reports = {f.execution.execId: f for f in self.session.ib.fills() if f.commissionReport.execId}
-        out = []
-        for f in fills:
-            msg = convert.fill(reports.get(f.execution.execId, f))
-            if msg.exec_ns >= req.since_ns:
-                out.append(msg)
-        return out
+        fills = await self._gateway("executions", self.session.broker.executions)
+        return [f for f in fills if f.exec_ns >= req.since_ns]
 
     async def positions(self, req: PositionsRequest) -> list[Position]:
-        positions = await self._gateway("positions", self.session.ib.reqPositionsAsync)
-        account = self.session.settings.ib_account
-        return [convert.position(p) for p in positions if p.account == account]
+        return await self._gateway("positions", self.session.broker.positions)
 
     async def account(self, req: AccountRequest) -> list[AccountValue]:
-        values = self.session.ib.accountValues(self.session.settings.ib_account)
+        values = self.session.broker.account_values()
         if not values:
             self._require_session()
-        return [convert.account_value(v) for v in values]
+        return values

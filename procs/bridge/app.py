@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-
-from ib_async import IB
 
 from procs.bridge.api import BridgeApi
 from procs.bridge.session import GatewaySession
 from procs.bridge.stream import Streams
-from shared.bus import BusServer, req_endpoint
+from shared.bus import req_endpoint
 from shared.service import Service
-
-LOOK_EVERY = 100e-6  # seconds of decoding between two looks at the request socket
 
 
 async def _mirror_health(svc: Service, session: GatewaySession, api: BridgeApi) -> None:
@@ -37,35 +32,13 @@ async def _mirror_health(svc: Service, session: GatewaySession, api: BridgeApi) 
             await asyncio.wait_for(svc.stop.wait(), min(1.0, svc.settings.heartbeat_seconds))
 
 
-def orders_between_messages(ib: IB, server: BusServer, every: float = LOOK_EVERY) -> None:
-    """Let waiting orders jump the queue of the Gateway's messages.
-
-    ib_async decodes everything one read brought in a single callback: the ~8 replies to one order (two openOrder
-    among them) take about a millisecond, and the next order of a burst used to wait behind them. Between two
-    messages, at most every `every` seconds of decoding (a look costs ~2 us; a bar burst is 100 small messages),
-    the request socket is looked at, and orders it holds are placed on the spot by the quick path, where
-    ib_async's state is whole."""
-    decoder = ib.client.decoder
-    interpret = decoder.interpret
-    looked = 0.0
-
-    def interpret_then_take_orders(fields: list[str]) -> None:
-        nonlocal looked
-        interpret(fields)  # type: ignore[no-untyped-call]
-        now = time.perf_counter()
-        if now - looked >= every:
-            looked = now
-            server.take_waiting()
-
-    decoder.interpret = interpret_then_take_orders  # type: ignore[method-assign]
-
-
 async def main(svc: Service) -> None:
     session = GatewaySession(svc.settings)
     streams = Streams(session, svc.publish)
     api = BridgeApi(session)
     server = svc.bus.server(req_endpoint(svc.settings, "bridge"), "bridge", api.handle, quick=api.answer_now)
-    orders_between_messages(session.ib, server)
+    # waiting orders are placed between two of the Gateway's decoded messages, not after the whole read
+    session.broker.look_between_messages(server.take_waiting)
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(session.run(svc.stop))

@@ -6,17 +6,14 @@ and is refused, but an order that only reduces a position the Gateway holds stil
 a quote feed). A historical-data (HMDS) farm down blocks history only. A farm serving contracts the stack never
 trades blocks nothing.
 
-Pure, apart from `gateway_position`, which reads ib_async's own copy of the Gateway's positions and open orders
-(no request is sent). It must never let an order through the reduce-only gate that could add to a position or
+Pure (the Gateway's position and working orders come from the ib adapter's `exposure`). It must never let an order through the reduce-only gate that could add to a position or
 cross zero, counting the Gateway's working orders of the same side.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
-
-from shared.messages import PlaceOrder
+from typing import Literal
 
 FarmKind = Literal["market", "hmds"]
 
@@ -83,19 +80,3 @@ def reduce_only_refusal(
 def _plain(d: Decimal) -> str:
     """5.0 -> 5, 0.50 -> 0.5 (IB's floats come as 5.0)."""
     return f"{d.normalize():f}" if d else "0"
-
-
-def gateway_position(ib: Any, account: str, req: PlaceOrder) -> tuple[Decimal, Decimal, str]:
-    """(the Gateway's stock position in the order's symbol, shares of its working orders on the order's side, the
-    symbol), from ib_async's copy of what the Gateway said."""
-    position = Decimal(0)
-    for p in ib.positions(account):
-        c = p.contract
-        if c.symbol == req.symbol and c.secType == "STK":
-            position += Decimal(str(p.position))
-    pending = Decimal(0)
-    for t in ib.openTrades():
-        c, o = t.contract, t.order
-        if c.symbol == req.symbol and c.secType == "STK" and o.action == req.side:
-            pending += Decimal(str(t.remaining()))
-    return position, pending, req.symbol

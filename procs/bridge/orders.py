@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from shared.messages import OrderStatusName, PlaceOrder
+from shared.messages import OrderEvent, OrderStatusName, PlaceOrder
 
 MAX_CLIENT_ORDER_ID = 64
 _ID_RE = re.compile(r"[A-Za-z0-9._:\-]+")
@@ -286,3 +286,17 @@ def _describe(fp: Fingerprint) -> str:
     symbol, side, qty, otype, lmt, stp, tif = fp
     price = f" {lmt}" if lmt is not None else f" stop {stp}" if stp is not None else ""
     return f"{side} {qty} {symbol} {otype}{price} {tif}"
+
+
+def withheld_order(req: PlaceOrder) -> OrderEvent:
+    """A placement dropped before it was sent, on a cancel: the bridge's own certain word (nothing was placed)."""
+    return OrderEvent(
+        client_order_id=req.client_order_id,
+        symbol=req.symbol,
+        side=req.side,
+        quantity=req.quantity,
+        order_type=req.order_type,
+        limit_price=req.limit_price,
+        status="CANCELLED",
+        reason="cancelled before it was sent to the Gateway; nothing was placed",
+    )

@@ -1,25 +1,18 @@
 """Everything the bridge sends to the Gateway passes through one paced outbox (IB allows 50 messages/s, all
-types combined), and ib_async's log lines for codes the bridge reports itself are kept out of the log.
+types combined).
 
-A thin adapter over ib_async's Client: it replaces Client.sendMsg. It must never send a message queued for a
-dead session on a new one, and never let a heartbeat or an order wait behind a backlog of requests: they have a
-lane of their own, drained first, and a reserve of the window (pacing.order_reserve) the other messages never use,
-so the first order after a burst of subscriptions (start-up, a reconnect) goes at once.
-
-ib_async also logs a whole Trade (every field of the order, its status and its log) for each of the ~10 messages
-an order brings back; the bridge logs each order, state change and fill in one short line of its own, so those
-lines are dropped before they reach the log: routing them cost about a quarter of the bridge's CPU in a burst.
+Pure pacing over encoded messages: the ib_async adapter (procs/bridge/ib/wire.py) routes every request here and
+gives the outbox its socket writer. It must never send a message queued for a dead session on a new one, and never
+let a heartbeat or an order wait behind a backlog of requests: they have a lane of their own, drained first, and a
+reserve of the window (pacing.order_reserve) the other messages never use, so the first order after a burst of
+subscriptions (start-up, a reconnect) goes at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections import deque
 from collections.abc import Callable
-
-from ib_async import IB
 
 from procs.bridge.pacing import Limiter
 
@@ -30,19 +23,6 @@ _PLACE = "3\0"
 _ORDER_PREFIXES = (_PLACE, "58\0")
 _HEARTBEAT = "49\0"
 _CANCEL = "4\0"
-# codes the bridge turns into state changes and logs once per transition (or per interval) itself
-_QUIET_CODES = re.compile(r"^(Error|Warning) (1100|1101|1102|2103|2104|2105|2106|2107|2108|2110|2158|10197),")
-# per-order, per-fill and per-position lines the bridge writes itself, shorter (procs/bridge/stream.py, api.py)
-_OWN_LINES = (
-    "placeOrder:",
-    "cancelOrder:",
-    "openOrder:",
-    "orderStatus:",
-    "execDetails",
-    "commissionReport:",
-    "position:",
-    "updatePortfolio:",
-)
 
 
 def _order_id(msg: str, at: int) -> str:
@@ -51,20 +31,21 @@ def _order_id(msg: str, at: int) -> str:
 
 
 class PacedOutbox:
-    """Two FIFOs (orders, then the rest) drained by the pacing limiter; installed as the Client's sendMsg.
+    """Two FIFOs (orders, then the rest) drained by the pacing limiter; `send` is what the adapter installs as
+    the client's sendMsg, `write` puts one message on the socket.
 
     `reserve`: slots of the limiter's window left to the order lane (the rest of the traffic never takes them)."""
 
     def __init__(
         self,
-        ib: IB,
+        write: Callable[[str], None],
         limiter: Limiter,
         *,
         room_limit: int = 20,
         reserve: int = 0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self._client = ib.client
+        self._socket_write = write
         self.room_limit = room_limit
         self.reserve = reserve
         self._waiters: dict[bool, deque[asyncio.Future[None]]] = {True: deque(), False: deque()}
@@ -77,8 +58,6 @@ class PacedOutbox:
         self.waits = 0  # times the limiter held messages back
         self.dropped = 0  # messages discarded because their session ended before they could go
         self.max_backlog = 0
-        self._client.MaxRequests = 0  # ib_async's own throttle is replaced, not stacked
-        self._client.sendMsg = self.send  # type: ignore[method-assign]
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
@@ -88,7 +67,7 @@ class PacedOutbox:
         return len(self._orders) + len(self._queue)
 
     def send(self, msg: str | None) -> None:
-        """Queue one encoded message (ib_async calls this for every request) and send what the limiter allows."""
+        """Queue one encoded message (the client calls this for every request) and send what the limiter allows."""
         if msg:
             if msg.startswith(_ORDER_PREFIXES):
                 self._orders.append(msg)
@@ -129,7 +108,7 @@ class PacedOutbox:
         self._wake()
 
     def _write(self, msg: str) -> None:
-        self._client.conn.sendMsg(self._client._prefix(msg.encode()))  # type: ignore[no-untyped-call]
+        self._socket_write(msg)
         self.sent += 1
 
     async def flush(self, timeout: float) -> bool:
@@ -182,21 +161,3 @@ class PacedOutbox:
                     free -= 1
         if any(self._waiters.values()) and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(0.05, self._on_timer)
-
-
-class _QuietCodes(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if record.levelno <= logging.INFO and text.startswith(_OWN_LINES):
-            return False
-        # our own cancel of a connect attempt (after 326 or an early close) is not an error worth a line
-        return not (_QUIET_CODES.match(text) or text == "API connection failed: CancelledError()")
-
-
-def quiet_ib_async() -> None:
-    """Drop ib_async's lines for the codes the bridge reports per transition (1100 storms...) and its per-order
-    lines, which the bridge writes itself in short form."""
-    for name in ("ib_async.wrapper", "ib_async.client", "ib_async.ib"):
-        log = logging.getLogger(name)
-        if not any(isinstance(f, _QuietCodes) for f in log.filters):
-            log.addFilter(_QuietCodes())

@@ -1,8 +1,9 @@
 """The one long-lived IB API session: connect, sync, hold it with reqCurrentTime heartbeats, and reconnect only
 after its socket is really gone (one reconnect owner, capped backoff with jitter, always the same client id).
 
-The ib_async adapter around the pure cores (states, core, subscriptions, orders, pacing). It must never call
-disconnect() on an error path: the socket is closed once, by close(), at orderly shutdown.
+Drives the ib_async adapter (procs/bridge/ib: the socket, its events, in the stack's types) with the pure cores
+(states, core, subscriptions, orders, pacing). It must never disconnect on an error path: the socket is closed
+once, by close(), at orderly shutdown.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from ib_async import IB
 from loguru import logger
 
 from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
 from procs.bridge.feeds import Feeds
-from procs.bridge.gateway_word import GatewayWord
+from procs.bridge.ib import IbBroker
 from procs.bridge.order_ids import FILE_NAME, OrderIdStore
-from procs.bridge.orders import OrderRegistry
-from procs.bridge.outbox import PacedOutbox, quiet_ib_async
+from procs.bridge.orders import OrderRecord, OrderRegistry
+from procs.bridge.outbox import PacedOutbox
 from procs.bridge.pacing import gateway_limiter, order_reserve
-from procs.bridge.placing import Placer
 from procs.bridge.requests import REQUEST_TIMEOUT, GatewayRequests
 from procs.bridge.states import (
     GatewayConditions,
@@ -37,9 +36,10 @@ from procs.bridge.states import (
     identity_problem,
 )
 from procs.bridge.subscriptions import SubscriptionRegistry, SubscriptionSpec
-from procs.bridge.sync import reconcile_orders, startup_sync
+from procs.bridge.sync import reconcile_orders
 from shared.config import Settings
 from shared.log import event, log_every
+from shared.messages import AccountValue, Bar, Fill, OrderEvent, Position, Quote
 
 SYNC_RETRY_SECONDS = 15.0
 FLUSH_SECONDS = 2.0  # at an orderly stop, queued messages (orders, cancels) still go out first
@@ -50,11 +50,18 @@ class Listener:
 
     def status_changed(self, status: Status) -> None: ...
     def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None: ...
-    def bar(self, spec: SubscriptionSpec, bar: Any) -> None: ...
-    def quote(self, ticker: Any) -> None: ...
-    def synced(self, session: GatewaySession, lost_orders: list[Any]) -> None: ...
-    def order_changed(self, trade: Any) -> None: ...
-    def order_event(self, ev: Any) -> None: ...
+    def bar(self, spec: SubscriptionSpec, bar: Bar) -> None: ...
+    def quote(self, quote: Quote) -> None: ...
+    def synced(self, session: GatewaySession, lost_orders: list[OrderRecord]) -> None: ...
+    def order(self, ev: OrderEvent) -> None:
+        """The Gateway's word on an order (a status, an openOrder, or its word put back on an invented one)."""
+
+    def order_event(self, ev: OrderEvent) -> None:
+        """An order state the bridge itself knows for sure (a placement withheld on a cancel)."""
+
+    def fill(self, fill: Fill) -> None: ...
+    def position(self, position: Position) -> None: ...
+    def account_value(self, value: AccountValue) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -102,15 +109,22 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
 
 
 class GatewaySession:
-    """Owns the ib_async IB object for the life of the process; `run()` is the one reconnect loop."""
+    """Holds the Gateway session for the life of the process (through `broker`, the ib_async adapter); `run()` is
+    the one reconnect loop."""
 
     def __init__(
         self, settings: Settings, *, stable_seconds: float = 10.0, rng: random.Random | None = None
     ) -> None:
         s = self.settings = settings
-        self.ib = IB()
+        self.orders = OrderRegistry()
+        self.order_ids = OrderIdStore(s.data_dir / FILE_NAME)
+        self.requests = GatewayRequests()
+        self.broker = IbBroker(
+            s.ib_account, self.orders, self.order_ids, lambda: self.generation, self.requests
+        )
         limiter = gateway_limiter(s.bridge_msgs_per_second)
-        self.outbox = PacedOutbox(self.ib, limiter, reserve=order_reserve(limiter.limit))
+        self.outbox = PacedOutbox(self.broker.write, limiter, reserve=order_reserve(limiter.limit))
+        self.broker.send_through(self.outbox.send)
         self.conditions = GatewayConditions(readonly=s.ib_readonly)
         self.policy = ReconnectPolicy(
             cap=s.reconnect_backoff_max,
@@ -123,13 +137,7 @@ class GatewaySession:
         for kind in ("bars", "quotes"):  # bars first: after a reconnect they are what the strategy waits for
             for symbol in s.symbols:
                 self.subs.add(SubscriptionSpec(kind, symbol))
-        self.orders = OrderRegistry()
         self.listener = Listener()
-        self.order_ids = OrderIdStore(s.data_dir / FILE_NAME)
-        self.placer = Placer(self.ib, self.orders, self.order_ids, lambda: self.generation)
-        self.word = GatewayWord(self.ib)
-        self.word.changed = lambda trade: self.listener.order_changed(trade)
-        self.word.duplicate_id = self.placer.on_duplicate_id
         self.generation = 0
         self.reconnects = 0
         self.counters: dict[str, float] = {}
@@ -145,14 +153,26 @@ class GatewaySession:
         self._sync_due: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        quiet_ib_async()
-        self.ib.errorEvent += self._on_error
-        self.ib.disconnectedEvent += self._on_disconnected
-        self.ib.client.apiError += self._on_api_error
-        self.requests = GatewayRequests(self.ib)
+        self.broker.on_error = self._on_error
+        self.broker.on_disconnected = self._on_disconnected
+        self.broker.on_api_error = self._on_api_error
         self.feeds = Feeds(self)
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def listener(self) -> Listener:
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener: Listener) -> None:
+        """The broker's order, fill, position and account events go straight to the listener (no hop between)."""
+        self._listener = listener
+        b = self.broker
+        b.on_order = listener.order
+        b.on_fill = listener.fill
+        b.on_position = listener.position
+        b.on_account_value = listener.account_value
 
     def status(self) -> Status:
         return self.conditions.status()
@@ -227,7 +247,7 @@ class GatewaySession:
         s = self.settings
         self.count("connect_attempts")
         self.outbox.clear()
-        self.word.clear()
+        self.broker.new_session()
         self._lost.clear()
         self.conditions.new_session()
         where = f"{s.ib_host}:{s.ib_port} as client {s.ib_client_id}"
@@ -249,22 +269,23 @@ class GatewaySession:
         return None
 
     async def _attempt(self) -> ConnectFailure | None:
-        s, client = self.settings, self.ib.client
+        s, broker = self.settings, self.broker
         try:
-            await client.connectAsync(s.ib_host, s.ib_port, s.ib_client_id, s.ib_connect_timeout)  # type: ignore[no-untyped-call]
+            await broker.connect(s.ib_host, s.ib_port, s.ib_client_id, s.ib_connect_timeout)
         except Exception as exc:  # every way a connect can fail is a reason to back off, never to crash
             return _failure_of(exc)
         self.generation += 1
-        self.ib.wrapper.clientId = s.ib_client_id
         # raise-only: a rolled-back nextValidId cannot reuse an order id we (or an earlier bridge) already used
-        self.placer.start_above()
-        self.server_version = client.serverVersion()
-        self.accounts = list(client.getAccounts())
+        broker.start_ids_above()
+        self.server_version = broker.server_version()
+        self.accounts = broker.accounts()
         self.conditions.set_phase(Phase.SYNCING, "API ready: loading positions, orders, executions, account")
         self._publish_status()
         problem, remedy = identity_problem(self.accounts, s.ib_account, s.trading_mode, s.ib_port)
-        errors = await startup_sync(self.ib, s, s.ib_connect_timeout, with_account=not problem)
-        if self._lost.is_set() or not client.isReady():
+        errors = await broker.sync(
+            s.ib_connect_timeout, with_orders=not s.ib_readonly, with_account=not problem
+        )
+        if self._lost.is_set() or not broker.is_ready():
             return ConnectFailure(Failure.CLOSED_DURING_CONNECT, "the socket closed during the startup sync")
         self._became_ready(problem, remedy, errors)
         return None
@@ -274,8 +295,8 @@ class GatewaySession:
         c.identity_problem, c.identity_remedy = problem, remedy
         c.sync_problem = f"startup sync incomplete: {'; '.join(sync_errors)}" if sync_errors else ""
         self._sync_due = time.monotonic() + SYNC_RETRY_SECONDS if sync_errors else None
-        lost = reconcile_orders(self.ib, self.orders, self.word, self.generation, complete=not sync_errors)
-        self.placer.start_above()  # above the order ids of the Gateway's open orders and today's executions
+        lost = self._reconcile(complete=not sync_errors)
+        self.broker.start_ids_above()  # above the order ids of the Gateway's open orders and today's executions
         self.connected_since_ns = time.time_ns()
         self.reconnects += 1 if self.generation > 1 else 0
         c.set_phase(Phase.UP, "session up")
@@ -304,14 +325,14 @@ class GatewaySession:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         try:
-            probe = asyncio.ensure_future(self.ib.reqCurrentTimeAsync())
+            probe = self.broker.gateway_time_ns()
         except ConnectionError:
             return
         winner = await _first(probe, stop, self._lost, timeout=self.settings.bridge_heartbeat_timeout)
         if winner is probe and not probe.cancelled() and probe.exception() is None:
             self.rtt_ms = round((loop.time() - t0) * 1000, 2)
             self.last_heartbeat = time.monotonic()
-            self.gateway_time_ns = int(probe.result().timestamp()) * 10**9
+            self.gateway_time_ns = probe.result()
             self.count("heartbeats_ok")
             self.conditions.stalled_reason = ""
         elif winner is None:
@@ -325,21 +346,27 @@ class GatewaySession:
         self._publish_status()
 
     async def _retry_sync(self) -> None:
-        errors = await startup_sync(
-            self.ib, self.settings, REQUEST_TIMEOUT, with_account=not self.conditions.identity_problem
+        errors = await self.broker.sync(
+            REQUEST_TIMEOUT,
+            with_orders=not self.settings.ib_readonly,
+            with_account=not self.conditions.identity_problem,
         )
         if self._lost.is_set():
             return
         self.conditions.sync_problem = f"startup sync incomplete: {'; '.join(errors)}" if errors else ""
         self._sync_due = time.monotonic() + SYNC_RETRY_SECONDS if errors else None
-        lost = reconcile_orders(self.ib, self.orders, self.word, self.generation, complete=not errors)
-        self.placer.start_above()
+        lost = self._reconcile(complete=not errors)
+        self.broker.start_ids_above()
         self.listener.synced(self, lost)
         self._publish_status()
 
-    # ------------------------------------------------------------------ ib_async events
+    def _reconcile(self, *, complete: bool) -> list[OrderRecord]:
+        b = self.broker
+        return reconcile_orders(b.orders(), b.fills(), self.orders, self.generation, complete=complete)
 
-    def _on_error(self, req_id: int, code: int, text: str, contract: Any) -> None:
+    # ------------------------------------------------------------------ the broker's events
+
+    def _on_error(self, req_id: int, code: int, text: str) -> None:
         self.count(f"code_{code}")
         early = self._early
         if code == 326 and early is not None and not early.done():
@@ -387,6 +414,5 @@ class GatewaySession:
         self.outbox.clear()
         self.conditions.set_phase(Phase.STOPPED, "stopped")
         self._publish_status()
-        if self.ib.client.isConnected():  # type: ignore[no-untyped-call]
-            self.ib.disconnect()
+        self.broker.disconnect()
         logger.info("Gateway session closed")

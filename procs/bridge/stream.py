@@ -1,8 +1,9 @@
 """Publishes what the Gateway session sees on the bridge's PUB socket: 5-second bars, quotes, order events,
 fills (re-sent once with the commission), positions, account values, gateway state and alerts.
 
-A thin adapter: ib_async events in, shared.messages out through `publish`. It must never block or raise into
-ib_async's event dispatch; subscribers dedupe fills by exec_id, so a re-publish is safe, a loss is not.
+The session's listener: the broker's events (already the stack's messages) out through `publish`. It must never
+block or raise into the event dispatch; subscribers dedupe fills by exec_id, so a re-publish is safe, a loss is
+not.
 """
 
 from __future__ import annotations
@@ -11,16 +12,24 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
-from procs.bridge import convert
 from procs.bridge.orders import OrderRecord
 from procs.bridge.session import GatewaySession, Listener
 from procs.bridge.states import Status
 from procs.bridge.subscriptions import SubscriptionSpec
 from shared.config import mask_account
 from shared.log import event, log_every
-from shared.messages import Alert, GatewayStatus, Message, OrderEvent
+from shared.messages import (
+    AccountValue,
+    Alert,
+    Bar,
+    Fill,
+    GatewayStatus,
+    Message,
+    OrderEvent,
+    Position,
+    Quote,
+)
 
 Publish = Callable[[str, Message], None]
 STATUS_EVERY = 5.0
@@ -35,20 +44,13 @@ class Streams(Listener):
         self.published = 0
         self._order_seen: dict[tuple[int, int, str], tuple[str, str, Decimal, bool]] = {}
         self._fills: dict[str, bool] = {}  # exec_id -> published with its commission
-        ib = session.ib
-        ib.orderStatusEvent += self._on_trade
-        ib.openOrderEvent += self._on_trade
-        ib.execDetailsEvent += self._on_exec
-        ib.commissionReportEvent += self._on_commission
-        ib.positionEvent += self._on_position
-        ib.accountValueEvent += self._on_account_value
-        session.listener = self
+        session.listener = self  # the broker's order, fill, position and account events come straight here
 
     def send(self, topic: str, msg: Message) -> None:
         try:
             self._publish(topic, msg)
             self.published += 1
-        except Exception as exc:  # a publish failure must not break ib_async's event dispatch
+        except Exception as exc:  # a publish failure must not break the broker's event dispatch
             log_every("stream.publish", 10, "WARNING", f"could not publish {topic}: {exc!r}")
 
     # ---------------------------------------------------------------- session listener
@@ -74,20 +76,18 @@ class Streams(Listener):
     def alert(self, severity: str, code: str, message: str, remedy: str = "") -> None:
         self.send("alert", Alert(severity=severity, code=code, message=message, remedy=remedy))  # type: ignore[arg-type]
 
-    def bar(self, spec: SubscriptionSpec, bar: Any) -> None:
-        self.send(f"bar.{spec.symbol}", convert.realtime_bar(spec.symbol, bar, spec.bar_seconds))
+    def bar(self, spec: SubscriptionSpec, bar: Bar) -> None:
+        self.send(f"bar.{spec.symbol}", bar)
 
-    def quote(self, ticker: Any) -> None:
-        q = convert.quote(ticker)
-        if q is not None:
-            self.send(f"quote.{q.symbol}", q)
+    def quote(self, quote: Quote) -> None:
+        self.send(f"quote.{quote.symbol}", quote)
 
     def synced(self, session: GatewaySession, lost_orders: list[OrderRecord]) -> None:
         """After a sync: publish what changed while we were away (fills, order states), and orders lost."""
-        for trade in session.ib.trades():
-            self._on_trade(trade)
-        for fill in session.ib.fills():
-            self._publish_fill(fill)
+        for ev in session.broker.orders():
+            self.order(ev)
+        for fill in session.broker.fills():
+            self.fill(fill)
         for record in lost_orders:
             ev = OrderEvent(
                 client_order_id=record.client_order_id,
@@ -98,21 +98,17 @@ class Streams(Listener):
             )
             self.send("order.rejected", ev)
 
-    # ---------------------------------------------------------------- ib_async events
-
-    def order_changed(self, trade: Any) -> None:
-        """The Gateway's word put back (or confirmed) a status ib_async had invented: announce the order again."""
-        self._on_trade(trade)
+    # ---------------------------------------------------------------- the broker's events
 
     def order_event(self, ev: OrderEvent) -> None:
         """An order state the bridge itself knows for sure (a placement withheld on a cancel)."""
         self.send(f"order.{ev.status.lower()}", ev)
 
-    def _on_trade(self, trade: Any) -> None:
+    def order(self, ev: OrderEvent) -> None:
+        """The Gateway's word on an order (or its word put back on a status ib_async had invented)."""
         orders = self.session.orders
-        if orders.replaced and trade.order.orderId in orders.replaced:
+        if orders.replaced and ev.order_id in orders.replaced:
             return  # refused with 103 and placed again under a fresh id: this copy never was the order
-        ev = convert.order_event(trade, self.session.word.status_of(trade))
         orders.seen(ev.client_order_id, ev.symbol, ev.order_id, ev.perm_id, ev.status)
         key = (ev.perm_id, ev.order_id, ev.client_order_id)
         state = (ev.status, ev.ib_status, ev.filled, ev.confirmed)
@@ -143,14 +139,8 @@ class Streams(Listener):
             reason=repr(ev.reason),
         )
 
-    def _on_exec(self, trade: Any, fill: Any) -> None:
-        self._publish_fill(fill)
-
-    def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
-        self._publish_fill(fill)
-
-    def _publish_fill(self, fill: Any) -> None:
-        msg = convert.fill(fill)
+    def fill(self, msg: Fill) -> None:
+        """An execution, and again with its commission report (published once each way)."""
         with_commission = msg.commission is not None
         sent = self._fills.get(msg.exec_id)
         if sent is True or (sent is False and not with_commission):
@@ -169,23 +159,22 @@ class Streams(Listener):
                 price=msg.price,
             )
 
-    def _on_position(self, position: Any) -> None:
-        if position.account == self.session.settings.ib_account:
-            msg = convert.position(position)
-            self.send("position", msg)
-            event(
-                "position",
-                "DEBUG",
-                symbol=msg.symbol,
-                sec_type=msg.sec_type,
-                con_id=msg.con_id,
-                quantity=msg.quantity,
-                avg_cost=msg.avg_cost,
-            )
+    def position(self, msg: Position) -> None:
+        """A holding of the bridge's account (the broker reports no other)."""
+        self.send("position", msg)
+        event(
+            "position",
+            "DEBUG",
+            symbol=msg.symbol,
+            sec_type=msg.sec_type,
+            con_id=msg.con_id,
+            quantity=msg.quantity,
+            avg_cost=msg.avg_cost,
+        )
 
-    def _on_account_value(self, value: Any) -> None:
-        if value.account == self.session.settings.ib_account:
-            self.send("account", convert.account_value(value))
+    def account_value(self, value: AccountValue) -> None:
+        """An account value of the bridge's account (the broker reports no other)."""
+        self.send("account", value)
 
     async def repeat_status(self, stop: asyncio.Event, every: float = STATUS_EVERY) -> None:
         """Re-send the gateway state every few seconds, for subscribers that joined late."""

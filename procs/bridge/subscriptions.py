@@ -33,7 +33,7 @@ class Subscription:
     issued_at: float | None = None
     last_data: float | None = None
     times_issued: int = 0
-    handle: Any = None  # the adapter's live object (an ib_async RealTimeBarList or Ticker)
+    handle: Any = None  # the ib adapter's handle of the live subscription (opaque here)
 
 
 class SubscriptionRegistry:

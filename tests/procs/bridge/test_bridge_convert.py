@@ -21,7 +21,7 @@ from ib_async import (
     TradeLogEntry,
 )
 
-from procs.bridge import convert
+from procs.bridge.ib import convert
 from shared.messages import PlaceOrder
 
 AAPL = Contract(conId=265598, symbol="AAPL", secType="STK", exchange="SMART", currency="USD")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from procs.bridge.states import STALLED_REMEDY
 from procs.gateway_sim.inprocess import GatewaySim
 from shared.bus import RequestError
 from shared.messages import Alert, GatewayStatus, HealthRequest, PlaceOrder
-from tests.procs.bridge.bridge_harness import bridge_settings, live_bridge, run, wait_until
+from tests.procs.bridge.bridge_harness import LiveBridge, bridge_settings, live_bridge, run, wait_until
 
 SPEED = 60.0  # five-second bars every 83 ms
 
@@ -46,7 +46,7 @@ def streams_live(sim: GatewaySim, n: int) -> bool:
     return len(sessions) == 1 and sessions[0]["realtime_bars"] == n and sessions[0]["market_data_lines"] == n
 
 
-def states(bridge_published: list[tuple[float, str, object]]) -> list[str]:
+def states(bridge_published: Sequence[tuple[float, str, object]]) -> list[str]:
     return [m.state for _, t, m in bridge_published if t == "gateway" and isinstance(m, GatewayStatus)]
 
 
@@ -66,7 +66,7 @@ def test_connects_ready_with_its_identity_and_every_subscription_live(sim: Gatew
 
 
 def test_1100_degrades_and_gates_orders_once_until_1102_restores_ready(sim: GatewaySim) -> None:
-    async def go() -> tuple[list[str], int, str]:
+    async def go() -> tuple[list[str], float, str]:
         async with live_bridge(bridge_settings(sim.port)) as b:
             await b.wait_state("READY")
             for _ in range(5):  # a 1100 storm is one transition
@@ -129,9 +129,9 @@ def order(cid: str, side: str, quantity: str, limit: str) -> PlaceOrder:
     )
 
 
-def gateway_aapl(b: object) -> Decimal:
-    ib = b.session.ib  # type: ignore[attr-defined]
-    return sum((Decimal(str(p.position)) for p in ib.positions() if p.contract.symbol == "AAPL"), Decimal(0))
+def gateway_aapl(b: LiveBridge) -> Decimal:
+    """The Gateway's AAPL position as the bridge's broker holds it (no request sent)."""
+    return b.session.broker.exposure(order("probe", "BUY", "1", "1"))[0]
 
 
 def test_a_market_data_farm_down_refuses_new_risk_but_lets_reducing_orders_through(sim: GatewaySim) -> None:
@@ -263,9 +263,14 @@ def test_326_backs_off_and_retries_with_the_same_client_id(sim: GatewaySim) -> N
         refused_at: list[float] = []
         try:
             async with live_bridge(bridge_settings(sim.port)) as b:
-                b.session.ib.errorEvent += lambda _r, code, *_: (
-                    code == 326 and refused_at.append(time.monotonic())
-                )
+                heard = b.session.broker.on_error
+
+                def on_error(req_id: int, code: int, text: str) -> None:
+                    if code == 326:
+                        refused_at.append(time.monotonic())
+                    heard(req_id, code, text)
+
+                b.session.broker.on_error = on_error
                 await wait_until(lambda: len(refused_at) >= 2, "two 326 refusals", timeout=6)
                 # the error arrives before the failed attempt is handled: the state's reason follows it shortly
                 reason = await wait_until(
@@ -275,7 +280,7 @@ def test_326_backs_off_and_retries_with_the_same_client_id(sim: GatewaySim) -> N
                 other.disconnect()
                 await b.wait_state("READY", timeout=5)
                 assert only_session(sim)["client_id"] == 1
-                return refused_at, reason, b.session.ib.client.clientId
+                return refused_at, reason, b.session.broker.client_id
         finally:
             other.disconnect()
 

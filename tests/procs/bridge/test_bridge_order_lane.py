@@ -29,7 +29,7 @@ def test_an_order_overtakes_the_resubscriptions_after_1101(sim: GatewaySim) -> N
     # meanwhile) need two to three windows. The waits are generous: a loaded machine stretches every window.
     settings = bridge_settings(sim.port, symbols=SYMBOLS)
 
-    async def go() -> tuple[int, int, int]:
+    async def go() -> tuple[int, float, int]:
         async with live_bridge(settings) as b:
             await b.wait_state("READY", timeout=10)
             outbox = b.session.outbox
@@ -39,7 +39,7 @@ def test_an_order_overtakes_the_resubscriptions_after_1101(sim: GatewaySim) -> N
                 "the start-up subscriptions sent",
                 30,
             )
-            assert await b.session.requests.contract_details("AAPL") is not None
+            assert await b.session.broker.contract_details("AAPL") is not None
             sim.error(1101)  # data lost: every subscription must be asked for again
             await wait_until(lambda: outbox.backlog > 10, "the re-subscriptions queued", 5)
             ack = b.api.answer_now(

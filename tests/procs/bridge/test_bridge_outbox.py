@@ -9,7 +9,8 @@ import logging
 
 from ib_async import IB
 
-from procs.bridge.outbox import PacedOutbox, quiet_ib_async
+from procs.bridge.ib.wire import quiet_ib_async, send_through, writer
+from procs.bridge.outbox import PacedOutbox
 from procs.bridge.pacing import WINDOW_SECONDS, SlidingWindow, gateway_limiter, order_reserve
 
 
@@ -19,14 +20,21 @@ def outbox(
     ib = IB()
     sent: list[str] = []
     ib.client.conn.sendMsg = lambda raw: sent.append(raw[4:].decode())  # type: ignore[method-assign]
-    box = PacedOutbox(ib, SlidingWindow(limit=limit, window=window), room_limit=room_limit, reserve=reserve)
+    box = PacedOutbox(
+        writer(ib), SlidingWindow(limit=limit, window=window), room_limit=room_limit, reserve=reserve
+    )
+    send_through(
+        ib, box.send
+    )  # as the bridge's broker does: every request ib_async encodes goes through the box
     return box, sent
 
 
 def test_it_replaces_ib_async_sendmsg_and_its_throttle() -> None:
-    box, _ = outbox()
-    assert box._client.sendMsg == box.send
-    assert box._client.MaxRequests == 0
+    ib = IB()
+    box = PacedOutbox(writer(ib), SlidingWindow(limit=5, window=0.005))
+    send_through(ib, box.send)
+    assert ib.client.sendMsg == box.send
+    assert ib.client.MaxRequests == 0
 
 
 def test_a_burst_leaves_at_the_limiters_rate() -> None:

@@ -69,7 +69,9 @@ def test_the_gateway_limiter_never_lets_a_second_hold_more_than_its_limit(
 )
 def test_a_sliding_window_counts_any_pattern_of_tries_exactly(limit: int, steps: list[float]) -> None:
     w = SlidingWindow(limit=limit, window=1.0)
-    now, sent, refused = 0.0, [], []
+    now = 0.0
+    sent: list[float] = []
+    refused: list[float] = []
     for step in steps:
         now += step
         wait = w.wait_time(now)

@@ -53,8 +53,8 @@ class BridgeProcess:
             assert self.proc.poll() is None, f"bridge exited {self.proc.returncode}: {self.log()}"
             try:
                 last = self.health(timeout=0.5)
-                if last.state == "READY":  # type: ignore[attr-defined]
-                    return last  # type: ignore[return-value]
+                if last.state == "READY":
+                    return last
             except Exception as exc:  # not answering yet
                 last = exc
             time.sleep(0.1)

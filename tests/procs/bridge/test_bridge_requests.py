@@ -15,12 +15,15 @@ from procs.gateway_sim.inprocess import GatewaySim
 from shared.bus import RequestError
 from shared.messages import (
     AccountRequest,
+    AccountValue,
     ContractRequest,
     ExecutionsRequest,
     Fill,
     HistoryRequest,
     OpenOrdersRequest,
+    OrderEvent,
     PlaceOrder,
+    Position,
     PositionsRequest,
 )
 from tests.procs.bridge.bridge_harness import bridge_settings, live_bridge, run, wait_until
@@ -91,7 +94,9 @@ def test_an_order_is_published_through_its_fill_with_order_ref_and_commission(si
         client_order_id="fill-me-1", symbol="AAPL", side="BUY", quantity=Decimal(3), order_type="MKT"
     )
 
-    async def go() -> tuple[list[str], list[Fill], list[Fill], list[object], list[object], list[object]]:
+    async def go() -> tuple[
+        list[str], list[Fill], list[Fill], list[Position], list[OrderEvent], list[AccountValue]
+    ]:
         async with live_bridge(bridge_settings(sim.port)) as b:
             await b.wait_state("READY")
             await b.api.place_order(order)
@@ -111,6 +116,6 @@ def test_an_order_is_published_through_its_fill_with_order_ref_and_commission(si
     assert {f.exec_id for f in published} == {published[0].exec_id} and len(published) <= 2
     assert published[-1].client_order_id == "fill-me-1" and published[-1].quantity == Decimal(3)
     assert [(e.client_order_id, e.commission is not None) for e in executions] == [("fill-me-1", True)]
-    assert [(p.symbol, p.quantity) for p in positions] == [("AAPL", Decimal(3))]  # type: ignore[attr-defined]
-    assert all(o.client_order_id != "fill-me-1" or o.status == "FILLED" for o in open_orders)  # type: ignore[attr-defined]
-    assert account and all("1234567" not in f"{v.account}{v.value}" for v in account)  # type: ignore[attr-defined]
+    assert [(p.symbol, p.quantity) for p in positions] == [("AAPL", Decimal(3))]
+    assert all(o.client_order_id != "fill-me-1" or o.status == "FILLED" for o in open_orders)
+    assert account and all("1234567" not in f"{v.account}{v.value}" for v in account)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ib_async import Order
 
-from procs.bridge.convert import stop_trigger
+from procs.bridge.ib.convert import stop_trigger
 
 UNSET = 1.7976931348623157e308
 

@@ -13,7 +13,7 @@ import zmq
 import zmq.asyncio
 from ib_async import IB
 
-from procs.bridge.app import orders_between_messages
+from procs.bridge.ib.wire import orders_between_messages
 from shared.bus import AnswerLater, RequestServer
 from shared.messages import BridgeRequest, PlaceOrder, Reply
 
@@ -49,7 +49,7 @@ async def test_a_waiting_order_is_placed_right_after_the_gateway_message_being_d
         raise AssertionError("an order with everything known must not wait for the event loop")
 
     server = RequestServer(ctx, "inproc://bridge-req", BridgeRequest, handler, quick=quick)
-    orders_between_messages(ib, server)
+    orders_between_messages(ib, server.take_waiting)
     client = ctx.socket(zmq.REQ)
     client.connect("inproc://bridge-req")
     order = PlaceOrder(req_id="o1", client_order_id="c1", symbol="AAPL", side="BUY", quantity=Decimal(1))

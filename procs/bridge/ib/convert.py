@@ -1,6 +1,7 @@
 """Translations between ib_async's objects and the stack's messages (bars, quotes, orders, fills, contracts).
 
-Plain functions over plain attributes: no IB session, no socket, no clock. Money crosses as Decimal via str()
+Part of the ib_async adapter (procs/bridge/ib): plain functions over plain attributes, no IB session, no socket,
+no clock. Money crosses as Decimal via str()
 of IB's floats (never Decimal(float), which would invent digits); account ids leave here masked.
 """
 
@@ -173,20 +174,6 @@ def stop_trigger(order: Any) -> Decimal | None:
     else:
         return None
     return value if value > 0 else None
-
-
-def withheld_order(req: PlaceOrder) -> OrderEvent:
-    """A placement dropped before it was sent, on a cancel: the bridge's own certain word (nothing was placed)."""
-    return OrderEvent(
-        client_order_id=req.client_order_id,
-        symbol=req.symbol,
-        side=req.side,
-        quantity=req.quantity,
-        order_type=req.order_type,
-        limit_price=req.limit_price,
-        status="CANCELLED",
-        reason="cancelled before it was sent to the Gateway; nothing was placed",
-    )
 
 
 def commission(report: Any) -> Decimal | None:
