@@ -31,15 +31,15 @@ async def accept_broker(
     reason = req.reason.strip()
     if not reason:
         raise RequestError("accept-broker needs --reason TEXT: say why the broker's number is the right one")
-    if symbol not in ex.limits.symbols and symbol not in ex.ledger.positions:
+    if symbol not in ex.view.limits.symbols and symbol not in ex.view.positions:
         raise RequestError(
-            f"{symbol!r} is not traded by the stack (SYMBOLS={','.join(sorted(ex.limits.symbols))}); nothing changed"
+            f"{symbol!r} is not traded by the stack (SYMBOLS={','.join(sorted(ex.view.limits.symbols))}); nothing changed"
         )
-    if ask is None or ex.settings.execution != "broker":
+    if ask is None or ex.view.settings.execution != "broker":
         raise RequestError(
             "accept-broker needs EXECUTION=broker: with local paper trading the ledger is the book"
         )
-    state = ex.gateway.state if ex.gateway else "UNKNOWN"
+    state = ex.view.gateway.state if ex.view.gateway else "UNKNOWN"
     if state != "READY":
         raise RequestError(
             f"the bridge is {state}, not READY: the broker's position cannot be read now; nothing changed "
@@ -54,7 +54,7 @@ async def accept_broker(
         ) from None
     traded, _ = split_holdings(positions, {symbol})
     broker = traded.get(symbol, Decimal(0))
-    diff = broker - ex.position(symbol)
+    diff = broker - ex.view.position(symbol)
     cost = next((p.avg_cost for p in positions if p.symbol == symbol and p.sec_type == "STK"), Decimal(0))
     price, method = price_of_difference(diff, [f for f in executions if f.symbol == symbol], ex, symbol, cost)
     return ex.accept_broker(
@@ -74,7 +74,7 @@ def price_of_difference(
         value = sum((f.quantity * f.price for f in foreign), Decimal(0))
         total = sum((f.quantity for f in foreign), Decimal(0))
         return (value / total).quantize(Decimal("0.0001")), "the broker's executions that are not ours"
-    quote = ex.quotes.get(symbol)
+    quote = ex.view.quotes.get(symbol)
     if quote is not None and quote.reference > 0:
         return quote.reference, "the last quote"
     return broker_cost, "the broker's average cost"

@@ -20,11 +20,10 @@ from loguru import logger
 from procs.executor import hours
 from procs.executor.actions import Action, Cancel, Modify, Publish, Reconcile, Send
 from procs.executor.commands import Commands, iso
+from procs.executor.engine import Executor
 from procs.executor.ledger import LedgerError, open_ledger
 from procs.executor.local import LocalBroker
-from procs.executor.protect import ProtectedExecutor as Executor
 from procs.executor.reconcile import Reconciler, ReconcileReport
-from procs.executor.risk import Rejection
 from procs.executor.stops import is_stop
 from shared.bus import (
     BusClient,
@@ -108,7 +107,7 @@ class ExecutorApp:
             Commands(ex, self.execute, self.state, self.extra, self.operator_client.call).handle,
         )
         self.local = (
-            LocalBroker(s.local_slippage_bps, s.local_commission_per_share, ex.ticks)
+            LocalBroker(s.local_slippage_bps, s.local_commission_per_share, ex.view.ticks)
             if s.execution == "local"
             else None
         )
@@ -127,7 +126,7 @@ class ExecutorApp:
         svc = self.svc
         svc.set_state("STARTING")
         if self.local is not None:
-            self.local.restore(self.ex.ledger.orders(working_only=True))
+            self.local.restore(self.ex.view.orders(working_only=True))
         self.reconcile_wanted.set()
         tasks = [
             asyncio.create_task(self._guard(self._streams(), "streams")),
@@ -179,11 +178,10 @@ class ExecutorApp:
         ledger transaction and only then is anything sent or published. A group ends early at the first message
         that makes an order, which goes out at once (committed, so a SIGKILL cannot lose it); the rest of the
         batch follows in the next group. The disk sync runs behind, in a thread (Ledger.sync)."""
-        ledger = self.ex.ledger
         at = 0
         while at < len(batch):
             decided: list[tuple[Received, list[Action]]] = []
-            with ledger.group():  # a failed commit raises: crash-only, nothing of it was sent
+            with self.ex.decide_together():  # a failed commit raises: crash-only, nothing of it was sent
                 while at < len(batch):
                     item = batch[at]
                     at += 1
@@ -205,7 +203,7 @@ class ExecutorApp:
                 await asyncio.wait_for(self.sync_wanted.wait(), 1.0)
             if self.sync_wanted.is_set():
                 self.sync_wanted.clear()
-                await asyncio.get_running_loop().run_in_executor(self._sync_thread, self.ex.ledger.sync)
+                await asyncio.get_running_loop().run_in_executor(self._sync_thread, self.ex.sync_ledger)
 
     def _decide(self, got: Received) -> list[Action]:
         try:
@@ -231,7 +229,7 @@ class ExecutorApp:
             return ex.on_target(msg)
         if isinstance(msg, Quote):
             actions = ex.on_quote(msg)
-            quote = ex.quotes.get(msg.symbol)
+            quote = ex.view.quotes.get(msg.symbol)
             if self.local is not None and quote is not None:
                 actions += self._local_events(self.local.on_quote(msg.symbol, quote))
             return actions
@@ -244,14 +242,7 @@ class ExecutorApp:
         if isinstance(msg, Fill):
             return ex.on_fill(msg)
         if isinstance(msg, Position):
-            if msg.sec_type == "STK" and (
-                msg.symbol in ex.limits.symbols or msg.symbol in ex.ledger.positions
-            ):
-                ex.broker_positions[msg.symbol] = msg.quantity
-                return ex.protect(msg.symbol)  # the broker's position changed: its stop follows
-            elif msg.con_id:  # a holding the stack does not trade: shown, never compared
-                others = [p for p in ex.other_holdings.values() if p.con_id != msg.con_id]
-                ex.note_other_holdings([*others, msg] if msg.quantity != 0 else others)
+            return ex.on_position(msg)
         return []
 
     def _local_events(self, events: list[OrderEvent | Fill]) -> list[Action]:
@@ -264,9 +255,7 @@ class ExecutorApp:
 
     async def execute(self, actions: list[Action]) -> None:
         """Carry out decided actions; new orders in the ledger get their disk sync right behind their sends."""
-        ledger = self.ex.ledger
-        if ledger.unsynced:
-            ledger.unsynced = False
+        if self.ex.take_unsynced():
             self.sync_wanted.set()  # the fsync runs in a thread: the sends spawned below never wait for it
         for a in actions:
             if isinstance(a, Publish):
@@ -279,7 +268,7 @@ class ExecutorApp:
                     self._spawn_send(a)
             elif self.local is not None:
                 events = (
-                    self.local.place(a.order, self.ex.quotes.get(a.order.symbol))
+                    self.local.place(a.order, self.ex.view.quotes.get(a.order.symbol))
                     if isinstance(a, Send)
                     else self.local.cancel(a.client_order_id)
                 )
@@ -309,19 +298,12 @@ class ExecutorApp:
             self.order_clients.put_nowait(client)
 
     async def _place(self, client: BusClient, send: Send) -> list[Action]:
-        o = self.ex.ledger.order(send.order.client_order_id) or send.order
-        if not o.working:
-            return []  # cancelled or closed while it waited for a free socket
-        stop = is_stop(
-            o.client_order_id
-        )  # a protective stop only reduces risk: it goes out halted or blocked too
-        if not stop and ((self.ex.halt.halted and not o.reduce_only) or o.symbol in self.ex.blocked):
-            # decided before the halt (or the mismatch), sent after it: a halt means nothing risky leaves
-            why = "halted" if o.symbol not in self.ex.blocked else "mismatch"
-            return self.ex.withdraw(o, Rejection(why, f"{why} before it was sent"))
+        o, instead = self.ex.clear_to_send(send.order)
+        if o is None:
+            return instead
         req = (
             self._stop_request(o)
-            if stop
+            if is_stop(o.client_order_id)
             else PlaceOrder(
                 client_order_id=o.client_order_id,
                 symbol=o.symbol,
@@ -343,7 +325,7 @@ class ExecutorApp:
     def _stop_request(self, o: Any) -> PlaceOrder:
         """A protective stop: GTC, outside regular hours, its own OCA group (orders that reduce the position join
         it, so a fill of either reduces the other and the two never close more than the position)."""
-        spec = self.ex.settings.stop_for(o.symbol)
+        spec = self.ex.view.settings.stop_for(o.symbol)
         trail = o.order_type == "TRAIL"
         return PlaceOrder(
             client_order_id=o.client_order_id,
@@ -362,7 +344,9 @@ class ExecutorApp:
         """The OCA group of the symbol's live stop when `o` is on the stop's side (it reduces the position, or
         closes it and goes beyond): each fill of one reduces the other, so the two never close more than the
         position -- a stop that fills while a flip works takes its shares off the flip."""
-        live = [s for s in self.ex.stops_of(o.symbol) if s.working and s.side == o.side and s.status != "NEW"]
+        live = [
+            s for s in self.ex.view.stops_of(o.symbol) if s.working and s.side == o.side and s.status != "NEW"
+        ]
         return live[0].client_order_id if live else ""
 
     async def _modify(self, client: BusClient, m: Modify) -> None:
@@ -424,8 +408,10 @@ class ExecutorApp:
         try:
             await self._load_contracts()
             health = msgspec.convert(await self.sync.call(HealthRequest()), HealthReport)
-            self.ex.clock.anchor(health.gateway_time_ns)
-            if self.ex.gateway is None:  # the bridge's state stream may not have reached us yet (slow joiner)
+            self.ex.anchor_clock(health.gateway_time_ns)
+            if (
+                self.ex.view.gateway is None
+            ):  # the bridge's state stream may not have reached us yet (slow joiner)
                 ready = health.state == "READY" and not self.svc.settings.ib_readonly
                 first = GatewayStatus(
                     state=cast(GatewayStateName, health.state),
@@ -437,7 +423,7 @@ class ExecutorApp:
                 await self.execute(self.ex.mark_synced())
                 return True
             # a market-data farm down (DEGRADED, orders allowed) leaves positions and orders to reconcile
-            if health.state != "READY" and not (health.state == "DEGRADED" and self.ex.farm_down):
+            if health.state != "READY" and not (health.state == "DEGRADED" and self.ex.view.farm_down):
                 log_every("reconcile.wait", 30, "INFO", f"reconciliation waits: bridge is {health.state}")
                 return False
             report, actions = await self.reconciler.run(reason)
@@ -457,8 +443,8 @@ class ExecutorApp:
 
     async def _load_contracts(self) -> None:
         """The minimum tick of every symbol we trade or hold (asked once per symbol)."""
-        wanted = set(self.svc.settings.symbols) | set(self.ex.ledger.positions)
-        for symbol in sorted(wanted - set(self.ex.ticks)):
+        wanted = set(self.svc.settings.symbols) | set(self.ex.view.positions)
+        for symbol in sorted(wanted - set(self.ex.view.ticks)):
             try:
                 info = msgspec.convert(await self.sync.call(ContractRequest(symbol=symbol)), ContractInfo)
             except (
@@ -467,14 +453,14 @@ class ExecutorApp:
                 log_every(f"contract.{symbol}", 300, "WARNING", f"no contract details for {symbol}: {exc}")
                 continue
             if info.min_tick > 0:
-                self.ex.ticks[symbol] = info.min_tick
+                self.ex.on_contract(symbol, info.min_tick)
 
     # ------------------------------------------------------------------ health
 
     def state(self) -> str:
-        if self.ex.halt.halted:
+        if self.ex.view.halt.halted:
             return "HALTED"
-        if not self.ex.synced:
+        if not self.ex.view.synced:
             return "SYNCING"
         return "READY"
 
@@ -485,19 +471,19 @@ class ExecutorApp:
             "last_reconcile_reason": r.reason if r else "",
             "last_reconcile_open_orders": r.open_orders if r else 0,
             "reconciliations": self.reconciliations,
-            "ledger_syncs": self.ex.ledger.syncs,  # fsyncs of new orders (and halts), each right behind its send
+            "ledger_syncs": self.ex.view.ledger_syncs,  # fsyncs of new orders (and halts), each right behind its send
             "position_mismatches": [str(m) for m in r.mismatches] if r else [],
         }
 
     def _heartbeat_detail(self) -> None:
-        ex = self.ex
+        ex = self.ex.view
         self.svc.set_state(self.state())
         self.svc.counters.update(ex.counters)
         self.svc.detail.update(
             halted=ex.halt.halted,
             halt_reason=ex.halt.reason,
-            circuit_breaker=ex.breaker.state,
-            working_orders=sum(1 for o in ex.ledger.working.values() if o.working),
+            circuit_breaker=ex.circuit_breaker,
+            working_orders=sum(1 for o in ex.working.values() if o.working),
             gateway=ex.gateway.state if ex.gateway else "UNKNOWN",
             last_reconcile=iso(self.last_reconcile_ns),
             unprotected=ex.unprotected(),  # symbol -> seconds with a position and no live stop

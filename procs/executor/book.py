@@ -1,6 +1,7 @@
 """The executor's book: what it knows (quotes, contracts, targets, the gateway, the halt) over the ledger, and
 the views the decisions need: positions, working shares, marks, today's P&L, the risk context.
 
+Part of the core (engine.Executor owns one); adapters read it through view.ExecutorView, never directly.
 Reading only: nothing here decides to trade or changes an order (engine.py does); it opens a day's record in
 the ledger the first time that day is asked for, and nothing else is written.
 """
@@ -37,7 +38,7 @@ class Book:
     ) -> None:
         self.settings = settings
         self.limits = RiskLimits.from_settings(settings)
-        self.ledger = ledger
+        self._ledger = ledger
         self.clock = clock
         self.wall = wall
         # ages (quote age, order expiry, the order-rate window, cancel resends) on a clock that a wall-clock step
@@ -86,15 +87,18 @@ class Book:
         return (self.mono() - born) / 1e9
 
     def count(self, name: str, n: float = 1) -> None:
+        """Add to one of the counters the heartbeat and `bin/trader status` show."""
         self.counters[name] = self.counters.get(name, 0) + n
 
     def position(self, symbol: str) -> Decimal:
-        pos = self.ledger.positions.get(symbol)
+        """The ledger's position in `symbol` (0 when none)."""
+        pos = self._ledger.positions.get(symbol)
         return pos.quantity if pos is not None else Decimal(0)
 
     def working_shares(self, symbol: str) -> Decimal:
+        """Signed shares still to fill in the symbol's working orders (stops excluded: they live apart)."""
         return sum(
-            (o.signed_pending() for o in self.ledger.working.values() if o.symbol == symbol), Decimal(0)
+            (o.signed_pending() for o in self._ledger.working.values() if o.symbol == symbol), Decimal(0)
         )
 
     def marks(self) -> dict[str, Decimal]:
@@ -109,24 +113,37 @@ class Book:
     def day_record(self) -> DayRecord:
         day = self.trading_day()
         if self.market_now() is None:  # the simulator's date is unknown yet: record nothing on a guessed day
-            return self.ledger.day(day) or self._placeholder_day(day)
+            return self._ledger.day(day) or self._placeholder_day(day)
         if self._day is None or self._day.trading_day != day:
-            self._day = self.ledger.open_day(day, self.marks())
+            self._day = self._ledger.open_day(day, self.marks())
         return self._day
 
     def _placeholder_day(self, day: str) -> DayRecord:
         """A day starting now from the current cash and positions (each valued at its own mark): P&L 0."""
         start: dict[str, tuple[Decimal, Decimal | None]] = {
-            s: (p.quantity, None) for s, p in self.ledger.positions.items() if p.quantity != 0
+            s: (p.quantity, None) for s, p in self._ledger.positions.items() if p.quantity != 0
         }
-        return DayRecord(day, self.ledger.cash(), Decimal(0), Decimal(0), start)
+        return DayRecord(day, self._ledger.cash(), Decimal(0), Decimal(0), start)
 
-    def book(self) -> dict[str, tuple[Decimal, Decimal]]:
-        return {s: (p.quantity, p.avg_cost) for s, p in self.ledger.positions.items()}
+    def forget_day(self) -> None:
+        """The day's record changed in the ledger (a fill, a commission, an adjustment): read it again."""
+        self._day = None
+
+    def holdings(self) -> dict[str, tuple[Decimal, Decimal]]:
+        return {s: (p.quantity, p.avg_cost) for s, p in self._ledger.positions.items()}
 
     def daily_pnl(self) -> Decimal:
         day = self.day_record()
-        return pnl.daily_pnl(self.ledger.cash(), day.start_cash, self.book(), day.start, self.marks())
+        return pnl.daily_pnl(self._ledger.cash(), day.start_cash, self.holdings(), day.start, self.marks())
+
+    def flatten_position(self, symbol: str) -> Decimal:
+        """What is left to close: the smaller of the ledger's and the broker's position, 0 if they disagree in
+        sign (closing on a wrong number could cross zero at the broker)."""
+        ours = self.position(symbol)
+        theirs = self.broker_positions.get(symbol, ours)
+        if ours == 0 or theirs == 0 or (ours > 0) != (theirs > 0):
+            return Decimal(0)
+        return min(ours, theirs, key=abs)
 
     @property
     def farm_down(self) -> bool:
@@ -157,14 +174,14 @@ class Book:
         while self.recent_orders and self.recent_orders[0] < now - 60 * 10**9:
             self.recent_orders.popleft()
         working: dict[str, Decimal] = {}
-        for o in self.ledger.working.values():
+        for o in self._ledger.working.values():
             if o.client_order_id == excluding:
                 continue
             working[o.symbol] = working.get(o.symbol, Decimal(0)) + o.signed_pending()
         market_now = self.market_now()
         g = self.gateway
         return RiskContext(
-            positions={s: p.quantity for s, p in self.ledger.positions.items()},
+            positions={s: p.quantity for s, p in self._ledger.positions.items()},
             working=working,
             marks=self.marks(),
             quote=self.quotes.get(symbol),
@@ -188,6 +205,6 @@ class Book:
             halt_reason=self.halt.reason,
             circuit_open=self.breaker.is_open,
             daily_pnl=self.daily_pnl(),
-            gross_exposure=pnl.gross_exposure(self.book(), self.marks()),
+            gross_exposure=pnl.gross_exposure(self.holdings(), self.marks()),
         )
         return Publish("risk", state)

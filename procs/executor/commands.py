@@ -18,7 +18,7 @@ from procs.executor.accept import AskBroker, accept_broker
 from procs.executor.actions import Action, Send
 from procs.executor.engine import Executor
 from procs.executor.hours import session_at
-from procs.executor.protect import ProtectedExecutor
+from procs.executor.view import ExecutorView
 from shared.bus import RequestError
 from shared.messages import (
     AcceptBrokerRequest,
@@ -48,8 +48,8 @@ def iso(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="seconds")
 
 
-def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, Any]:
-    book, marks = ex.book(), ex.marks()
+def status_view(ex: ExecutorView, state: str, extra: dict[str, Any]) -> dict[str, Any]:
+    book, marks = ex.holdings(), ex.marks()
     day = ex.day_record()
     market_now = ex.market_now()
     g = ex.gateway
@@ -67,19 +67,19 @@ def status_view(ex: Executor, state: str, extra: dict[str, Any]) -> dict[str, An
         "halt_reason": ex.halt.reason,
         "halt_source": ex.halt.source,
         "halted_since": iso(ex.halt.since_ns) if ex.halt.halted else "",
-        "circuit_breaker": ex.breaker.state,
+        "circuit_breaker": ex.circuit_breaker,
         "trading_day": day.trading_day,
         "daily_pnl": str(ex.daily_pnl().quantize(Decimal("0.01"))),
         "daily_loss_limit": str(ex.settings.daily_loss_limit),
         "realized_today": str(day.realized.quantize(Decimal("0.01"))),
         "commissions_today": str(day.commissions.quantize(Decimal("0.01"))),
         # fills whose commission IB has not reported yet: in no day's commissions nor P&L until it comes
-        "commissions_unknown": unknown_commissions(ex.ledger.unknown_commissions()),
+        "commissions_unknown": unknown_commissions(ex.unknown_commissions()),
         "unrealized": str(pnl.unrealized(book, marks).quantize(Decimal("0.01"))),
         "gross_exposure": str(pnl.gross_exposure(book, marks).quantize(Decimal("0.01"))),
-        "cash_flow": str(ex.ledger.cash().quantize(Decimal("0.01"))),
+        "cash_flow": str(ex.cash().quantize(Decimal("0.01"))),
         "positions": sum(1 for q, _ in book.values() if q != 0),
-        "working_orders": sum(1 for o in ex.ledger.working.values() if o.working),
+        "working_orders": sum(1 for o in ex.working.values() if o.working),
         "quote_age_s": {s: round((ex.mono() - q.received_ns) / 1e9, 1) for s, q in sorted(ex.quotes.items())},
         "last_rejection": ex.last_rejection,
         "mismatched": {
@@ -96,7 +96,7 @@ def unknown_commissions(n: int) -> str:
     return f"{n} fill(s) without IB's commission yet (not in the P&L until it comes)" if n else ""
 
 
-def holdings_view(ex: Executor) -> list[dict[str, str]]:
+def holdings_view(ex: ExecutorView) -> list[dict[str, str]]:
     """Holdings the stack does not trade (options, other stocks, cash): shown, never reconciled."""
     return [
         {
@@ -109,12 +109,12 @@ def holdings_view(ex: Executor) -> list[dict[str, str]]:
     ]
 
 
-def reconcile_view(ex: Executor, extra: dict[str, Any]) -> dict[str, Any]:
+def reconcile_view(ex: ExecutorView, extra: dict[str, Any]) -> dict[str, Any]:
     """Ledger and broker side by side, per traded symbol (the broker's figures as of the last reconciliation)."""
     rows = []
-    symbols = set(ex.limits.symbols) | set(ex.ledger.positions) | set(ex.broker_positions)
+    symbols = set(ex.limits.symbols) | set(ex.positions) | set(ex.broker_positions)
     for symbol in sorted(symbols):
-        pos = ex.ledger.positions.get(symbol)
+        pos = ex.positions.get(symbol)
         ours = pos.quantity if pos else Decimal(0)
         theirs = ex.broker_positions.get(symbol)
         rows.append(
@@ -126,9 +126,7 @@ def reconcile_view(ex: Executor, extra: dict[str, Any]) -> dict[str, Any]:
                 "ledger_avg_cost": str((pos.avg_cost if pos else Decimal(0)).quantize(Decimal("0.0001"))),
                 "mismatch": symbol in ex.blocked
                 or (theirs is not None and abs(theirs - ours) > ex.settings.position_tolerance),
-                "working_orders": sum(
-                    1 for o in ex.ledger.working.values() if o.symbol == symbol and o.working
-                ),
+                "working_orders": sum(1 for o in ex.working.values() if o.symbol == symbol and o.working),
             }
         )
     return {
@@ -140,14 +138,14 @@ def reconcile_view(ex: Executor, extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def positions_view(ex: Executor) -> list[dict[str, str]]:
+def positions_view(ex: ExecutorView) -> list[dict[str, str]]:
     """Each open position with its marks and P&L, and its protective stop at the broker (empty when none)."""
     marks = ex.marks()
-    stops = ex.stop_view() if isinstance(ex, ProtectedExecutor) else {}
-    unprotected = ex.unprotected() if isinstance(ex, ProtectedExecutor) else {}
+    stops = ex.stop_view()
+    unprotected = ex.unprotected()
     rows = []
-    for symbol in sorted(set(ex.ledger.positions) | set(ex.broker_positions)):
-        pos = ex.ledger.positions.get(symbol)
+    for symbol in sorted(set(ex.positions) | set(ex.broker_positions)):
+        pos = ex.positions.get(symbol)
         qty = pos.quantity if pos else Decimal(0)
         cost = pos.avg_cost if pos else Decimal(0)
         broker = ex.broker_positions.get(symbol)
@@ -183,8 +181,8 @@ def stop_columns(stop: dict[str, str] | None, unprotected_s: float | None) -> di
     }
 
 
-def orders_view(ex: Executor, include_done: bool) -> list[dict[str, str]]:
-    orders = ex.ledger.orders(limit=50) if include_done else ex.ledger.orders(working_only=True, limit=500)
+def orders_view(ex: ExecutorView, include_done: bool) -> list[dict[str, str]]:
+    orders = ex.orders(limit=50) if include_done else ex.orders(working_only=True, limit=500)
     return [
         {
             "client_order_id": o.client_order_id,
@@ -214,7 +212,7 @@ class Commands:
         state: Callable[[], str],
         extra: Callable[[], dict[str, Any]],
         ask_broker: AskBroker | None = None,
-    ):
+    ) -> None:
         self.ex = ex
         self.execute = execute
         self.state = state
@@ -222,47 +220,51 @@ class Commands:
         self.ask_broker = ask_broker
 
     async def handle(self, req: Any) -> Any:
-        ex = self.ex
+        ex, view = self.ex, self.ex.view
         if isinstance(req, StatusRequest):
-            return status_view(ex, self.state(), self.extra())
+            return status_view(view, self.state(), self.extra())
         if isinstance(req, PositionsRequest):
-            return positions_view(ex)
+            return positions_view(view)
         if isinstance(req, OrdersRequest):
-            return orders_view(ex, req.include_done)
+            return orders_view(view, req.include_done)
         if isinstance(req, HaltRequest):
-            if not ex.halt.halted:
+            if not view.halt.halted:
                 await self.execute(ex.trip_halt(req.reason.strip() or "halted by operator", "operator"))
-            return status_view(ex, self.state(), self.extra())
+            return status_view(view, self.state(), self.extra())
         if isinstance(req, ResumeRequest):
             refused = ex.resume()
             if refused:
                 raise RequestError(refused)
             await self.execute([ex.publish_risk()])
-            return status_view(ex, self.state(), self.extra())
+            return status_view(view, self.state(), self.extra())
         if isinstance(req, FlattenRequest):
-            symbols = [s.strip().upper() for s in req.symbols]
-            unknown = [s for s in symbols if s not in ex.limits.symbols and s not in ex.ledger.positions]
-            if unknown:
-                raise RequestError(
-                    f"not traded by the stack: {', '.join(unknown)} (SYMBOLS={','.join(sorted(ex.limits.symbols))})"
-                )
-            actions = ex.flatten(symbols)
-            await self.execute(actions)
-            placed = [a.order.client_order_id for a in actions if isinstance(a, Send)]
-            return {
-                "halted": ex.halt.halted,
-                "orders": placed,
-                "flattening": ex.flatten_view(),
-                "last_rejection": ex.last_rejection,
-            }
+            return await self._flatten(req)
         if isinstance(req, ReconcileRequest):
-            return reconcile_view(ex, self.extra())
+            return reconcile_view(view, self.extra())
         if isinstance(req, AcceptBrokerRequest):
             result, actions = await accept_broker(ex, req, self.ask_broker)
             await self.execute(actions)
             return result
         if isinstance(req, HealthRequest):
             return HealthReport(
-                program="executor", state=self.state(), reason=ex.halt.reason, counters=dict(ex.counters)
+                program="executor", state=self.state(), reason=view.halt.reason, counters=dict(view.counters)
             )
         raise RequestError(f"unsupported request {type(req).__name__}")
+
+    async def _flatten(self, req: FlattenRequest) -> dict[str, Any]:
+        view = self.ex.view
+        symbols = [s.strip().upper() for s in req.symbols]
+        unknown = [s for s in symbols if s not in view.limits.symbols and s not in view.positions]
+        if unknown:
+            raise RequestError(
+                f"not traded by the stack: {', '.join(unknown)} (SYMBOLS={','.join(sorted(view.limits.symbols))})"
+            )
+        actions = self.ex.flatten(symbols)
+        await self.execute(actions)
+        placed = [a.order.client_order_id for a in actions if isinstance(a, Send)]
+        return {
+            "halted": view.halt.halted,
+            "orders": placed,
+            "flattening": view.flatten_view(),
+            "last_rejection": view.last_rejection,
+        }

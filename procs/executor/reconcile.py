@@ -21,7 +21,6 @@ import msgspec
 from procs.executor.actions import Action, Publish, Send
 from procs.executor.engine import Executor
 from procs.executor.orders import is_ours
-from procs.executor.protect import ProtectedExecutor
 from procs.executor.stops import is_stop
 from shared.log import event
 from shared.messages import (
@@ -82,16 +81,19 @@ class Reconciler:
         self, ex: Executor, call: Call, grace_seconds: float = GRACE_SECONDS, started_ns: int | None = None
     ) -> None:
         self.ex = ex
+        self.view = ex.view
         self.call = call
         self.grace_ns = int(grace_seconds * 1e9)
         # an order last touched before this process started cannot have a send in flight: no grace for it
-        self.started_ns = ex.wall() if started_ns is None else started_ns
+        self.started_ns = ex.view.wall() if started_ns is None else started_ns
         self.strikes: dict[str, int] = {}  # a mismatch on a symbol with working orders must be seen twice
 
     async def run(self, reason: str) -> tuple[ReconcileReport, list[Action]]:
         report = ReconcileReport(reason)
         actions: list[Action] = []
-        snapshot_ns = self.ex.wall()  # anything touched from now on may be newer than what the broker answers
+        snapshot_ns = (
+            self.view.wall()
+        )  # anything touched from now on may be newer than what the broker answers
         raw = await self.call(OpenOrdersRequest())
         open_orders = [
             e
@@ -106,39 +108,38 @@ class Reconciler:
         actions += self._settle_missing(seen, snapshot_ns, report)
         actions += await self._positions(report)
         # protective stops: the listed ones stand, the gone ones are closed, then each position gets exactly one
-        if isinstance(self.ex, ProtectedExecutor):
-            actions += self.ex.settle_stops(seen, snapshot_ns, self.started_ns, self.grace_ns)
-            actions += self.ex.protect_all()
+        actions += self.ex.settle_stops(seen, snapshot_ns, self.started_ns, self.grace_ns)
+        actions += self.ex.protect_all()
         event("reconciled", reason=repr(reason), open_orders=report.open_orders, fills_seen=report.fills_seen,
               fills_booked=report.fills_booked, resent=len(report.resent), closed=len(report.closed),
               mismatches=len(report.mismatches), halted=report.halted)  # fmt: skip
         return report, actions
 
     async def _executions(self, report: ReconcileReport) -> list[Action]:
-        last = int(self.ex.ledger.meta("last_exec_ns", "0"))
+        last = self.view.last_exec_ns()
         since = max(0, last - EXEC_LOOKBACK_NS) if last else 0
-        waiting = self.ex.ledger.oldest_unknown_commission_ns()
+        waiting = self.view.oldest_unknown_commission_ns()
         if waiting:  # a fill still without its commission is asked about again, however old, until it comes
             since = min(since, waiting)
         fills = msgspec.convert(await self.call(ExecutionsRequest(since_ns=since)), list[Fill])
         report.fills_seen += len(fills)
-        booked = self.ex.ledger.booked_fills([f.exec_id for f in fills])
+        booked = self.view.booked_fills([f.exec_id for f in fills])
         actions: list[Action] = []
         for f in fills:
             known = f.exec_id in booked
             if known and (booked[f.exec_id] or f.commission is None):
                 continue  # nothing new in it
             actions += self.ex.on_fill(f)
-            report.fills_booked += int(not known and self.ex.ledger.has_fill(f.exec_id))
+            report.fills_booked += int(not known and self.view.has_fill(f.exec_id))
         return actions
 
     def _settle_missing(self, seen: set[str], snapshot_ns: int, report: ReconcileReport) -> list[Action]:
         """Our working orders the broker does not list: resend the never-acknowledged (if the risk checks still
         pass), close the gone. An order touched since the snapshot began is left for the next reconciliation."""
-        now = self.ex.wall()
-        timeout_ns = int(self.ex.settings.order_timeout_seconds * 1e9)
+        now = self.view.wall()
+        timeout_ns = int(self.view.settings.order_timeout_seconds * 1e9)
         actions: list[Action] = []
-        for o in list(self.ex.ledger.working.values()):
+        for o in list(self.view.working.values()):
             in_flight = o.updated_ns >= self.started_ns and now - o.updated_ns < self.grace_ns
             newer = o.updated_ns > snapshot_ns or o.created_ns > snapshot_ns
             if o.client_order_id in seen or not o.working or in_flight or newer:
@@ -180,15 +181,15 @@ class Reconciler:
         for symbol in list(self.strikes):
             if symbol not in bad:
                 del self.strikes[symbol]
-        for symbol in list(self.ex.blocked):
+        for symbol in list(self.view.blocked):
             if symbol not in bad:
                 self.ex.unblock(symbol)
         confirmed = []
         for m in mismatches:
             self.strikes[m.symbol] = self.strikes.get(m.symbol, 0) + 1
-            if m.symbol in self.ex.blocked:
+            if m.symbol in self.view.blocked:
                 continue  # already blocked and alerted
-            if self.ex.working_shares(m.symbol) == 0 or self.strikes[m.symbol] >= 2:
+            if self.view.working_shares(m.symbol) == 0 or self.strikes[m.symbol] >= 2:
                 confirmed.append(m)
         if not confirmed:
             return actions
@@ -205,18 +206,17 @@ class Reconciler:
             evidence={m.symbol: {"ledger": str(m.ledger), "broker": str(m.broker)} for m in confirmed},
         )
         actions.append(Publish("alert", alert))
-        if not self.ex.halt.halted:
+        if not self.view.halt.halted:
             report.halted = True
             actions += self.ex.trip_halt(f"position mismatch: {detail}", "reconcile")
         return actions
 
     async def _mismatches(self) -> list[Mismatch]:
         positions = msgspec.convert(await self.call(PositionsRequest()), list[Position])
-        traded, others = split_holdings(positions, self.ex.limits.symbols | set(self.ex.ledger.positions))
-        self.ex.broker_positions = traded
-        self.ex.note_other_holdings(others)
-        ledger = {s: p.quantity for s, p in self.ex.ledger.positions.items()}
-        return diff_positions(ledger, traded, self.ex.settings.position_tolerance)
+        traded, others = split_holdings(positions, self.view.limits.symbols | set(self.view.positions))
+        self.ex.note_broker_positions(traded, others)
+        ledger = {s: p.quantity for s, p in self.view.positions.items()}
+        return diff_positions(ledger, traded, self.view.settings.position_tolerance)
 
 
 def split_holdings(positions: list[Position], traded: Set[str]) -> tuple[dict[str, Decimal], list[Position]]:

@@ -60,12 +60,13 @@ def make_executor(
     """A synced Executor over a real ledger file, gateway READY, quotes for AAPL/MSFT/SPY at ~100."""
     opened: list[Ledger] = []
 
-    def make(wall: WallClock | None = None, cls: type[Executor] = Executor, **overrides: Any) -> Executor:
+    def make(wall: WallClock | None = None, **overrides: Any) -> Executor:
         led = open_ledger(short_tmp / "data" / f"ledger{len(opened)}.sqlite")
         opened.append(led)
         clock = wall or WallClock()
-        ex = cls(settings_for(**overrides), led, MarketClock(None), wall=clock)
-        ex.ticks.update(TICKS)
+        ex = Executor(settings_for(**overrides), led, MarketClock(None), wall=clock)
+        for sym, tick in TICKS.items():
+            ex.on_contract(sym, tick)
         ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
         for sym in TICKS:
             ex.on_quote(quote(sym))

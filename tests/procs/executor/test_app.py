@@ -24,7 +24,7 @@ async def test_a_crashed_loop_stops_the_executor_with_an_error(
 ) -> None:
     ex = make_executor()
     bus = MemoryBus()
-    svc = Service(program="executor", settings=ex.settings, bus=bus, stop=asyncio.Event())
+    svc = Service(program="executor", settings=ex.view.settings, bus=bus, stop=asyncio.Event())
     app = ExecutorApp(svc, ex)
 
     async def broken() -> None:
@@ -45,7 +45,7 @@ async def test_a_gap_in_the_broker_streams_asks_for_a_reconciliation_and_a_gap_i
     bus = MemoryBus()
     try:
         app = ExecutorApp(
-            Service(program="executor", settings=ex.settings, bus=bus, stop=asyncio.Event()), ex
+            Service(program="executor", settings=ex.view.settings, bus=bus, stop=asyncio.Event()), ex
         )
         fill = Fill(
             exec_id="e1",

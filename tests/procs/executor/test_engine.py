@@ -26,7 +26,7 @@ def sends(actions: list) -> list[Send]:  # type: ignore[type-arg]
 def fill(
     ex: Executor, coid: str, exec_id: str, qty: str, price: str = "100.05", commission: str | None = None
 ) -> list:  # type: ignore[type-arg]
-    o = ex.ledger.order(coid)
+    o = ex.view.order(coid)
     assert o is not None
     return ex.on_fill(
         Fill(
@@ -53,7 +53,7 @@ def test_a_target_becomes_one_order_written_before_it_is_sent(make_executor: Cal
         D("100.26"),
     )
     assert is_ours(order.client_order_id)
-    stored = ex.ledger.order(order.client_order_id)
+    stored = ex.view.order(order.client_order_id)
     assert stored is not None and stored.status == "NEW"
     assert (stored.decided_on_ns, stored.why) == (1, "test")  # which bar, and why, for the audit trail
     # the same target again: the working order already covers it
@@ -87,18 +87,18 @@ def test_bad_targets_are_rejected_naming_the_rule_and_nothing_is_sent(
 ) -> None:
     ex = make_executor()
     assert ex.on_target(target(symbol="ZZZZ")) == []
-    assert "symbol" in ex.last_rejection and ex.counters["rejected_symbol"] == 1
+    assert "symbol" in ex.view.last_rejection and ex.view.counters["rejected_symbol"] == 1
     assert ex.on_target(target(weight=50.0)) == []
-    assert ex.counters["rejected_weight"] == 1
-    ex.quotes.pop("MSFT")
+    assert ex.view.counters["rejected_weight"] == 1
+    ex.book.quotes.pop("MSFT")
     assert ex.on_target(target(symbol="MSFT")) == []
-    assert ex.counters["rejected_quote"] == 1 and "no quote for MSFT" in ex.last_rejection
-    assert ex.ledger.orders() == []
+    assert ex.view.counters["rejected_quote"] == 1 and "no quote for MSFT" in ex.view.last_rejection
+    assert ex.view.orders() == []
 
 
 def test_targets_wait_for_the_first_reconciliation(make_executor: Callable[..., Executor]) -> None:
     ex = make_executor()
-    ex.synced = False
+    ex.book.synced = False
     assert ex.on_target(target()) == []
     assert len(sends(ex.mark_synced())) == 1
 
@@ -109,13 +109,13 @@ def test_fills_are_applied_once_and_partial_fills_add_up(make_executor: Callable
     assert any(isinstance(a, Publish) and a.topic == "fill" for a in fill(ex, coid, "e1", "20"))
     assert fill(ex, coid, "e1", "20") == []  # the same exec_id re-published
     fill(ex, coid, "e2", "30", "100.10")
-    order = ex.ledger.order(coid)
+    order = ex.view.order(coid)
     assert order is not None and order.status == "FILLED" and order.filled == D(50)
-    assert ex.position("AAPL") == D(50)
-    assert ex.ledger.cash() == D("-5004.00")  # 20 x 100.05 + 30 x 100.10
+    assert ex.view.position("AAPL") == D(50)
+    assert ex.view.cash() == D("-5004.00")  # 20 x 100.05 + 30 x 100.10
     fill(ex, coid, "e1", "20", commission="1.00")  # the commission arrives later, once
     fill(ex, coid, "e1", "20", commission="1.00")
-    assert ex.ledger.cash() == D("-5005.00")
+    assert ex.view.cash() == D("-5005.00")
 
 
 def test_out_of_order_and_impossible_reports_do_not_move_an_order_back(
@@ -126,9 +126,9 @@ def test_out_of_order_and_impossible_reports_do_not_move_an_order_back(
     fill(ex, coid, "e1", "50")  # the fill arrives before any status
     assert ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED")) == []
     ex.on_order_event(OrderEvent(client_order_id=coid, status="REJECTED", reason="late nonsense"))
-    order = ex.ledger.order(coid)
+    order = ex.view.order(coid)
     assert order is not None and order.status == "FILLED"
-    assert ex.counters["transitions_refused"] == 1
+    assert ex.view.counters["transitions_refused"] == 1
 
 
 def test_a_rejected_order_ends_rejected_with_its_reason(make_executor: Callable[..., Executor]) -> None:
@@ -137,10 +137,10 @@ def test_a_rejected_order_ends_rejected_with_its_reason(make_executor: Callable[
     ex.on_order_event(
         OrderEvent(client_order_id=coid, status="REJECTED", reason="321 readonly", error_code=321)
     )
-    order = ex.ledger.order(coid)
+    order = ex.view.order(coid)
     assert order is not None and (order.status, order.error_code) == ("REJECTED", 321)
-    assert coid not in ex.ledger.working
-    assert ex.breaker.errors == 1
+    assert coid not in ex.view.working
+    assert ex.book.breaker.errors == 1
 
 
 def test_repeated_refusals_open_the_circuit_breaker(make_executor: Callable[..., Executor]) -> None:
@@ -148,16 +148,16 @@ def test_repeated_refusals_open_the_circuit_breaker(make_executor: Callable[...,
     for weight in (0.5, 0.6):
         coid = sends(ex.on_target(target(weight=weight)))[0].order.client_order_id
         ex.on_send_refused(coid, "bridge says no")
-    assert ex.breaker.state == "OPEN"
+    assert ex.book.breaker.state == "OPEN"
     assert sends(ex.on_target(target(weight=0.7))) == []
-    assert "circuit_breaker" in ex.last_rejection
+    assert "circuit_breaker" in ex.view.last_rejection
 
 
 def test_a_send_without_an_answer_asks_for_reconciliation(make_executor: Callable[..., Executor]) -> None:
     ex = make_executor()
     coid = sends(ex.on_target(target()))[0].order.client_order_id
     assert ex.on_send_lost(coid, "timeout") == [Reconcile("a PlaceOrder got no answer")]
-    order = ex.ledger.order(coid)
+    order = ex.view.order(coid)
     assert order is not None and order.status == "NEW"  # still counted as working: no second order
     assert sends(ex.on_target(target())) == []
 
@@ -179,16 +179,16 @@ def test_the_daily_loss_limit_halts_persists_and_refuses_resume(
     ex = make_executor(daily_loss_limit="100")
     coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
     fill(ex, coid, "e1", "50", "100.00")
-    assert not ex.halt.halted
+    assert not ex.view.halt.halted
     ex.on_quote(quote("AAPL", bid=97.9, ask=98.1, last=98.0))  # 50 x -2.00 = -100
     actions = ex.check_daily_loss()
-    assert ex.halt.halted and ex.halt.source == "daily_loss"
+    assert ex.view.halt.halted and ex.view.halt.source == "daily_loss"
     assert any(isinstance(a, Publish) and a.topic == "alert" for a in actions)
-    assert ex.ledger.halt_state().halted  # persisted, before anything else happens
+    assert ex.view.persisted_halt().halted  # persisted, before anything else happens
     assert sends(ex.on_target(target("MSFT", 0.5))) == []
-    assert "halted" in ex.last_rejection
+    assert "halted" in ex.view.last_rejection
     refused = ex.resume()
-    assert refused is not None and "-100.00" in refused and ex.halt.halted
+    assert refused is not None and "-100.00" in refused and ex.view.halt.halted
     # a reduce-only order is still allowed while halted
     sells = sends(ex.on_target(target(weight=0.2)))
     assert [(s.order.side, s.order.quantity, s.order.reduce_only) for s in sells] == [("SELL", D(30), True)]
@@ -200,7 +200,7 @@ def test_an_operator_halt_cancels_and_resume_lifts_it(make_executor: Callable[..
     ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
     actions = ex.trip_halt("lunch", "operator")
     assert Cancel(coid) in actions
-    assert ex.resume() is None and not ex.halt.halted and not ex.ledger.halt_state().halted
+    assert ex.resume() is None and not ex.view.halt.halted and not ex.view.persisted_halt().halted
 
 
 def test_flatten_halts_cancels_what_adds_risk_then_closes_every_position(
@@ -210,7 +210,7 @@ def test_flatten_halts_cancels_what_adds_risk_then_closes_every_position(
     coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
     fill(ex, coid, "e1", "30")  # 30 held, 20 still working
     actions = ex.flatten([])
-    assert ex.halt.halted and ex.halt.source == "flatten"
+    assert ex.view.halt.halted and ex.view.halt.source == "flatten"
     assert Cancel(coid) in actions
     assert sends(actions) == []  # never a closing order beside a working buy: both could fill
     closing = sends(ex.on_order_event(OrderEvent(client_order_id=coid, status="CANCELLED")))
@@ -221,7 +221,7 @@ def test_a_gateway_coming_back_ready_asks_for_reconciliation(make_executor: Call
     ex = make_executor()
     assert ex.on_gateway(GatewayStatus(state="DISCONNECTED")) == []
     assert sends(ex.on_target(target())) == []
-    assert "gateway" in ex.last_rejection
+    assert "gateway" in ex.view.last_rejection
     assert ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True)) == [Reconcile("gateway READY")]
     assert ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True)) == []
 
@@ -234,8 +234,8 @@ def test_before_the_simulator_clock_is_known_a_short_position_is_not_a_loss(
     ex = make_executor(daily_loss_limit="100")
     coid = sends(ex.on_target(target(weight=-0.5)))[0].order.client_order_id
     fill(ex, coid, "e1", "50", "100.00")  # short 50: cash +5,000
-    ex.clock = MarketClock(
+    ex.book.clock = MarketClock(
         speed=10.0
     )  # as after a restart with GATEWAY=sim, before the bridge tells the time
-    assert ex.market_now() is None
-    assert abs(ex.daily_pnl()) < 1 and ex.check_daily_loss() == [] and not ex.halt.halted
+    assert ex.view.market_now() is None
+    assert abs(ex.view.daily_pnl()) < 1 and ex.check_daily_loss() == [] and not ex.view.halt.halted

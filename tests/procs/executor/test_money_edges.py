@@ -15,7 +15,7 @@ from procs.executor.hours import NEW_YORK
 from procs.executor.reconcile import diff_positions
 from procs.executor.risk import OrderIntent, check_quantity
 from procs.executor.sizing import fractional_step
-from shared.messages import Fill, TargetPosition
+from shared.messages import Fill, Position, TargetPosition
 
 from .conftest import WallClock
 
@@ -55,22 +55,22 @@ def test_a_fill_executed_before_midnight_and_booked_after_is_the_previous_days(
     ex = make_executor(wall=clock, position_notional="10000")
     (buy,) = sent(ex.on_target(target(1.0)))  # 99 AAPL at ~100
     clock.now = ny_ns("2026-11-19T00:00:10")  # the executor's new day is open before the fill arrives
-    assert ex.day_record().trading_day == "2026-11-19" and ex.daily_pnl() == 0
+    assert ex.view.day_record().trading_day == "2026-11-19" and ex.view.daily_pnl() == 0
     ex.on_fill(fill_of(ex, buy, "e1", ny_ns("2026-11-18T23:59:50"), None))
-    (row,) = ex.ledger.fills()
+    (row,) = ex.view.fills()
     assert row["trading_day"] == "2026-11-18" and row["commission"] is None
-    today = ex.ledger.day("2026-11-19")
+    today = ex.view.day("2026-11-19")
     assert today is not None and today.realized == 0 and today.commissions == 0
     assert today.start["AAPL"][0] == buy.order.quantity  # today starts holding what yesterday bought
-    assert ex.daily_pnl() == 0  # bought yesterday at 100.05: today's P&L moves only with today's prices
-    view = status_view(ex, "READY", {})
+    assert ex.view.daily_pnl() == 0  # bought yesterday at 100.05: today's P&L moves only with today's prices
+    view = status_view(ex.view, "READY", {})
     assert view["commissions_unknown"].startswith("1 fill(s) without IB's commission")
     # IB's commission report comes now: yesterday's commission, not today's, and no longer unknown
     ex.on_fill(fill_of(ex, buy, "e1", ny_ns("2026-11-18T23:59:50"), "1.25"))
-    assert ex.ledger.day("2026-11-18").commissions == D("1.25")  # type: ignore[union-attr]
-    assert ex.ledger.day("2026-11-19").commissions == 0  # type: ignore[union-attr]
-    assert ex.daily_pnl() == 0 and ex.ledger.unknown_commissions() == 0
-    assert status_view(ex, "READY", {})["commissions_unknown"] == ""
+    assert ex.view.day("2026-11-18").commissions == D("1.25")  # type: ignore[union-attr]
+    assert ex.view.day("2026-11-19").commissions == 0  # type: ignore[union-attr]
+    assert ex.view.daily_pnl() == 0 and ex.view.unknown_commissions() == 0
+    assert status_view(ex.view, "READY", {})["commissions_unknown"] == ""
 
 
 def test_an_unset_commission_is_never_booked_as_zero_and_is_asked_for_again(
@@ -81,13 +81,13 @@ def test_an_unset_commission_is_never_booked_as_zero_and_is_asked_for_again(
     (buy,) = sent(ex.on_target(target(0.5)))
     exec_ns = ny_ns("2026-11-18T10:59:59")
     ex.on_fill(fill_of(ex, buy, "e1", exec_ns, None))
-    assert ex.ledger.booked_fills(["e1"]) == {"e1": False}  # booked, its commission not
-    assert ex.ledger.oldest_unknown_commission_ns() == exec_ns  # reconciliation asks from here, however old
-    assert ex.ledger.day("2026-11-18").commissions == 0  # type: ignore[union-attr]
+    assert ex.view.booked_fills(["e1"]) == {"e1": False}  # booked, its commission not
+    assert ex.view.oldest_unknown_commission_ns() == exec_ns  # reconciliation asks from here, however old
+    assert ex.view.day("2026-11-18").commissions == 0  # type: ignore[union-attr]
     ex.on_fill(fill_of(ex, buy, "e1", exec_ns, "0.35"))
     ex.on_fill(fill_of(ex, buy, "e1", exec_ns, "0.35"))  # a repeat books nothing more
-    assert ex.ledger.day("2026-11-18").commissions == D("0.35")  # type: ignore[union-attr]
-    assert ex.ledger.oldest_unknown_commission_ns() == 0
+    assert ex.view.day("2026-11-18").commissions == D("0.35")  # type: ignore[union-attr]
+    assert ex.view.oldest_unknown_commission_ns() == 0
 
 
 def fractional_position(ex: Executor, quantity: str) -> None:
@@ -95,7 +95,7 @@ def fractional_position(ex: Executor, quantity: str) -> None:
     ex.accept_broker(
         "AAPL", D(quantity), D("100"), method="test", operator="tester", reason="dividend reinvestment"
     )
-    ex.broker_positions["AAPL"] = D(quantity)
+    ex.on_position(Position(symbol="AAPL", quantity=D(quantity)))
 
 
 def test_a_fractional_position_is_flattened_in_one_fractional_reduce_only_order(
@@ -132,7 +132,7 @@ def test_a_fraction_passes_the_quantity_check_only_when_it_closes_a_fraction(
     ex = make_executor()
     fractional_position(ex, "10.5")
     ctx = ex.risk_context("AAPL")
-    lim = ex.limits
+    lim = ex.view.limits
 
     def verdict(side: str, qty: str, reduce: bool) -> str:
         order = OrderIntent("AAPL", side, D(qty), "LMT", D("100"), reduce)  # type: ignore[arg-type]
@@ -145,7 +145,7 @@ def test_a_fraction_passes_the_quantity_check_only_when_it_closes_a_fraction(
     assert verdict("SELL", "2", True) == ""  # whole shares are always whole
     whole = make_executor()
     assert check_quantity(OrderIntent("AAPL", "BUY", D("0.5"), "LMT", D("100")), whole.risk_context("AAPL"),
-                          whole.limits) is not None  # fmt: skip
+                          whole.view.limits) is not None  # fmt: skip
 
 
 def test_fractional_step_rules() -> None:

@@ -76,10 +76,10 @@ async def test_fills_missed_while_away_are_booked_once_and_rerunning_changes_not
     rec = Reconciler(ex, broker.call, grace_seconds=0)
     report, _ = await rec.run("test")
     assert (report.fills_seen, report.fills_booked, report.mismatches) == (2, 2, [])
-    order = ex.ledger.order(coid)
+    order = ex.view.order(coid)
     assert order is not None and order.status == "FILLED"
     report, _ = await rec.run("again")
-    assert (report.fills_booked, ex.position("AAPL"), ex.ledger.cash()) == (0, D(50), D(-5000))
+    assert (report.fills_booked, ex.view.position("AAPL"), ex.view.cash()) == (0, D(50), D(-5000))
 
 
 async def test_an_order_found_by_order_ref_is_updated_not_resent(
@@ -90,7 +90,7 @@ async def test_an_order_found_by_order_ref_is_updated_not_resent(
     broker = BrokerView()
     broker.open = [OrderEvent(client_order_id=coid, order_id=42, status="SUBMITTED", symbol="AAPL")]
     report, actions = await Reconciler(ex, broker.call, grace_seconds=0).run("bridge restarted")
-    order = ex.ledger.order(coid)
+    order = ex.view.order(coid)
     assert order is not None and (order.status, order.broker_order_id) == ("SUBMITTED", 42)
     assert report.resent == [] and not [a for a in actions if isinstance(a, Send)]
 
@@ -115,7 +115,7 @@ async def test_an_order_the_broker_no_longer_lists_is_closed(make_executor: Call
     report, _ = await Reconciler(ex, BrokerView().call, grace_seconds=5, started_ns=0).run("periodic")
     assert sorted(report.closed) == sorted([coid, stale])
     for c in (coid, stale):
-        order = ex.ledger.order(c)
+        order = ex.view.order(c)
         assert order is not None and order.status == "CANCELLED" and "reconciliation" in order.reason
 
 
@@ -124,8 +124,8 @@ async def test_a_position_mismatch_halts_with_both_numbers(make_executor: Callab
     broker = BrokerView()
     broker.positions = [Position(symbol="MSFT", quantity=D(7))]
     report, actions = await Reconciler(ex, broker.call).run("periodic")
-    assert report.halted and ex.halt.halted and ex.halt.source == "reconcile"
-    assert "MSFT ledger 0 broker 7" in ex.halt.reason
+    assert report.halted and ex.view.halt.halted and ex.view.halt.source == "reconcile"
+    assert "MSFT ledger 0 broker 7" in ex.view.halt.reason
     alerts = [a.msg for a in actions if isinstance(a, Publish) and a.topic == "alert"]
     assert any(getattr(m, "code", "") == "position.mismatch" for m in alerts)
 
@@ -140,9 +140,9 @@ async def test_a_mismatch_on_a_symbol_with_working_orders_must_be_seen_twice(
     broker.positions = [Position(symbol="AAPL", quantity=D(10))]  # its fill is not reported yet
     rec = Reconciler(ex, broker.call, grace_seconds=0)
     report, _ = await rec.run("first")
-    assert report.mismatches and not ex.halt.halted
+    assert report.mismatches and not ex.view.halt.halted
     report, _ = await rec.run("second")
-    assert report.halted and ex.halt.halted
+    assert report.halted and ex.view.halt.halted
 
 
 async def test_orders_of_a_previous_process_get_no_grace_but_fresh_ones_do(
@@ -157,7 +157,7 @@ async def test_orders_of_a_previous_process_get_no_grace_but_fresh_ones_do(
     wall.advance(1)
     report, _ = await rec.run("start-up")
     assert report.resent == [old]  # written by a process that died: nothing can be in flight
-    assert fresh not in report.resent and fresh in ex.ledger.working
+    assert fresh not in report.resent and fresh in ex.view.working
 
 
 async def test_an_order_acknowledged_while_the_executions_answer_is_slow_is_never_closed(
@@ -181,5 +181,5 @@ async def test_an_order_acknowledged_while_the_executions_answer_is_slow_is_neve
 
     report, actions = await Reconciler(ex, slow_executions, grace_seconds=0).run("periodic")
     assert report.closed == [] and report.resent == []
-    assert ex.ledger.order(coid).status == "SUBMITTED"  # type: ignore[union-attr]
+    assert ex.view.order(coid).status == "SUBMITTED"  # type: ignore[union-attr]
     assert not [a for a in actions if isinstance(a, Send)]
