@@ -1,7 +1,8 @@
-"""In-process stand-ins for the feature and strategy tests: a fake bridge on inproc:// sockets, a Service.
+"""In-process stand-ins for the feature and strategy unit tests: a fake bridge and a Service on the in-memory bus.
 
-The fake bridge is the real Publisher and RequestServer from shared.bus; only the history it serves and the
-bars it publishes are made up. Import as `tests.procs.features.busfakes`.
+The fake bridge is a real publisher and request server of the bus it is given (the tests give a MemoryBus, the
+same bus the program under test gets); only the history it serves and the bars it publishes are made up.
+Import as `tests.procs.features.busfakes`.
 """
 
 from __future__ import annotations
@@ -12,24 +13,24 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import zmq.asyncio
-
-from shared.bus import Publisher, RequestError, RequestServer
-from shared.bus.factory import ZmqBus
+from shared.bus import RequestError
+from shared.bus.factory import Bus
+from shared.bus.publish import Stamper
 from shared.config import Settings
-from shared.messages import Bar, BridgeRequest, GatewayStatus, HistoryRequest
+from shared.messages import Bar, GatewayStatus, HistoryRequest
 from shared.service import Service
 
 
 class FakeBridge:
     """Publishes bars and gateway status; answers HistoryRequest from a dict of bars per symbol."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, history: dict[str, list[Bar]], name: str = "fb") -> None:
+    def __init__(self, bus: Bus, history: dict[str, list[Bar]], name: str = "fb") -> None:
         self.pub_ep, self.req_ep = f"inproc://{name}-pub", f"inproc://{name}-req"
-        self.ctx = ctx
         self.history = history
-        self.publisher = Publisher(ctx, self.pub_ep, "bridge")
-        self.server = RequestServer(ctx, self.req_ep, BridgeRequest, self._answer)
+        self.publisher = bus.publisher(self.pub_ep, "bridge")
+        self.server = bus.server(
+            self.req_ep, "bridge", self._answer
+        )  # what the contract says a bridge serves
         self.requests: list[HistoryRequest] = []
         self.stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -51,6 +52,7 @@ class FakeBridge:
 
     def new_epoch(self) -> None:
         """Look like a restarted bridge on the wire: a new epoch, seq counting from 1 again."""
+        assert isinstance(self.publisher, Stamper)
         self.publisher.epoch = f"bridge-restarted-{time.monotonic_ns()}"
         self.publisher.seq = 0
         self.publisher.stream_seqs.clear()
@@ -64,9 +66,8 @@ class FakeBridge:
         self.publisher.close()
 
 
-def make_service(ctx: zmq.asyncio.Context, program: str, settings: Settings) -> Service:
-    """A Service like run_service builds, publishing on inproc://<program>-pub."""
-    bus = ZmqBus(ctx)
+def make_service(bus: Bus, program: str, settings: Settings) -> Service:
+    """A Service like run_service builds, on `bus`, publishing on inproc://<program>-pub."""
     publisher = bus.publisher(f"inproc://{program}-pub", program)
     return Service(program=program, settings=settings, bus=bus, stop=asyncio.Event(), publisher=publisher)
 

@@ -1,4 +1,4 @@
-"""The feature worker on the bus (inproc fakes): warm-up per symbol, vectors per closed bar, resync on gaps."""
+"""The feature worker on the in-memory bus (a fake bridge): warm-up per symbol, vectors per closed bar, resync on gaps."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from procs.features.app import FeatureService
 from procs.features.batch import bars_frame, compute_features
 from procs.features.featureset import FEATURES
-from procs.features.app import FeatureService
 from procs.features.synthetic import SESSION_OPEN_2024_03_04, random_walk_bars
-from shared.bus import Subscriber, new_context
+from shared.bus.factory import MemoryBus
 from shared.config import load_settings
 from shared.messages import FeatureVector
 from tests.procs.features.busfakes import FakeBridge, make_service, stopped, until
@@ -44,13 +44,13 @@ class Harness:
     """A FeatureService between a fake bridge and a subscriber to its feat. topics."""
 
     def __init__(self, stack_env: Path, **settings: object) -> None:
-        self.ctx = new_context()
+        self.bus = MemoryBus()
         self.settings = load_settings(symbols=SYMBOLS, bar_seconds=60, warmup_bars=200, **settings)
         self.history = _history()
-        self.bridge = FakeBridge(self.ctx, self.history)
-        self.svc = make_service(self.ctx, "features", self.settings)
+        self.bridge = FakeBridge(self.bus, self.history)
+        self.svc = make_service(self.bus, "features", self.settings)
         self.service = FeatureService(self.svc, self.bridge.pub_ep, self.bridge.req_ep)
-        self.out = Subscriber(self.ctx, ["inproc://features-pub"], ["feat."])
+        self.out = self.bus.subscriber(["inproc://features-pub"], ["feat."])
         self.vectors: list[FeatureVector] = []
 
     async def __aenter__(self) -> Harness:
@@ -68,7 +68,7 @@ class Harness:
         await stopped(self.svc, self.task)
         await self.bridge.close()
         self.out.close()
-        self.ctx.destroy(linger=0)
+        self.bus.close()
 
     async def collect(self, n: int, timeout: float = 10.0) -> list[FeatureVector]:
         async def drain() -> None:
@@ -149,10 +149,10 @@ def test_a_seq_gap_and_a_new_bridge_epoch_each_trigger_a_new_warm_up(stack_env: 
 
 def test_warm_up_waits_for_the_session_and_runs_again_when_it_comes_back(stack_env: Path) -> None:
     async def go() -> None:
-        ctx = new_context()
+        bus = MemoryBus()
         settings = load_settings(symbols=SYMBOLS, bar_seconds=60, warmup_bars=200)
-        bridge = FakeBridge(ctx, _history(), name="fb2")
-        svc = make_service(ctx, "features", settings)
+        bridge = FakeBridge(bus, _history(), name="fb2")
+        svc = make_service(bus, "features", settings)
         bridge.start()
         task = asyncio.create_task(FeatureService(svc, bridge.pub_ep, bridge.req_ep).run())
         try:
@@ -176,6 +176,6 @@ def test_warm_up_waits_for_the_session_and_runs_again_when_it_comes_back(stack_e
         finally:
             await stopped(svc, task)
             await bridge.close()
-            ctx.destroy(linger=0)
+            bus.close()
 
     asyncio.run(go())

@@ -11,12 +11,12 @@ from loguru import logger
 
 from procs.features.app import FeatureService
 from procs.features.synthetic import SESSION_OPEN_2024_03_04, random_walk_bars
+from procs.strategy.app import serve_strategy
 from procs.strategy.base import Strategy, target
 from procs.strategy.meanrev import MeanReversion
 from procs.strategy.replay import replay
-from procs.strategy.app import serve_strategy
 from procs.strategy.trend import TrendFollower
-from shared.bus import Publisher, Subscriber, new_context
+from shared.bus.factory import MemoryBus
 from shared.config import load_settings
 from shared.messages import Bar, FeatureVector, TargetPosition
 from tests.procs.features.busfakes import FakeBridge, make_service, stopped, until
@@ -52,12 +52,12 @@ def _key(t: TargetPosition) -> tuple[Any, ...]:
 async def _live_targets(
     history: dict[str, list[Bar]], live: list[Bar], strategy: Strategy
 ) -> list[TargetPosition]:
-    ctx = new_context()
+    bus = MemoryBus()
     settings = load_settings(symbols=SYMBOLS, bar_seconds=60, warmup_bars=200)
-    bridge = FakeBridge(ctx, history)
-    features = make_service(ctx, "features", settings)
-    strategist = make_service(ctx, "strategy", settings)
-    targets_in = Subscriber(ctx, ["inproc://strategy-pub"], ["target."])
+    bridge = FakeBridge(bus, history)
+    features = make_service(bus, "features", settings)
+    strategist = make_service(bus, "strategy", settings)
+    targets_in = bus.subscriber(["inproc://strategy-pub"], ["target."])
     bridge.start()
     tasks = [
         asyncio.create_task(FeatureService(features, bridge.pub_ep, bridge.req_ep).run()),
@@ -79,7 +79,7 @@ async def _live_targets(
         await stopped(strategist, tasks[1])
         await bridge.close()
         targets_in.close()
-        ctx.destroy(linger=0)
+        bus.close()
     return got
 
 
@@ -117,10 +117,10 @@ def test_the_strategy_program_skips_a_raising_symbol_logs_it_and_keeps_serving_t
     sink = logger.add(lambda m: errors.append(str(m)), level="ERROR")
 
     async def go() -> list[TargetPosition]:
-        ctx = new_context()
-        features_pub = Publisher(ctx, "inproc://fake-features", "features")
-        strategist = make_service(ctx, "strategy", load_settings())
-        targets_in = Subscriber(ctx, ["inproc://strategy-pub"], ["target."])
+        bus = MemoryBus()
+        features_pub = bus.publisher("inproc://fake-features", "features")
+        strategist = make_service(bus, "strategy", load_settings())
+        targets_in = bus.subscriber(["inproc://strategy-pub"], ["target."])
         task = asyncio.create_task(serve_strategy(strategist, Flaky(), "inproc://fake-features"))
         got: list[TargetPosition] = []
         try:
@@ -141,7 +141,7 @@ def test_the_strategy_program_skips_a_raising_symbol_logs_it_and_keeps_serving_t
             await stopped(strategist, task)
             features_pub.close()
             targets_in.close()
-            ctx.destroy(linger=0)
+            bus.close()
         return got
 
     try:

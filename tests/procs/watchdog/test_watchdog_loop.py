@@ -17,14 +17,13 @@ from typing import Any
 
 import psutil
 import pytest
-import zmq
-import zmq.asyncio
 
 from procs.watchdog.act import Supervisor, hang_up_then_kill, left_running, restart
 from procs.watchdog.app import listen_for_heartbeats
 from procs.watchdog.core import Watchdog
 from procs.watchdog.model import Decision, Rules
-from shared.bus import Publisher, Subscriber
+from shared.bus.factory import MemoryBus
+from shared.bus.memory import MemoryPublisher
 from shared.messages import Alert, Heartbeat
 
 BAD_NAME, ALREADY_STARTED, NOT_RUNNING = 10, 60, 70
@@ -178,18 +177,17 @@ def test_the_fallback_kills_a_process_that_ignores_the_hang_up() -> None:
 
 def test_malformed_heartbeats_are_counted_and_ignored() -> None:
     async def scenario() -> Watchdog:
-        ctx = zmq.asyncio.Context()
-        good = Publisher(ctx, "inproc://hb-good", "bridge")
-        raw: zmq.Socket[bytes] = zmq.Context.shadow(ctx.underlying).socket(zmq.PUB)
-        raw.bind("inproc://hb-raw")
-        sub = Subscriber(ctx, ["inproc://hb-good", "inproc://hb-raw"], ["heartbeat."])
+        bus = MemoryBus()
+        # not strict: this publisher must be able to send what the contract forbids, as a broken program would
+        good = MemoryPublisher(bus.hub, "inproc://hb-good", "bridge", strict=False)
+        sub = bus.subscriber(["inproc://hb-good", "inproc://hb-raw"], ["heartbeat."])
         wd = Watchdog(Rules(14002), DummySupervisor(DummyRPC(1)))
         stop = asyncio.Event()
         task = asyncio.create_task(listen_for_heartbeats(sub, wd, stop))
-        await asyncio.sleep(0.2)  # slow joiner
+        await asyncio.sleep(0.2)  # the listener is waiting
         good.publish("heartbeat.features", Alert(severity="INFO", code="x", message="not a heartbeat"))
         good.publish("heartbeat.strategy", Heartbeat(program="bridge", pid=5, state="READY", started_ns=0))
-        raw.send_multipart([b"heartbeat.executor", b"\xc1 not msgpack"])
+        bus.hub.send_raw("inproc://hb-raw", [b"heartbeat.executor", b"\xc1 not msgpack"])
         good.publish("heartbeat.bridge", Heartbeat(program="bridge", pid=5, state="READY", started_ns=0))
         for _ in range(50):
             if "bridge" in wd.heartbeats and wd.detail()["malformed_heartbeats"] >= 3:
@@ -198,9 +196,8 @@ def test_malformed_heartbeats_are_counted_and_ignored() -> None:
         stop.set()
         await task
         good.close()
-        raw.close(linger=0)
         sub.close()
-        ctx.destroy(linger=0)
+        bus.close()
         return wd
 
     wd = asyncio.run(scenario())
