@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ib_async import Stock
+from ib_async import Contract, Stock, TickByTickAllLast
 
 from tests.gateway_sim.sim_harness import connect
 from tests.support.sim import REPO, VENV_PYTHON, RunningSim, free_port, running_sim
@@ -102,6 +102,7 @@ async def test_wall_clock_mode_stamps_bars_with_real_time_and_the_market_is_open
         client = await connect(sim.port, client_id)
         try:
             [aapl] = await client.ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+            assert isinstance(aapl, Contract)
             bars = client.ib.reqRealTimeBars(aapl, 5, "TRADES", False)
             ticker = client.ib.reqTickByTickData(aapl, "Last")
             deadline = time.monotonic() + 20
@@ -110,7 +111,9 @@ async def test_wall_clock_mode_stamps_bars_with_real_time_and_the_market_is_open
             assert bars and ticker.tickByTicks, "no bar or trade tick within 20 s"
             now = time.time()
             assert now - 12 <= bars[-1].time.timestamp() <= now  # the bar that just closed, in real time
-            assert bars[-1].volume > 0 and ticker.tickByTicks[-1].size > 0  # the market is open
+            last = ticker.tickByTicks[-1]
+            assert isinstance(last, TickByTickAllLast)
+            assert bars[-1].volume > 0 and last.size > 0  # the market is open
             assert abs(ticker.tickByTicks[-1].time.timestamp() - now) < 5
         finally:
             client.ib.disconnect()

@@ -5,6 +5,7 @@ fill after its acknowledgement. Timings are measured from the client, with lower
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -58,6 +59,10 @@ def messages_in(sim: GatewaySim, client_id: int) -> int:
     return sum(s["msgs_in"] for s in sim.status()["sessions"] if s["client_id"] == client_id)
 
 
+def _finished(done: list[str], name: str, _future: object) -> None:
+    done.append(name)
+
+
 async def test_slow_answers_of_one_kind_keep_their_order_and_delay_0_ends_it(sim: GatewaySim) -> None:
     client = await connect(sim.port, 12)
     try:
@@ -70,7 +75,7 @@ async def test_slow_answers_of_one_kind_keep_their_order_and_delay_0_ends_it(sim
         sim.delay("executions", 0)  # what is held stays held; a new request queues behind it
         third = ib.reqExecutionsAsync()
         for name, future in (("first", first), ("second", second), ("third", third)):
-            asyncio.ensure_future(future).add_done_callback(lambda _, name=name: done.append(name))
+            asyncio.ensure_future(future).add_done_callback(functools.partial(_finished, done, name))
         await asyncio.wait_for(asyncio.gather(first, second, third), 20)
         await asyncio.sleep(0)
         assert done == ["first", "second", "third"]

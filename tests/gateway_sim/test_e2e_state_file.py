@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from ib_async import MarketOrder, Stock
+from ib_async import Contract, MarketOrder, Stock
 
 from tests.gateway_sim.sim_harness import connect, wait_until
 from tests.support.sim import REPO, VENV_PYTHON, free_port, running_sim
@@ -38,6 +38,7 @@ async def test_positions_cash_and_ids_survive_a_restart(tmp_path: Path) -> None:
         try:
             ib = client.ib
             [contract] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+            assert isinstance(contract, Contract)
             trade = ib.placeOrder(contract, MarketOrder("BUY", 120, orderRef="keep-1"))
             await wait_until(lambda: trade.orderStatus.status == "Filled", 20, "the MKT order to fill")
             first_order_id = trade.order.orderId
@@ -58,6 +59,7 @@ async def test_positions_cash_and_ids_survive_a_restart(tmp_path: Path) -> None:
         try:
             ib = client.ib
             [contract] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+            assert isinstance(contract, Contract)
             trade = ib.placeOrder(contract, MarketOrder("SELL", 20, orderRef="keep-2"))
             assert trade.order.orderId > first_order_id  # nextValidId went on from the kept counter
             await wait_until(lambda: trade.orderStatus.status == "Filled", 20, "the second order to fill")

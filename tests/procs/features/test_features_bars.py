@@ -13,8 +13,8 @@ from shared.messages import Bar
 NS = 10**9
 
 
-def _ns(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp()) * NS
+def _ns(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp()) * NS
 
 
 def test_twelve_five_second_bars_make_one_minute_bar_with_the_right_ohlcv() -> None:

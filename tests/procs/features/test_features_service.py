@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,7 +16,7 @@ from procs.features.featureset import FEATURES
 from procs.features.synthetic import SESSION_OPEN_2024_03_04, random_walk_bars
 from shared.bus.factory import MemoryBus
 from shared.config import load_settings
-from shared.messages import FeatureVector
+from shared.messages import Bar, FeatureVector
 from tests.procs.features.busfakes import FakeBridge, make_service, stopped, until
 
 NS = 10**9
@@ -24,14 +25,14 @@ HISTORY_BARS = 80
 T0 = SESSION_OPEN_2024_03_04 + HISTORY_BARS * 60 * NS  # history ends, live 5-second bars begin
 
 
-def _history() -> dict[str, list]:
+def _history() -> dict[str, list[Bar]]:
     return {
         sym: random_walk_bars(sym, HISTORY_BARS, start_ns=SESSION_OPEN_2024_03_04, seed=i, price=100 + 50 * i)
         for i, sym in enumerate(SYMBOLS)
     }
 
 
-def _live(history: dict[str, list], minutes: int) -> dict[str, list]:
+def _live(history: dict[str, list[Bar]], minutes: int) -> dict[str, list[Bar]]:
     return {
         sym: random_walk_bars(
             sym, minutes * 12, bar_seconds=5, start_ns=T0, seed=10 + i, price=bars[-1].close, vol=3e-4
@@ -43,7 +44,7 @@ def _live(history: dict[str, list], minutes: int) -> dict[str, list]:
 class Harness:
     """A FeatureService between a fake bridge and a subscriber to its feat. topics."""
 
-    def __init__(self, stack_env: Path, **settings: object) -> None:
+    def __init__(self, stack_env: Path, **settings: Any) -> None:
         self.bus = MemoryBus()
         self.settings = load_settings(symbols=SYMBOLS, bar_seconds=60, warmup_bars=200, **settings)
         self.history = _history()

@@ -35,7 +35,7 @@ def target(after_bar: int, weight: float, price: float = 100.0) -> TargetPositio
 def trades(
     bars: list[Bar], targets: list[TargetPosition], **stops: tuple[str, float]
 ) -> list[tuple[int, float]]:
-    result = simulate(bars, targets, FillModel(**FREE, stops=dict(stops)))  # type: ignore[arg-type]
+    result = simulate(bars, targets, FillModel(**FREE, stops=dict(stops)))
     return [(t.quantity, round(t.price, 4)) for t in result.trades]
 
 

@@ -67,7 +67,10 @@ def test_simulator_bars_become_feature_vectors_and_targets_through_supervised_pr
             assert all(t.strategy == "trend" and -1 <= t.weight <= 1 and t.reason for t in mine)
             assert {t.feature_end_ns for t in mine} <= {v.end_ns for v in warm if v.symbol == symbol}
         hb_file = s.run_dir / "heartbeat-features.json"
-        counters = lambda: json.loads(hb_file.read_text())["counters"]  # noqa: E731
+
+        def counters() -> dict[str, float]:
+            return dict(json.loads(hb_file.read_text())["counters"])
+
         # the heartbeat is written every HEARTBEAT_SECONDS, so it may trail what we just received
         wait_for(
             "features heartbeat counters",

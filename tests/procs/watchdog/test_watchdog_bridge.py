@@ -6,8 +6,6 @@ healthy report, a frozen bridge whose session the simulator drops, then Gateway-
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import signal
@@ -17,13 +15,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgspec
 import pytest
 from ib_async import IB
 
+from procs.cli import gateway_health
 from procs.gateway_sim.control import control_path, request
 from procs.watchdog.snapshot import take_snapshot
 from shared.bus import RequestTimeout, request_once
@@ -97,15 +95,6 @@ def scene() -> Iterator[Scene]:
             tap.close()
 
 
-def _load_health_cli() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("gateway_health_cli", str(HEALTH))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
 def test_gateway_health_on_a_healthy_stack_is_ok_and_never_connects_to_the_gateway_port(
     scene: Scene, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -126,7 +115,7 @@ def test_gateway_health_on_a_healthy_stack_is_ok_and_never_connects_to_the_gatew
 
     monkeypatch.setattr(socket.socket, "connect_ex", recording_connect_ex)
     monkeypatch.setenv("STACK_HOME", str(scene.stack.home))
-    code = _load_health_cli().main([])
+    code = gateway_health.main([])
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.startswith("gateway-health: OK") and "READY" in out and "WARNING" not in out
