@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -167,3 +169,27 @@ def test_the_in_process_simulator_serves_the_same_control_socket(short_tmp: Path
         assert request(path, ["pacing", "off"]) == {"ok": True, "pacing": False}
         assert request(path, ["status"])["faults"] == {"pacing": "off"}
     assert not path.exists()
+
+
+def test_a_taken_port_exits_75_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = start_sim(["--port", str(port), "--control-dir", str(tmp_path)], clean_env(tmp_path))
+    assert done.returncode == 75  # EX_TEMPFAIL: supervisord tries again
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], done.stderr
+
+
+def test_on_the_harness_sighup_exits_75_and_the_simulator_takes_no_bus_socket(short_tmp: Path) -> None:
+    """The shared harness (shared/service.py) runs it: SIGHUP stops it to be started again, its log says it
+    stopped; it is silent in the registry, so no heartbeat file, and it binds nothing of the stack's bus."""
+    with running_sim() as sim:
+        stack_run_dir = sim.control_dir.parent / "var" / "run"  # running_sim's VAR_DIR: where a bus would be
+        assert stack_run_dir.is_dir() and list(stack_run_dir.iterdir()) == []  # no socket, lock or heartbeat
+        assert [p.name for p in sim.control_dir.iterdir()] == [sim.control_path.name]
+        os.kill(sim.pid, signal.SIGHUP)
+        assert sim.process.wait(10) == 75
+        assert "gateway_sim stopped" in sim.log_path.read_text()
+        assert not sim.control_path.exists()
