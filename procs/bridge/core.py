@@ -105,3 +105,22 @@ class ReconnectPolicy:
         if kind is Failure.CLIENT_ID_IN_USE:
             delay = max(delay, self.client_id_floor * (1.0 + 0.5 * self.rng.random()))
         return RetryDecision(delay=delay, failures=self.failures, waiting=False, alert=False)
+
+
+@dataclass(frozen=True)
+class ConnectFailure:
+    """One failed (or lost) session: its kind, and one line of detail."""
+
+    kind: Failure
+    detail: str
+
+
+def failure_of(exc: BaseException) -> ConnectFailure:
+    """What a failed connect attempt was, from the exception it raised."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectFailure(Failure.REFUSED, "connection refused")
+    if isinstance(exc, TimeoutError):
+        return ConnectFailure(Failure.TIMEOUT, "no API handshake in time")
+    if isinstance(exc, ConnectionError):
+        return ConnectFailure(Failure.CLOSED_DURING_CONNECT, str(exc) or type(exc).__name__)
+    return ConnectFailure(Failure.ERROR, f"{type(exc).__name__}: {exc}")

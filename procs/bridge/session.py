@@ -9,16 +9,22 @@ once, by close(), at orderly shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
-from procs.bridge.core import REASONS, REMEDIES, Failure, ReconnectPolicy, RetryDecision
+from procs.bridge.core import (
+    REASONS,
+    REMEDIES,
+    ConnectFailure,
+    Failure,
+    ReconnectPolicy,
+    RetryDecision,
+    failure_of,
+)
 from procs.bridge.feeds import Feeds
 from procs.bridge.ib import IbBroker
 from procs.bridge.order_ids import FILE_NAME, OrderIdStore
@@ -37,6 +43,7 @@ from procs.bridge.states import (
 )
 from procs.bridge.subscriptions import SubscriptionRegistry, SubscriptionSpec
 from procs.bridge.sync import reconcile_orders
+from procs.bridge.waits import cancel_and_wait, first_of
 from shared.config import Settings
 from shared.log import event, log_every
 from shared.messages import AccountValue, Bar, Fill, OrderEvent, Position, Quote
@@ -62,50 +69,6 @@ class Listener:
     def fill(self, fill: Fill) -> None: ...
     def position(self, position: Position) -> None: ...
     def account_value(self, value: AccountValue) -> None: ...
-
-
-@dataclass(frozen=True)
-class ConnectFailure:
-    kind: Failure
-    detail: str
-
-
-def _failure_of(exc: BaseException) -> ConnectFailure:
-    if isinstance(exc, ConnectionRefusedError):
-        return ConnectFailure(Failure.REFUSED, "connection refused")
-    if isinstance(exc, TimeoutError):
-        return ConnectFailure(Failure.TIMEOUT, "no API handshake in time")
-    if isinstance(exc, ConnectionError):
-        return ConnectFailure(Failure.CLOSED_DURING_CONNECT, str(exc) or type(exc).__name__)
-    return ConnectFailure(Failure.ERROR, f"{type(exc).__name__}: {exc}")
-
-
-async def _first(
-    *aws: Awaitable[Any] | asyncio.Event, timeout: float | None = None
-) -> asyncio.Future[Any] | None:
-    """Wait for the first of `aws` (Events become their wait()); the winner, or None on timeout. Helpers
-    created here are cancelled; futures passed in are left alone."""
-    futs: list[asyncio.Future[Any]] = []
-    made: list[asyncio.Future[Any]] = []
-    for aw in aws:
-        if isinstance(aw, asyncio.Event):
-            fut: asyncio.Future[Any] = asyncio.ensure_future(aw.wait())
-            made.append(fut)
-        else:
-            fut = asyncio.ensure_future(aw)
-        futs.append(fut)
-    try:
-        done, _ = await asyncio.wait(futs, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for fut in made:
-            fut.cancel()
-    return next((f for f in futs if f in done), None)
-
-
-async def _cancel(task: asyncio.Future[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(BaseException):
-        await task
 
 
 class GatewaySession:
@@ -214,7 +177,7 @@ class GatewaySession:
                 else:
                     decision = self.policy.after_failure(failure.kind)
                 self._backing_off(failure, decision)
-                await _first(stop, timeout=decision.delay)
+                await first_of(stop, timeout=decision.delay)
         finally:
             if self.session_up:
                 await self.outbox.flush(timeout=FLUSH_SECONDS)
@@ -258,12 +221,12 @@ class GatewaySession:
         self._early = asyncio.get_running_loop().create_future()
         attempt = asyncio.ensure_future(self._attempt())
         try:
-            winner = await _first(attempt, self._early, stop)
+            winner = await first_of(attempt, self._early, stop)
         finally:
             early, self._early = self._early, None
         if winner is attempt:
             return attempt.result()
-        await _cancel(attempt)
+        await cancel_and_wait(attempt)
         if early.done() and not early.cancelled():
             return early.result()
         return None
@@ -273,7 +236,7 @@ class GatewaySession:
         try:
             await broker.connect(s.ib_host, s.ib_port, s.ib_client_id, s.ib_connect_timeout)
         except Exception as exc:  # every way a connect can fail is a reason to back off, never to crash
-            return _failure_of(exc)
+            return failure_of(exc)
         self.generation += 1
         # raise-only: a rolled-back nextValidId cannot reuse an order id we (or an earlier bridge) already used
         broker.start_ids_above()
@@ -319,7 +282,7 @@ class GatewaySession:
                 await self._retry_sync()
             rest = self.settings.bridge_heartbeat_seconds - (loop.time() - started)
             if rest > 0:
-                await _first(stop, self._lost, timeout=rest)
+                await first_of(stop, self._lost, timeout=rest)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -328,7 +291,7 @@ class GatewaySession:
             probe = self.broker.gateway_time_ns()
         except ConnectionError:
             return
-        winner = await _first(probe, stop, self._lost, timeout=self.settings.bridge_heartbeat_timeout)
+        winner = await first_of(probe, stop, self._lost, timeout=self.settings.bridge_heartbeat_timeout)
         if winner is probe and not probe.cancelled() and probe.exception() is None:
             self.rtt_ms = round((loop.time() - t0) * 1000, 2)
             self.last_heartbeat = time.monotonic()

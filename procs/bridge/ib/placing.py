@@ -1,9 +1,9 @@
 """Orders go to the Gateway under ids that never repeat, and an order the Gateway refused as a duplicate id (103)
 goes out once more under a fresh one.
 
-An adapter over ib_async's placeOrder and its id sequence. It must never send an id the order-id file does not
-cover, and never send one order twice: a 103 means the Gateway did not accept it, so exactly one re-place follows,
-never a second.
+Part of the ib_async adapter (procs/bridge/ib), over ib_async's placeOrder and its id sequence. It must never
+send an id the order-id file does not cover, and never send one order twice: a 103 means the Gateway did not
+accept it, so exactly one re-place follows, never a second.
 """
 
 from __future__ import annotations

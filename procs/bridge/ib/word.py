@@ -10,8 +10,9 @@ those wrapper methods (ib_async's decoder looks them up on the wrapper at each m
 of an order whose final status ib_async invented, that status is put back to the Gateway's word (openOrder never
 touches the status of a known order in ib_async) and the order is announced again.
 
-An adapter over ib_async's Wrapper. It must never raise into ib_async's decoding, never change a status the Gateway
-gave, and never drop a message: each wrapped method always runs ib_async's own handler.
+Part of the ib_async adapter (procs/bridge/ib), over ib_async's Wrapper. It must never raise into ib_async's
+decoding, never change a status the Gateway gave, and never drop a message: each wrapped method always runs
+ib_async's own handler.
 """
 
 from __future__ import annotations
