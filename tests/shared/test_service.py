@@ -170,3 +170,49 @@ def test_every_file_a_program_makes_is_private_whatever_umask_it_was_started_wit
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+ALONE = """
+import argparse, sys
+from pathlib import Path
+from shared.service import StartAlone, TemporaryFailure, run_service
+def read(settings):
+    p = argparse.ArgumentParser()
+    p.add_argument("--log-dir", type=Path)
+    p.add_argument("--busy", action="store_true")
+    args = p.parse_args(sys.argv[1:])
+    return StartAlone(options=args, log_dir=args.log_dir)
+async def main(svc):
+    if svc.options.busy:
+        raise TemporaryFailure("port 1 is taken; pick another")
+    svc.set_state("RUNNING")
+    await svc.stop.wait()
+raise SystemExit(run_service("features", main, command_line=read))
+"""
+
+
+def _start_alone(home: Path, *argv: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "STACK_HOME": str(home), "VAR_DIR": str(home / "var"), "HEARTBEAT_SECONDS": "0.2"}
+    cmd = [sys.executable, "-c", ALONE, *argv]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_programs_own_command_line_is_read_before_anything_starts(short_tmp: Path) -> None:
+    code, lines = _exit_of(_start_alone(short_tmp, "--no-such-flag"))
+    assert code == 2 and "--no-such-flag" in lines[-1]  # argparse's own usage error
+    assert not (short_tmp / "var").exists()  # nothing made, no lock taken, no log opened
+    proc = _start_alone(short_tmp, "--log-dir", str(short_tmp / "logs"))
+    try:
+        assert _heartbeat(short_tmp)["state"] == "RUNNING"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "features stopped" in (short_tmp / "logs" / "features.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_temporary_failure_exits_75_with_one_line(short_tmp: Path) -> None:
+    code, lines = _exit_of(_start_alone(short_tmp, "--busy"))
+    assert code == 75 and lines == ["features: port 1 is taken; pick another"], lines
