@@ -30,7 +30,7 @@ async def test_a_crashed_loop_stops_the_executor_with_an_error(
     async def broken() -> None:
         raise ValueError("a bug")
 
-    app._timers = broken  # type: ignore[method-assign]
+    app.loops.timers = broken  # type: ignore[method-assign]
     try:
         with pytest.raises(RuntimeError, match="timers failed"):
             await asyncio.wait_for(app.run(), 10)
@@ -56,13 +56,15 @@ async def test_a_gap_in_the_broker_streams_asks_for_a_reconciliation_and_a_gap_i
             price=Decimal(1),
             exec_ns=1,
         )
-        lost_fill = app._decide(Received("fill", fill, gap=2))
+        lost_fill = app.loops.decide(Received("fill", fill, gap=2))
         assert [a.reason for a in lost_fill if isinstance(a, Reconcile)] == [
             "2 fill message(s) lost on the bus"
         ]
-        assert app._decide(Received("fill", fill)) == []
+        assert app.loops.decide(Received("fill", fill)) == []
         quote = Quote(symbol="AAPL", bid=99.99, ask=100.01, last=100.0)
-        assert not any(isinstance(a, Reconcile) for a in app._decide(Received("quote.AAPL", quote, gap=5)))
+        assert not any(
+            isinstance(a, Reconcile) for a in app.loops.decide(Received("quote.AAPL", quote, gap=5))
+        )
         app.sub.close()
         app.server.close()
     finally:

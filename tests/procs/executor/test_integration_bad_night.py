@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.messages import HealthRequest
+from tests.support.wait import wait_for
 
-from .cluster import Cluster, check_ledger_against_broker, running_cluster, wait_for
+from .cluster import Cluster, check_ledger_against_broker, running_cluster
 
 Fault = Callable[[Cluster], None]
 

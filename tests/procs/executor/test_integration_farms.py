@@ -9,8 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.messages import FlattenRequest
+from tests.support.wait import wait_for
 
-from .cluster import broker_positions, check_ledger_against_broker, running_cluster, wait_for
+from .cluster import broker_positions, check_ledger_against_broker, running_cluster
 
 D = Decimal
 SMALL = {"POSITION_NOTIONAL": "20000"}  # ~100 AAPL: filled on arrival

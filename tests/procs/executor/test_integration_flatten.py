@@ -10,8 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.messages import FlattenRequest
+from tests.support.wait import wait_for
 
-from .cluster import REPO, broker_positions, check_ledger_against_broker, running_cluster, wait_for
+from .cluster import REPO, broker_positions, check_ledger_against_broker, running_cluster
 
 D = Decimal
 QUICK_TICKS = ("--tick-interval", "2")  # a big order fills 500 shares on arrival, then 500 every 2 s

@@ -21,8 +21,9 @@ from shared.messages import (
     ReconcileRequest,
     ResumeRequest,
 )
+from tests.support.wait import wait_for
 
-from .cluster import Cluster, broker_positions, check_ledger_against_broker, running_cluster, wait_for
+from .cluster import Cluster, broker_positions, check_ledger_against_broker, running_cluster
 
 D = Decimal
 SLOW = ("--tick-interval", "5")  # a price every 5 s: a big order fills 500 shares on arrival, then 500 a tick

@@ -9,8 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from shared.messages import PositionsRequest
+from tests.support.wait import wait_for
 
-from .cluster import REPO, Cluster, running_cluster, wait_for
+from .cluster import REPO, Cluster, running_cluster
 
 D = Decimal
 

@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tests.support.wait import wait_for
+
 from .cluster import (
     REPO,
     Cluster,
@@ -19,7 +21,6 @@ from .cluster import (
     check_ledger_against_broker,
     our_broker_fills,
     running_cluster,
-    wait_for,
 )
 
 D = Decimal

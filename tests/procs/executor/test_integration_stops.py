@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from shared.messages import FlattenRequest, HaltRequest, OpenOrdersRequest, PositionsRequest, ResumeRequest
+from tests.support.wait import wait_for
 
-from .cluster import Cluster, broker_positions, running_cluster, wait_for
+from .cluster import Cluster, broker_positions, running_cluster
 
 D = Decimal
 QUICK_TICKS = ("--tick-interval", "1")  # a big order fills 500 shares on arrival, then 500 every second

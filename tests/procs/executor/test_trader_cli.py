@@ -11,8 +11,9 @@ from pathlib import Path
 from types import ModuleType
 
 from procs.cli import trader_view
+from tests.support.wait import wait_for
 
-from .cluster import Cluster, broker_positions, running_cluster, wait_for
+from .cluster import Cluster, broker_positions, running_cluster
 
 REPO = Path(__file__).resolve().parents[3]
 TRADER = REPO / "bin" / "trader"

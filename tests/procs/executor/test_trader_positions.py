@@ -2,22 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
-TRADER = Path(__file__).resolve().parents[3] / "bin" / "trader"
-
-
-def trader() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("bin_trader", str(TRADER))
-    spec = importlib.util.spec_from_loader("bin_trader", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
+from procs.cli.trader_view import render
 
 ROW = {"symbol": "AAPL", "quantity": "100", "avg_cost": "100.0000", "mark": "101", "market_value": "10100.00",
        "unrealized": "100.00", "realized": "0.00", "broker_quantity": "100"}  # fmt: skip
@@ -34,7 +19,7 @@ def test_positions_show_the_stop_and_a_bare_position() -> None:
         "stop_quantity": "",
         "stop_state": "NONE for 12s",
     }
-    head, _, aapl, msft = trader().render("positions", [protected, bare]).splitlines()
+    head, _, aapl, msft = render("positions", [protected, bare]).splitlines()
     assert head.split()[-4:] == ["stop", "trigger", "stop_qty", "stop_state"]
     assert (
         aapl.split()[-5:] == ["TRAIL", "98.5", "(trail", "3%)", "100", "SUBMITTED"][-5:] and "TRAIL" in aapl
