@@ -1,10 +1,10 @@
-"""The feature worker's adapter: bridge bars off the bus, warm-up through the bridge, vectors onto the bus.
+"""The feature program's wiring: bridge bars off the bus, warm-up through the bridge, vectors onto the bus.
 
 Only the bridge's `bar.` and `gateway` streams are read (whole streams, so their gaps are certain; quotes and
-order reports would only wake it), bars go to the FeatureWorker, each vector goes out as `feat.<SYM>`.
-A warm-up task asks the bridge for history, one symbol at a time, at start, after
-a seq gap or new bridge epoch, and when the Gateway is READY again. It must never block the bar loop on a
-request, and never let a bad bar or a failed request stop the process.
+order reports would only wake it), bars go to the FeatureWorker (worker.py decides), each vector goes out as
+`feat.<SYM>`. A warm-up task asks the bridge for history, one symbol at a time, at start, after a seq gap or new
+bridge epoch, and when the Gateway is READY again (warmup.py decides when). It must never block the bar loop on
+a request, and never let a bad bar or a failed request stop the process.
 """
 
 from __future__ import annotations
@@ -12,42 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import msgspec
 from loguru import logger
 
-from procs.features.bars import NS, history_bar_size
+from procs.features.bars import NS
+from procs.features.warmup import GatewayWatch, WarmupQueue, history_request
 from procs.features.worker import FeatureWorker
 from shared.bus import BusClient, BusSubscriber, RequestFailed, RequestTimeout, pub_endpoint, req_endpoint
 from shared.log import event, log_every
-from shared.messages import Bar, GatewayStatus, HistoryRequest
+from shared.messages import Bar, GatewayStatus
 from shared.service import Service
 
 HISTORY_TIMEOUT = 60.0  # the bridge paces history requests; one may wait behind others
 CLOCK_WAIT = 6.0  # the bridge re-sends its status (with the Gateway's clock) every ~5 s
-SERVES_HISTORY = frozenset({"READY", "DEGRADED"})  # DEGRADED: a farm is down, history may still come
 RETRY_MAX = 30.0
 STREAMS = ("bar.", "gateway")
-
-
-class WarmupQueue:
-    """Symbols waiting for a warm-up, and a wake-up for the task that serves them."""
-
-    def __init__(self) -> None:
-        self.pending: dict[str, str] = {}  # symbol -> why
-        self.wake = asyncio.Event()
-
-    def ask(self, symbols: Iterable[str], why: str) -> None:
-        for s in symbols:
-            self.pending.setdefault(s, why)
-        self.wake.set()
-
-    def take(self) -> dict[str, str]:
-        taken, self.pending = self.pending, {}
-        self.wake.clear()
-        return taken
 
 
 class FeatureService:
@@ -60,11 +41,10 @@ class FeatureService:
         self.bridge_req = bridge_req or req_endpoint(s, "bridge")
         self.worker = FeatureWorker(s.symbols, s.bar_seconds, s.spike_sigmas, s.warmup_bars)
         self.queue = WarmupQueue()
-        self.clock_ns: int | None = None  # the Gateway's clock: latest bar end or gateway_time_ns
+        self.watch = GatewayWatch()
+        # the watch's facts as events the warm-up task waits on
         self.clock_known = asyncio.Event()
-        self.gateway_state = ""
-        self.gateway_up = asyncio.Event()  # the bridge says its session can serve history
-        self.was_up = False
+        self.gateway_up = asyncio.Event()
         self._reported = 0.0
 
     async def run(self) -> None:
@@ -96,8 +76,8 @@ class FeatureService:
             for vector in self.worker.on_bar(msg):
                 self.svc.publish(f"feat.{vector.symbol}", vector)
             bad = self.worker.intake.last_reject
-            if bad is None:  # a good bar's end is the Gateway's clock (a bad one's time is not trusted)
-                self.clock_ns = max(self.clock_ns or 0, msg.start_ns + msg.bar_seconds * NS)
+            if bad is None:
+                self.watch.on_good_bar(msg.start_ns, msg.bar_seconds)
                 self.clock_known.set()
             else:
                 log_every(
@@ -110,18 +90,15 @@ class FeatureService:
             self._on_gateway(msg)
 
     def _on_gateway(self, status: GatewayStatus) -> None:
-        if status.gateway_time_ns:
-            self.clock_ns = max(self.clock_ns or 0, status.gateway_time_ns)
+        why = self.watch.on_status(status.state, status.gateway_time_ns)
+        if why:
+            self.queue.ask(self.worker.symbols, why)
+        if self.watch.clock_ns is not None:
             self.clock_known.set()
-        up = status.state in SERVES_HISTORY
-        if up and not self.gateway_up.is_set():
-            if self.was_up:  # the session came back: bars were lost while it was away
-                self.queue.ask(self.worker.symbols, f"gateway {status.state} again")
-            self.was_up = True
+        if self.watch.up:
             self.gateway_up.set()
-        elif not up:
+        else:
             self.gateway_up.clear()
-        self.gateway_state = status.state
 
     async def _warm_up_forever(self, bridge: BusClient) -> None:
         retry = 1.0
@@ -159,7 +136,7 @@ class FeatureService:
                     f"warm-up {symbol} failed: {exc}; will retry",
                 )
                 continue
-            result = self.worker.warm_up(symbol, history, self.clock_ns)
+            result = self.worker.warm_up(symbol, history, self.watch.clock_ns)
             self.svc.count("warmups")
             logger.info(
                 "warm-up {}/{} {} ({}): {} history bars, {} used, {} rejected, {} unfinished left out, {} in {:.2f}s",
@@ -170,10 +147,7 @@ class FeatureService:
 
     async def _history(self, bridge: BusClient, symbol: str) -> list[Bar]:
         s = self.svc.settings
-        size = history_bar_size(s.bar_seconds)
-        request = HistoryRequest(
-            symbol=symbol, bar_seconds=size, duration_seconds=(s.warmup_bars + 1) * s.bar_seconds
-        )
+        request = history_request(symbol, s.bar_seconds, s.warmup_bars)
         result = await bridge.call(request, timeout=HISTORY_TIMEOUT)
         return msgspec.convert(result, type=list[Bar])
 
