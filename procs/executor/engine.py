@@ -65,65 +65,67 @@ class Executor:
         mono: Callable[[], int] | None = None,
     ) -> None:
         self._ledger = ledger
-        self.book = Book(settings, ledger, clock, wall, mono)
-        self.desk = OrderDesk(self.book, ledger)
-        self.controls = Controls(self.book, ledger, self.desk)
-        self.stops = ProtectiveStops(self.book, ledger, self.desk)
-        self.reports = BrokerReports(
-            self.book, ledger, self.stops, self.evaluate, self.controls.check_daily_loss
+        self._book = Book(settings, ledger, clock, wall, mono)
+        self._desk = OrderDesk(self._book, ledger)
+        self._controls = Controls(self._book, ledger, self._desk)
+        self._stops = ProtectiveStops(self._book, ledger, self._desk)
+        self._reports = BrokerReports(
+            self._book, ledger, self._stops, self.evaluate, self._controls.check_daily_loss
         )
-        self.view = ExecutorView(self.book, ledger, self.stops, self.controls)
+        self.view = ExecutorView(self._book, ledger, self._stops, self._controls)
 
     # ------------------------------------------------------------------ inputs
 
     def on_target(self, t: TargetPosition) -> list[Action]:
-        self.book.count("targets")
-        if t.symbol not in self.book.limits.symbols:
-            return self.desk.reject(
+        self._book.count("targets")
+        if t.symbol not in self._book.limits.symbols:
+            return self._desk.reject(
                 t.symbol, Rejection("symbol", f"target for {t.symbol!r}, which is not in SYMBOLS")
             )
         if not math.isfinite(t.weight) or abs(t.weight) > 1:
-            return self.desk.reject(
+            return self._desk.reject(
                 t.symbol, Rejection("weight", f"target weight {t.weight} is outside [-1, 1]")
             )
-        self.book.targets[t.symbol] = t
-        if not self.book.synced:  # the first reconciliation decides what is working; until then only remember
-            self.book.count("targets_before_sync")
+        self._book.targets[t.symbol] = t
+        if (
+            not self._book.synced
+        ):  # the first reconciliation decides what is working; until then only remember
+            self._book.count("targets_before_sync")
             return []
         return self.evaluate(t.symbol, fresh=True)
 
     def mark_synced(self) -> list[Action]:
         """The first reconciliation is done: act on the targets that arrived meanwhile."""
-        if self.book.synced:
+        if self._book.synced:
             return []
-        self.book.synced = True
+        self._book.synced = True
         event("synced", working_orders=len(self._ledger.working), positions=len(self._ledger.positions))
-        return [a for symbol in sorted(self.book.targets) for a in self.evaluate(symbol)]
+        return [a for symbol in sorted(self._book.targets) for a in self.evaluate(symbol)]
 
     def on_quote(self, q: Quote) -> list[Action]:
-        snap = QuoteSnapshot(_price(q.bid), _price(q.ask), _price(q.last), self.book.mono())
+        snap = QuoteSnapshot(_price(q.bid), _price(q.ask), _price(q.last), self._book.mono())
         if snap.reference <= 0:
             log_every(
                 f"quote.bad.{q.symbol}", 30, "WARNING", f"ignored a quote of {q.symbol} with no usable price"
             )
             return []
-        self.book.quotes[q.symbol] = snap
-        if self.book.market_now() is None:
+        self._book.quotes[q.symbol] = snap
+        if self._book.market_now() is None:
             return []  # the simulator's day is not known yet: no day record on the wrong date
-        day = self.book.day_record()
+        day = self._book.day_record()
         start = day.start.get(q.symbol)
         if start is not None and start[1] is None and snap.reference > 0:
             self._ledger.set_day_reference(day.trading_day, q.symbol, snap.reference)
-            self.book.forget_day()
+            self._book.forget_day()
         return []
 
     def on_gateway(self, g: GatewayStatus) -> list[Action]:
-        self.stops.on_gateway(g)
-        was_ready = self.book.gateway is not None and self.book.gateway.state == "READY"
-        was_tradable = self.book.tradable
-        self.book.gateway = g
-        self.book.clock.anchor(g.gateway_time_ns)
-        if (g.state == "READY" and not was_ready) or (self.book.tradable and not was_tradable):
+        self._stops.on_gateway(g)
+        was_ready = self._book.gateway is not None and self._book.gateway.state == "READY"
+        was_tradable = self._book.tradable
+        self._book.gateway = g
+        self._book.clock.anchor(g.gateway_time_ns)
+        if (g.state == "READY" and not was_ready) or (self._book.tradable and not was_tradable):
             return [Reconcile(f"gateway {g.state}")]
         return []
 
@@ -131,30 +133,30 @@ class Executor:
 
     def on_order_event(self, e: OrderEvent) -> list[Action]:
         """A status report from the broker (or local paper trading), tolerated in any order."""
-        return self.reports.on_order_event(e)
+        return self._reports.on_order_event(e)
 
     def on_listed(self, e: OrderEvent) -> list[Action]:
         """The broker's open-order list holds this order of ours: it is working, whatever was said before."""
-        return self.reports.on_listed(e)
+        return self._reports.on_listed(e)
 
     def close_unconfirmed(self, o: OrderRecord) -> list[Action]:
-        return self.reports.close_unconfirmed(o)
+        return self._reports.close_unconfirmed(o)
 
     def on_fill(self, f: Fill) -> list[Action]:
         """Book a fill exactly once (by exec_id); the symbol's protective stop follows."""
-        return self.reports.on_fill(f)
+        return self._reports.on_fill(f)
 
     def on_ack(self, ack: OrderAck) -> list[Action]:
-        return self.reports.on_ack(ack)
+        return self._reports.on_ack(ack)
 
     def on_send_refused(self, client_order_id: str, error: str) -> list[Action]:
-        return self.reports.on_send_refused(client_order_id, error)
+        return self._reports.on_send_refused(client_order_id, error)
 
     def on_send_lost(self, client_order_id: str, error: str) -> list[Action]:
-        return self.reports.on_send_lost(client_order_id, error)
+        return self._reports.on_send_lost(client_order_id, error)
 
     def withdraw(self, o: OrderRecord, rejection: Rejection) -> list[Action]:
-        return self.reports.withdraw(o, rejection)
+        return self._reports.withdraw(o, rejection)
 
     # ------------------------------------------------------------------ decisions
 
@@ -163,20 +165,20 @@ class Executor:
 
         `fresh`: the target just arrived (its bar is what the order answers); else it is re-decided after a
         cancel or a reconciliation."""
-        if self.stops.holds_back(symbol, fresh=fresh):
+        if self._stops.holds_back(symbol, fresh=fresh):
             return []
-        if symbol in self.book.flattening:  # the operator's flatten overrides every target until resume
-            return self.controls.work_flatten(symbol)
-        t = self.book.targets.get(symbol)
+        if symbol in self._book.flattening:  # the operator's flatten overrides every target until resume
+            return self._controls.work_flatten(symbol)
+        t = self._book.targets.get(symbol)
         if t is None:
             return []
-        quote = self.book.quotes.get(symbol)
+        quote = self._book.quotes.get(symbol)
         if quote is None or quote.reference <= 0:
-            return self.desk.reject(
+            return self._desk.reject(
                 symbol, Rejection("quote", f"no quote for {symbol}: cannot size the target")
             )
-        target = target_shares(t.weight, self.book.settings.position_notional, quote.reference)
-        position = self.book.position(symbol)
+        target = target_shares(t.weight, self._book.settings.position_notional, quote.reference)
+        position = self._book.position(symbol)
         mine = [o for o in self._ledger.working.values() if o.symbol == symbol]
         working = sum((o.signed_pending() for o in mine), start=Decimal(0))
         if not worth_trading(target, position + working):
@@ -184,12 +186,12 @@ class Executor:
         delta = order_delta(target, position, working)
         opposite = [o for o in mine if o.working and (o.sign > 0) != (delta > 0)]
         if opposite:  # never trade against our own working order: cancel it, re-decide when it is gone
-            return self.desk.cancel_orders(opposite, "target changed direction")
+            return self._desk.cancel_orders(opposite, "target changed direction")
         quantity = fractional_step(delta, position + working)
         if quantity == 0:
             return []
         why = t.reason if fresh else f"re-decided: {t.reason}"
-        return self.desk.place(
+        return self._desk.place(
             symbol,
             "BUY" if delta > 0 else "SELL",
             quantity,
@@ -202,10 +204,10 @@ class Executor:
     def on_position(self, p: Position) -> list[Action]:
         """The broker's position report: a traded stock's is remembered (its stop follows); any other holding is
         shown, never compared."""
-        b = self.book
+        b = self._book
         if p.sec_type == "STK" and (p.symbol in b.limits.symbols or p.symbol in self._ledger.positions):
             b.broker_positions[p.symbol] = p.quantity
-            return self.stops.protect(p.symbol)  # the broker's position changed: its stop follows
+            return self._stops.protect(p.symbol)  # the broker's position changed: its stop follows
         if p.con_id:  # a holding the stack does not trade: shown, never compared
             others = [h for h in b.other_holdings.values() if h.con_id != p.con_id]
             b.note_other_holdings([*others, p] if p.quantity != 0 else others)
@@ -213,17 +215,17 @@ class Executor:
 
     def anchor_clock(self, gateway_time_ns: int) -> None:
         """The Gateway's time as the bridge last read it: the market clock follows it (the simulator's day)."""
-        self.book.clock.anchor(gateway_time_ns)
+        self._book.clock.anchor(gateway_time_ns)
 
     def on_contract(self, symbol: str, min_tick: Decimal) -> None:
         """The bridge's contract details: the symbol's minimum tick (orders and stops are priced on it)."""
-        self.book.ticks[symbol] = min_tick
+        self._book.ticks[symbol] = min_tick
 
     def note_broker_positions(self, traded: dict[str, Decimal], others: list[Position]) -> list[Position]:
         """A reconciliation's read of the broker: its positions in the traded stocks, and every other holding
         (the ones never seen before are returned)."""
-        self.book.broker_positions = traded
-        return self.book.note_other_holdings(others)
+        self._book.broker_positions = traded
+        return self._book.note_other_holdings(others)
 
     # ------------------------------------------------------------------ sending
 
@@ -234,7 +236,7 @@ class Executor:
         o = self._ledger.order(order.client_order_id) or order
         if not o.working:
             return None, []  # cancelled or closed while it waited for a free socket
-        b = self.book
+        b = self._book
         if not is_stop(o.client_order_id) and (
             (b.halt.halted and not o.reduce_only) or o.symbol in b.blocked
         ):
@@ -243,7 +245,7 @@ class Executor:
         return o, []
 
     def may_send(self, o: OrderRecord) -> Rejection | None:
-        return self.desk.may_send(o)
+        return self._desk.may_send(o)
 
     @contextmanager
     def decide_together(self) -> Iterator[None]:
@@ -263,60 +265,60 @@ class Executor:
     # ------------------------------------------------------------------ timers
 
     def expire_orders(self) -> list[Action]:
-        return self.desk.expire_orders()
+        return self._desk.expire_orders()
 
     def publish_risk(self) -> Publish:
-        return self.book.publish_risk()
+        return self._book.publish_risk()
 
     def risk_context(self, symbol: str, *, operator: bool = False, excluding: str = "") -> RiskContext:
-        return self.book.risk_context(symbol, operator=operator, excluding=excluding)
+        return self._book.risk_context(symbol, operator=operator, excluding=excluding)
 
     # ------------------------------------------------------------------ kill switch, flatten, mismatches
 
     def check_daily_loss(self) -> list[Action]:
-        return self.controls.check_daily_loss()
+        return self._controls.check_daily_loss()
 
     def trip_halt(self, reason: str, source: str) -> list[Action]:
-        return self.controls.trip_halt(reason, source)
+        return self._controls.trip_halt(reason, source)
 
     def enforce_halt(self) -> list[Action]:
-        return self.controls.enforce_halt()
+        return self._controls.enforce_halt()
 
     def resume(self) -> str | None:
-        return self.controls.resume()
+        return self._controls.resume()
 
     def flatten(self, symbols: list[str]) -> list[Action]:
-        return self.controls.flatten(symbols)
+        return self._controls.flatten(symbols)
 
     def flatten_step(self) -> list[Action]:
-        return self.controls.flatten_step()
+        return self._controls.flatten_step()
 
     def block_mismatch(self, symbol: str, ledger: Decimal, broker: Decimal) -> None:
-        self.controls.block_mismatch(symbol, ledger, broker)
+        self._controls.block_mismatch(symbol, ledger, broker)
 
     def unblock(self, symbol: str) -> None:
-        self.controls.unblock(symbol)
+        self._controls.unblock(symbol)
 
     def accept_broker(
         self, symbol: str, broker: Decimal, price: Decimal, *, method: str, operator: str, reason: str
     ) -> tuple[dict[str, object], list[Action]]:
-        return self.controls.accept_broker(
+        return self._controls.accept_broker(
             symbol, broker, price, method=method, operator=operator, reason=reason
         )
 
     # ------------------------------------------------------------------ protective stops
 
     def protect(self, symbol: str) -> list[Action]:
-        return self.stops.protect(symbol)
+        return self._stops.protect(symbol)
 
     def protect_all(self) -> list[Action]:
-        return self.stops.protect_all()
+        return self._stops.protect_all()
 
     def settle_stops(self, seen: set[str], snapshot_ns: int, started_ns: int, grace_ns: int) -> list[Action]:
         """Stops the broker no longer lists are closed as cancelled; what waited for the check is re-decided."""
         actions: list[Action] = []
-        for e in self.stops.gone(seen, snapshot_ns, started_ns, grace_ns):
+        for e in self._stops.gone(seen, snapshot_ns, started_ns, grace_ns):
             actions += self.on_order_event(e)
-        for symbol, fresh in sorted(self.stops.verified().items()):
+        for symbol, fresh in sorted(self._stops.verified().items()):
             actions += self.evaluate(symbol, fresh=fresh)
         return actions

@@ -57,20 +57,31 @@ def ledger(short_tmp: Path) -> Iterator[Ledger]:
 def make_executor(
     settings_for: Callable[..., Settings], short_tmp: Path
 ) -> Iterator[Callable[..., Executor]]:
-    """A synced Executor over a real ledger file, gateway READY, quotes for AAPL/MSFT/SPY at ~100."""
+    """A synced Executor over a real ledger file, gateway READY, quotes for AAPL/MSFT/SPY at ~100 (their ticks from
+    the bridge unless `ticks` says otherwise); `wall`, `mono` and `clock` stand in for the real clocks."""
     opened: list[Ledger] = []
 
-    def make(wall: WallClock | None = None, **overrides: Any) -> Executor:
+    def make(
+        wall: WallClock | None = None,
+        *,
+        mono: WallClock | None = None,
+        clock: MarketClock | None = None,
+        ticks: dict[str, Decimal] | None = None,
+        synced: bool = True,
+        **overrides: Any,
+    ) -> Executor:
         led = open_ledger(short_tmp / "data" / f"ledger{len(opened)}.sqlite")
         opened.append(led)
-        clock = wall or WallClock()
-        ex = Executor(settings_for(**overrides), led, MarketClock(None), wall=clock)
-        for sym, tick in TICKS.items():
+        ex = Executor(
+            settings_for(**overrides), led, clock or MarketClock(None), wall=wall or WallClock(), mono=mono
+        )
+        for sym, tick in (TICKS if ticks is None else ticks).items():
             ex.on_contract(sym, tick)
         ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
         for sym in TICKS:
             ex.on_quote(quote(sym))
-        ex.mark_synced()
+        if synced:
+            ex.mark_synced()
         return ex
 
     yield make

@@ -16,6 +16,7 @@ from procs.executor.engine import Executor
 from procs.executor.ledger import LedgerError, open_ledger
 from shared.messages import Fill, OrderEvent, Position
 
+from .conftest import WallClock
 from .test_engine import fill, sends, target
 
 D = Decimal
@@ -116,7 +117,8 @@ def test_flatten_closes_in_capped_orders_one_at_a_time(make_executor: Callable[.
     ex = make_executor()
     coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id  # 50 shares at ~100
     fill(ex, coid, "e1", "50")
-    ex.book.limits = dataclasses.replace(ex.book.limits, max_order_notional=D(2000))  # 20 shares an order
+    # 20 shares an order from now on (the limits come from the settings; forced here, after the 50 were bought)
+    ex._book.limits = dataclasses.replace(ex._book.limits, max_order_notional=D(2000))
     ex.on_position(Position(symbol="AAPL", quantity=D(50)))
     first = sends(ex.flatten(["AAPL"]))
     assert [(s.order.side, s.order.quantity, s.order.reduce_only) for s in first] == [("SELL", D(20), True)]
@@ -130,10 +132,11 @@ def test_flatten_closes_in_capped_orders_one_at_a_time(make_executor: Callable[.
 
 
 def test_a_halt_cancels_again_until_the_broker_confirms(make_executor: Callable[..., Executor]) -> None:
-    ex = make_executor()
+    wall = WallClock()
+    ex = make_executor(wall=wall)
     coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
     assert Cancel(coid) in ex.trip_halt("test", "operator")
-    ex.book.wall.advance(3.0)  # type: ignore[attr-defined]
+    wall.advance(3.0)
     assert Cancel(coid) in ex.enforce_halt()  # the first cancel may have lost the race to its own placement
 
 
@@ -211,11 +214,10 @@ def test_a_correction_that_lowers_the_quantity_leaves_nothing_pending(
 
 
 def test_a_wall_clock_step_expires_nothing_and_ages_no_quote(make_executor: Callable[..., Executor]) -> None:
-    from .conftest import WallClock, quote
+    from .conftest import quote
 
     wall, mono = WallClock(), WallClock(start_ns=5 * 10**9)
-    ex = make_executor(wall=wall)
-    ex.book.mono = mono  # production: time.monotonic_ns
+    ex = make_executor(wall=wall, mono=mono)  # production: time.monotonic_ns
     coid = sends(ex.on_target(target(weight=0.5)))[0].order.client_order_id
     ex.on_order_event(OrderEvent(client_order_id=coid, status="SUBMITTED"))
     wall.advance(3600)  # NTP or a resumed VM steps the wall clock an hour ahead

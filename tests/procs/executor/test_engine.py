@@ -85,20 +85,18 @@ def test_a_change_of_direction_cancels_working_orders_first(make_executor: Calla
 def test_bad_targets_are_rejected_naming_the_rule_and_nothing_is_sent(
     make_executor: Callable[..., Executor],
 ) -> None:
-    ex = make_executor()
+    ex = make_executor(symbols="AAPL,MSFT,SPY,QQQ")
     assert ex.on_target(target(symbol="ZZZZ")) == []
     assert "symbol" in ex.view.last_rejection and ex.view.counters["rejected_symbol"] == 1
     assert ex.on_target(target(weight=50.0)) == []
     assert ex.view.counters["rejected_weight"] == 1
-    ex.book.quotes.pop("MSFT")
-    assert ex.on_target(target(symbol="MSFT")) == []
-    assert ex.view.counters["rejected_quote"] == 1 and "no quote for MSFT" in ex.view.last_rejection
+    assert ex.on_target(target(symbol="QQQ")) == []  # in SYMBOLS, never quoted
+    assert ex.view.counters["rejected_quote"] == 1 and "no quote for QQQ" in ex.view.last_rejection
     assert ex.view.orders() == []
 
 
 def test_targets_wait_for_the_first_reconciliation(make_executor: Callable[..., Executor]) -> None:
-    ex = make_executor()
-    ex.book.synced = False
+    ex = make_executor(synced=False)
     assert ex.on_target(target()) == []
     assert len(sends(ex.mark_synced())) == 1
 
@@ -132,7 +130,7 @@ def test_out_of_order_and_impossible_reports_do_not_move_an_order_back(
 
 
 def test_a_rejected_order_ends_rejected_with_its_reason(make_executor: Callable[..., Executor]) -> None:
-    ex = make_executor()
+    ex = make_executor(circuit_breaker_max_errors=1)
     coid = sends(ex.on_target(target()))[0].order.client_order_id
     ex.on_order_event(
         OrderEvent(client_order_id=coid, status="REJECTED", reason="321 readonly", error_code=321)
@@ -140,7 +138,7 @@ def test_a_rejected_order_ends_rejected_with_its_reason(make_executor: Callable[
     order = ex.view.order(coid)
     assert order is not None and (order.status, order.error_code) == ("REJECTED", 321)
     assert coid not in ex.view.working
-    assert ex.book.breaker.errors == 1
+    assert ex.view.circuit_breaker == "OPEN"  # the rejection counted: one is the limit here
 
 
 def test_repeated_refusals_open_the_circuit_breaker(make_executor: Callable[..., Executor]) -> None:
@@ -148,7 +146,7 @@ def test_repeated_refusals_open_the_circuit_breaker(make_executor: Callable[...,
     for weight in (0.5, 0.6):
         coid = sends(ex.on_target(target(weight=weight)))[0].order.client_order_id
         ex.on_send_refused(coid, "bridge says no")
-    assert ex.book.breaker.state == "OPEN"
+    assert ex.view.circuit_breaker == "OPEN"
     assert sends(ex.on_target(target(weight=0.7))) == []
     assert "circuit_breaker" in ex.view.last_rejection
 
@@ -234,8 +232,7 @@ def test_before_the_simulator_clock_is_known_a_short_position_is_not_a_loss(
     ex = make_executor(daily_loss_limit="100")
     coid = sends(ex.on_target(target(weight=-0.5)))[0].order.client_order_id
     fill(ex, coid, "e1", "50", "100.00")  # short 50: cash +5,000
-    ex.book.clock = MarketClock(
-        speed=10.0
-    )  # as after a restart with GATEWAY=sim, before the bridge tells the time
+    # as after a restart with GATEWAY=sim, before the bridge tells the time (no command sets this: forced)
+    ex._book.clock = MarketClock(speed=10.0)
     assert ex.view.market_now() is None
     assert abs(ex.view.daily_pnl()) < 1 and ex.check_daily_loss() == [] and not ex.view.halt.halted

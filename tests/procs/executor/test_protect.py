@@ -26,8 +26,8 @@ D = Decimal
 def protected(make_executor: Callable[..., Any]) -> Callable[..., Executor]:
     """The conftest's synced executor, with protective stops."""
 
-    def make(**overrides: Any) -> Executor:
-        ex: Executor = make_executor(**overrides)
+    def make(wall: WallClock | None = None, **overrides: Any) -> Executor:
+        ex: Executor = make_executor(wall, **overrides)
         return ex
 
     return make
@@ -46,7 +46,7 @@ def alerts(actions: list[Any], code: str) -> list[Alert]:
 def bought(ex: Executor, forget_tick: bool = False) -> tuple[str, list[Any]]:
     entry = sends(ex.on_target(target("AAPL", 0.5)))[0].order
     if forget_tick:
-        del ex.book.ticks["AAPL"]  # e.g. after a restart, the bridge no longer has AAPL's contract details
+        del ex._book.ticks["AAPL"]  # e.g. after a restart, the bridge no longer has AAPL's contract details
     ex.on_order_event(OrderEvent(client_order_id=entry.client_order_id, status="SUBMITTED", order_id=1))
     return entry.client_order_id, fill(ex, entry.client_order_id, "e1", "50", "100.00")
 
@@ -73,7 +73,8 @@ def test_no_contract_details_alerts_once_and_never_attempts_a_stop_in_a_loop(
 def test_positions_view_shows_the_stop_and_an_unprotected_position(
     protected: Callable[..., Executor],
 ) -> None:
-    ex = protected(stop_loss_percent="5")
+    wall = WallClock()
+    ex = protected(wall, stop_loss_percent="5")
     _, actions = bought(ex)
     (stop,) = stop_sends(actions)
     (row,) = positions_view(ex.view)
@@ -87,8 +88,7 @@ def test_positions_view_shows_the_stop_and_an_unprotected_position(
     # the broker refuses it: not tried again at once, and the view says how long the position has been bare
     ex.on_order_event(OrderEvent(client_order_id=coid, status="REJECTED", reason="refused", error_code=201))
     assert stop_sends(ex.protect_all()) == []
-    assert isinstance(ex.book.wall, WallClock)
-    ex.book.wall.advance(5)
+    wall.advance(5)
     (row,) = positions_view(ex.view)
     assert (row["stop_type"], row["stop_state"]) == ("", "NONE for 5s")
 
