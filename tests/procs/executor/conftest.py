@@ -57,25 +57,21 @@ def ledger(short_tmp: Path) -> Iterator[Ledger]:
 def make_executor(
     settings_for: Callable[..., Settings], short_tmp: Path
 ) -> Iterator[Callable[..., Executor]]:
-    """A synced Executor over a real ledger file, gateway READY, quotes for AAPL/MSFT/SPY at ~100 (their ticks from
-    the bridge unless `ticks` says otherwise); `wall`, `mono` and `clock` stand in for the real clocks."""
+    """A synced Executor over a real ledger file, gateway READY, quotes for AAPL/MSFT/SPY at ~100 and their ticks;
+    `wall` and `mono` stand in for the real clocks; `synced=False`: before the first reconciliation."""
     opened: list[Ledger] = []
 
     def make(
         wall: WallClock | None = None,
         *,
         mono: WallClock | None = None,
-        clock: MarketClock | None = None,
-        ticks: dict[str, Decimal] | None = None,
         synced: bool = True,
         **overrides: Any,
     ) -> Executor:
         led = open_ledger(short_tmp / "data" / f"ledger{len(opened)}.sqlite")
         opened.append(led)
-        ex = Executor(
-            settings_for(**overrides), led, clock or MarketClock(None), wall=wall or WallClock(), mono=mono
-        )
-        for sym, tick in (TICKS if ticks is None else ticks).items():
+        ex = Executor(settings_for(**overrides), led, MarketClock(None), wall=wall or WallClock(), mono=mono)
+        for sym, tick in TICKS.items():
             ex.on_contract(sym, tick)
         ex.on_gateway(GatewayStatus(state="READY", orders_allowed=True))
         for sym in TICKS:
