@@ -77,6 +77,7 @@ class Executor:
     # ------------------------------------------------------------------ inputs
 
     def on_target(self, t: TargetPosition) -> list[Action]:
+        """The strategy's target for a symbol: remembered, and decided on once the book is synced."""
         self._book.count("targets")
         if t.symbol not in self._book.limits.symbols:
             return self._desk.reject(
@@ -87,9 +88,8 @@ class Executor:
                 t.symbol, Rejection("weight", f"target weight {t.weight} is outside [-1, 1]")
             )
         self._book.targets[t.symbol] = t
-        if (
-            not self._book.synced
-        ):  # the first reconciliation decides what is working; until then only remember
+        # the first reconciliation decides what is working; until then only remember
+        if not self._book.synced:
             self._book.count("targets_before_sync")
             return []
         return self.evaluate(t.symbol, fresh=True)
@@ -103,6 +103,7 @@ class Executor:
         return [a for symbol in sorted(self._book.targets) for a in self.evaluate(symbol)]
 
     def on_quote(self, q: Quote) -> list[Action]:
+        """A quote: the symbol's mark (and, the first of the day, its reference price for today's P&L)."""
         snap = QuoteSnapshot(_price(q.bid), _price(q.ask), _price(q.last), self._book.mono())
         if snap.reference <= 0:
             log_every(
@@ -120,6 +121,7 @@ class Executor:
         return []
 
     def on_gateway(self, g: GatewayStatus) -> list[Action]:
+        """The bridge's state: orders wait while it is not READY; READY (again) asks for a reconciliation."""
         self._stops.on_gateway(g)
         was_ready = self._book.gateway is not None and self._book.gateway.state == "READY"
         was_tradable = self._book.tradable

@@ -189,9 +189,7 @@ class BrokerReports:
         if order.status in TERMINAL:
             self.book.cancel_sent.pop(order.client_order_id, None)
         if order.status == "CANCELLED" or (order.status == "FILLED" and order.symbol in self.book.flattening):
-            actions += self.redecide(
-                order.symbol
-            )  # e.g. cancelled to change direction, or timed out: re-price
+            actions += self.redecide(order.symbol)  # e.g. cancelled to change direction, or timed out
         return actions
 
     def on_fill(self, f: Fill) -> list[Action]:
