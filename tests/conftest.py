@@ -17,18 +17,6 @@ VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 # publisher, in this process and in every program a test starts (they inherit the environment).
 os.environ.setdefault("BUS_STRICT", "1")
 
-# Tests that publish a mistyped message on purpose through the Publisher (to see a subscriber drop it). Each should
-# send its bad message through a raw socket instead; until then strict mode is off for it alone.
-NOT_STRICT = frozenset(
-    {"tests/procs/watchdog/test_watchdog_loop.py::test_malformed_heartbeats_are_counted_and_ignored"}
-)
-
-
-@pytest.fixture(autouse=True)
-def _bus_strictness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    if request.node.nodeid in NOT_STRICT:
-        monkeypatch.setenv("BUS_STRICT", "0")
-
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
