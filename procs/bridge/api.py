@@ -8,16 +8,15 @@ client order id, and never let a bad request raise anything but RequestError.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from procs.bridge.farms import describe, reduce_only_refusal
+from procs.bridge.farms import reduce_only_refusal
+from procs.bridge.history import HistoryDesk
 from procs.bridge.ib import BAR_SIZES
 from procs.bridge.orders import DONE, OrderConflict, OrderInvalid, check_place_order, withheld_order
-from procs.bridge.pacing import HistoryPacer
 from procs.bridge.session import GatewaySession
 from shared.bus import AnswerLater, RequestError
 from shared.config import mask_account
@@ -47,8 +46,6 @@ T = TypeVar("T")
 _SYMBOL_RE = re.compile(r"[A-Z][A-Z0-9.]{0,9}")
 GATEWAY_TIMEOUT = 10.0
 QUEUE_TIMEOUT = 30.0  # longest a request waits for its turn in the paced outbox (a burst of 500 takes ~12 s)
-HISTORY_TIMEOUT = 30.0
-HISTORY_MAX_WAIT = 5.0  # longer pacing waits are refused with the time to retry
 MAX_DURATION_SECONDS = 10 * 365 * 86_400
 
 
@@ -57,9 +54,7 @@ class BridgeApi:
 
     def __init__(self, session: GatewaySession) -> None:
         self.session = session
-        self.history_pacer = HistoryPacer()
-        self._history_cache: dict[Hashable, tuple[float, list[Bar]]] = {}
-        self._history_pending: dict[Hashable, asyncio.Future[list[Bar]]] = {}
+        self.history_desk = HistoryDesk(session, self._details, self._gateway)
         self._handlers: dict[type, Callable[[Any], Awaitable[Any]]] = {
             HealthRequest: self.health,
             ContractRequest: self.contract,
@@ -144,7 +139,7 @@ class BridgeApi:
             outbox_waits=s.outbox.waits,  # times the pacer held messages back (a metric of the monitor)
             outbox_max_backlog=s.outbox.max_backlog,
             outbox_dropped=s.outbox.dropped,
-            history_requests_10min=self.history_pacer.used(now),
+            history_requests_10min=self.history_desk.pacer.used(now),
             order_duplicates=s.orders.duplicates,
             orders_replaced_after_103=s.broker.orders_replaced,
             order_statuses_put_back=s.broker.statuses_put_back,
@@ -183,52 +178,7 @@ class BridgeApi:
             )
         if req.end_ns < 0:
             raise RequestError(f"end_ns must be 0 (now) or a UTC time in ns (got {req.end_ns})")
-        key = (req.symbol, req.bar_seconds, req.duration_seconds, req.end_ns, req.use_rth)
-        cached = self._history_cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.history_pacer.identical_gap:
-            return cached[1]  # IB forbids identical requests within 15 s: the answer cannot have changed much
-        down = self.session.conditions.farms_down_of("hmds")
-        if down:  # its answer would be an error or nothing: a warm-up on nothing would pass for a warm one
-            raise RequestError(f"{describe('hmds', down)}; retry when IB reports it OK (2106)")
-        pending = self._history_pending.get(key)
-        if pending is None:  # the first asker fetches; identical askers meanwhile share its answer
-            pending = asyncio.ensure_future(self._fetch_history(req, key))
-            self._history_pending[key] = pending
-            pending.add_done_callback(lambda _: self._history_pending.pop(key, None))
-        bars: list[Bar] = await asyncio.shield(pending)
-        return bars
-
-    async def _fetch_history(self, req: HistoryRequest, key: Hashable) -> list[Bar]:
-        await self._details(req.symbol)  # the history request names the contract by its details
-        await self._history_turn(key, req.symbol)
-
-        def fetch() -> Awaitable[list[Bar]]:
-            return self.session.broker.history(
-                req.symbol, req.bar_seconds, req.duration_seconds, req.end_ns, req.use_rth, HISTORY_TIMEOUT
-            )
-
-        bars = await self._gateway(("history", key), fetch, HISTORY_TIMEOUT + 1)
-        now = time.monotonic()
-        if bars:  # an empty answer may be a farm outage (162): never serve it again from the cache
-            self._history_cache[key] = (now, bars)
-        for k in [
-            k for k, (t, _) in self._history_cache.items() if now - t > self.history_pacer.identical_gap
-        ]:
-            del self._history_cache[k]
-        return bars
-
-    async def _history_turn(self, key: Hashable, symbol: str) -> None:
-        """Wait for the historical pacer's go (briefly), or refuse with the time to retry."""
-        for _ in range(20):
-            verdict = self.history_pacer.check(key, symbol, time.monotonic())
-            if verdict.wait <= 0:
-                self.history_pacer.record(key, symbol, time.monotonic())
-                return
-            if verdict.wait > HISTORY_MAX_WAIT:
-                self.session.count("history_refused")
-                raise RequestError(f"historical pacing ({verdict.rule}): retry in {verdict.wait:.0f} s")
-            await asyncio.sleep(verdict.wait)
-        raise RequestError("historical pacing: too many waiting requests; retry later")
+        return await self.history_desk.bars(req)
 
     def answer_now(self, req: Any) -> Any:
         """The quick path (RequestServer's `quick`): a PlaceOrder whose contract is known and for which the outbox

@@ -8,7 +8,7 @@ because a request failed: a spec leaves only when removed on purpose.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 SubscriptionKind = Literal["bars", "quotes"]
 
@@ -33,7 +33,7 @@ class Subscription:
     issued_at: float | None = None
     last_data: float | None = None
     times_issued: int = 0
-    handle: Any = None  # the ib adapter's handle of the live subscription (opaque here)
+    handle: object = None  # the ib adapter's handle of the live subscription (opaque here)
 
 
 class SubscriptionRegistry:
@@ -66,7 +66,7 @@ class SubscriptionRegistry:
         """Specs not yet live in session `generation` (all of them right after a reconnect)."""
         return [s.spec for s in self._subs.values() if s.generation != generation]
 
-    def issued(self, spec: SubscriptionSpec, generation: int, now: float, handle: Any = None) -> None:
+    def issued(self, spec: SubscriptionSpec, generation: int, now: float, handle: object = None) -> None:
         sub = self._subs[spec]
         if sub.times_issued:
             self.reissues += 1
