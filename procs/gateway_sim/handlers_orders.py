@@ -19,7 +19,9 @@ from loguru import logger
 
 from procs.gateway_sim import handlers_account, wire, wire_orders
 from procs.gateway_sim.audit import ReceivedOrder
-from procs.gateway_sim.broker import (
+from procs.gateway_sim.faults import error_text
+from procs.gateway_sim.handlers_account import portfolio_change, position_message, push_account
+from procs.gateway_sim.orders import (
     AccountChanged,
     Executed,
     OrderChanged,
@@ -29,8 +31,6 @@ from procs.gateway_sim.broker import (
     SimExecution,
     SimOrder,
 )
-from procs.gateway_sim.faults import error_text
-from procs.gateway_sim.handlers_account import portfolio_change, position_message, push_account
 from procs.gateway_sim.wire import WireError
 from procs.gateway_sim.wire_requests import (
     OrderRequest,

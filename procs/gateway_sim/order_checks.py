@@ -1,11 +1,12 @@
 """What the Gateway refuses in a new order before it works: a bad action, size, type, account or price (201, 387,
-110), with IB's texts.
+110), and in a modification of a working order (105, 321), with IB's texts.
 
 Pure: an order and the account's facts in, a rejection or None out. It must never change the order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from procs.gateway_sim.orders import OrderRejected, SimOrder
@@ -39,4 +40,21 @@ def invalid_order(order: SimOrder, account: str, tick: Decimal) -> OrderRejected
             return reject(201, f"Order rejected - reason:The {name} price is missing or not positive")
         if needed and price is not None and price % tick:
             return reject(110, "The price does not conform to the minimum price variation for this contract.")
+    return None
+
+
+def refused_modification(order: SimOrder, new: SimOrder, account: str, tick: Decimal) -> OrderRejected | None:
+    """The rejection a Gateway answers a modification of the working `order` with, or None when it may apply.
+
+    105 and 321 are warnings to ib_async: the client keeps the order live, as it still is."""
+    if (new.symbol, new.action) != (order.symbol, order.action):
+        return OrderRejected(order.order_id, 105, "Order being modified does not match original order.")
+    problem = invalid_order(dataclasses.replace(new, account=new.account or order.account), account, tick)
+    if problem is not None:
+        return OrderRejected(
+            order.order_id, 321, f"Error validating request:-'bN' : cause - {problem.message}"
+        )
+    if new.total_qty < order.filled:
+        cause = f"the order size {new.total_qty} is below the quantity already filled ({order.filled})"
+        return OrderRejected(order.order_id, 321, f"Error validating request:-'bN' : cause - {cause}")
     return None

@@ -10,19 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procs.gateway_sim.broker import (
+from procs.gateway_sim.broker import SimBroker
+from procs.gateway_sim.contracts import DEFAULT_CONTRACTS
+from procs.gateway_sim.holdings import option_contract
+from procs.gateway_sim.orders import (
     AccountChanged,
     Executed,
     OrderChanged,
     OrderRejected,
     PositionChanged,
-    SimBroker,
     SimEvent,
     SimExecution,
     SimOrder,
 )
-from procs.gateway_sim.contracts import DEFAULT_CONTRACTS
-from procs.gateway_sim.holdings import option_contract
 
 D = Decimal
 ACCOUNT = "DU1234567"
