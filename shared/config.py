@@ -3,50 +3,56 @@
 Every program loads its settings here and nowhere else. A bad value, or a key in `.env` the schema does not
 know (a typo would otherwise silently leave a limit at its default), raises ConfigError with one line naming
 the key and what to do; callers exit 78 (EX_CONFIG). Account ids never leave here unmasked.
+
+Its parts: the .env file itself (where, unknown keys, private) is shared/env_file.py; settings that are more than
+one value (symbol lists, budgets, stop percents) and the paper/live cross-check, shared/config_values.py; masking
+account ids, shared/masking.py.
 """
 
 from __future__ import annotations
 
-import difflib
 import grp
-import os
-import re
-import stat
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from dotenv import dotenv_values
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.programs import PROGRAM_NAMES
+from shared.config_values import (
+    PAPER_ACCOUNT_PREFIXES,
+    SUPERVISED_PROGRAMS,
+    check_identity,
+    check_stops,
+    check_tickers,
+    parse_heartbeat_budgets,
+    parse_stop_percents,
+    split_csv,
+)
+from shared.env_file import (
+    REPO_ROOT,
+    ConfigError,
+    check_env_file_private,
+    env_file_path,
+    refuse_unknown_keys,
+    stack_home,
+)
+from shared.masking import mask_account, mask_secrets
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-# Ports of a real Gateway/TWS: the simulator must never take one, and paper/live must match them.
-LIVE_PORTS = frozenset({4001, 7496})
-PAPER_PORTS = frozenset({4002, 7497})
-REAL_GATEWAY_PORTS = LIVE_PORTS | PAPER_PORTS
-PAPER_ACCOUNT_PREFIXES = ("DU", "DF")
-SUPERVISED_PROGRAMS = PROGRAM_NAMES  # shared/programs.py, in start order
-
-_ACCOUNT_RE = re.compile(r"\b(DU|DF|U|F|I)(\d{3,})(\d{3})\b")
-
-
-class ConfigError(Exception):
-    """A setting is missing or wrong; str() is one line naming the key and the remedy."""
-
-
-def stack_home() -> Path:
-    """The directory holding `.env` and `var/`: $STACK_HOME, else the repository root."""
-    return Path(os.environ.get("STACK_HOME") or REPO_ROOT)
-
-
-def _csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(part.strip().upper() for part in value.split(",") if part.strip())
-    return value
+# Every program imports these from here (one place to get settings from); most live in the modules above.
+__all__ = [
+    "PAPER_ACCOUNT_PREFIXES",
+    "REPO_ROOT",
+    "SUPERVISED_PROGRAMS",
+    "ConfigError",
+    "Settings",
+    "check_env_file_private",
+    "default_values",
+    "file_umask",
+    "load_settings",
+    "mask_account",
+    "mask_secrets",
+]
 
 
 class Settings(BaseSettings):
@@ -154,38 +160,17 @@ class Settings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: Any) -> Any:
-        return _csv(value)
+        return split_csv(value)
 
     @field_validator("symbols")
     @classmethod
     def _symbols_look_like_tickers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("needs at least one symbol, e.g. SYMBOLS=AAPL,MSFT")
-        bad = [s for s in value if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,9}", s)]
-        if bad:
-            raise ValueError(f"not a ticker: {', '.join(bad)}")
-        return value
+        return check_tickers(value)
 
     @field_validator("heartbeat_budgets", mode="before")
     @classmethod
     def _parse_budgets(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        out = []
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            name, _, seconds = part.partition("=")
-            if name.strip() not in SUPERVISED_PROGRAMS:
-                raise ValueError(
-                    f"unknown program {name.strip()!r}; use program=seconds with one of {', '.join(SUPERVISED_PROGRAMS)}"
-                )
-            try:
-                budget = float(seconds)
-            except ValueError:
-                raise ValueError(f"{part!r} is not program=seconds, e.g. features=60") from None
-            if budget <= 0:
-                raise ValueError(f"{part!r}: the budget must be positive")
-            out.append((name.strip(), budget))
-        return tuple(out)
+        return parse_heartbeat_budgets(value) if isinstance(value, str) else value
 
     @field_validator("stop_loss_percent", "trailing_stop_percent", mode="before")
     @classmethod
@@ -228,8 +213,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _paper_live_consistent(self) -> Settings:
-        _check_identity(self)
-        _check_stops(self)
+        check_identity(
+            self.gateway, self.ib_port, self.trading_mode, self.ib_account, self.live_trading_confirmed
+        )
+        check_stops(dict(self.stop_loss_percent), dict(self.trailing_stop_percent))
         return self
 
     # STACK_HOME as it was when these settings were loaded, so paths never move under a running program
@@ -262,83 +249,6 @@ class Settings(BaseSettings):
         return mask_account(self.ib_account)
 
 
-def parse_stop_percents(text: str) -> tuple[tuple[str, Decimal], ...]:
-    """ "3,NVDA=5" -> (("", 3), ("NVDA", 5)); a percent must lie in (0, 50] (a stop further away protects nothing)."""
-    out: list[tuple[str, Decimal]] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        symbol, _, pct = part.rpartition("=")
-        symbol = symbol.strip().upper()
-        if symbol and not re.fullmatch(r"[A-Z][A-Z0-9.]{0,9}", symbol):
-            raise ValueError(f"{part!r}: {symbol!r} is not a ticker; use PCT or SYMBOL=PCT, e.g. 3,NVDA=5")
-        try:
-            percent = Decimal(pct.strip())
-        except ArithmeticError:
-            raise ValueError(f"{part!r} is not a percent; use PCT or SYMBOL=PCT, e.g. 3,NVDA=5") from None
-        if not percent.is_finite() or not 0 < percent <= 50:
-            raise ValueError(f"{part!r}: a stop percent must be above 0 and at most 50")
-        if any(s == symbol for s, _ in out):
-            raise ValueError(f"{symbol or 'the default'} is given twice")
-        out.append((symbol, percent))
-    return tuple(out)
-
-
-def _check_stops(s: Settings) -> None:
-    """One stop kind per symbol: both kinds for every symbol, or both named for one symbol, is refused."""
-    fixed, trail = dict(s.stop_loss_percent), dict(s.trailing_stop_percent)
-    both = sorted(set(fixed) & set(trail))
-    if both:
-        who = "every symbol" if both[0] == "" else ", ".join(both)
-        raise ValueError(
-            f"STOP_LOSS_PERCENT and TRAILING_STOP_PERCENT both set for {who}: choose one stop kind per symbol"
-        )
-
-
-def _check_identity(s: Settings) -> None:
-    """Paper/live, port and account prefix must tell the same story; raises ValueError naming the key."""
-    paper_account = s.ib_account.startswith(PAPER_ACCOUNT_PREFIXES)
-    if s.gateway == "sim":
-        if s.ib_port in REAL_GATEWAY_PORTS:
-            raise ValueError(
-                f"IB_PORT={s.ib_port} is a real Gateway/TWS port; the simulator must use another (default 14002)"
-            )
-        if s.trading_mode == "live":
-            raise ValueError("TRADING_MODE=live needs GATEWAY=ib; the simulator is paper only")
-    if s.trading_mode == "paper":
-        if s.gateway == "ib" and s.ib_port in LIVE_PORTS:
-            raise ValueError(
-                f"IB_PORT={s.ib_port} is a live port but TRADING_MODE=paper; use 4002 (Gateway) or 7497 (TWS)"
-            )
-        if not paper_account:
-            raise ValueError(
-                f"IB_ACCOUNT {mask_account(s.ib_account)} is not a paper account (DU...) but TRADING_MODE=paper"
-            )
-        return
-    if not s.live_trading_confirmed:
-        raise ValueError("TRADING_MODE=live trades real money: set LIVE_TRADING_CONFIRMED=true to confirm")
-    if s.ib_port in PAPER_PORTS:
-        raise ValueError(
-            f"IB_PORT={s.ib_port} is a paper port but TRADING_MODE=live; use 4001 (Gateway) or 7496 (TWS)"
-        )
-    if paper_account:
-        raise ValueError(f"IB_ACCOUNT {mask_account(s.ib_account)} is a paper account but TRADING_MODE=live")
-
-
-def mask_account(account: str) -> str:
-    """DU1234567 -> DU****567: enough to tell accounts apart, not enough to use one."""
-    if len(account) <= 5:
-        return "*" * len(account)
-    return account[:2] + "*" * (len(account) - 5) + account[-3:]
-
-
-def mask_secrets(text: str) -> str:
-    """Mask every IB account id that appears in free text (log lines, error messages, CLI output)."""
-    return _ACCOUNT_RE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
-
-
-def env_file_path() -> Path:
-    return stack_home() / ".env"
-
-
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the environment, then `.env`, then defaults; ConfigError (one line) when a value is wrong.
 
@@ -346,42 +256,11 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     everything else the machine sets)."""
     path = env_file if env_file is not None else env_file_path()
     if path.exists():
-        _refuse_unknown_keys(path)
+        refuse_unknown_keys(path, Settings.model_fields)
     try:
         return Settings(_env_file=path if path.exists() else None, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, path)) from None
-
-
-def _refuse_unknown_keys(path: Path) -> None:
-    known = [name.upper() for name in Settings.model_fields]
-    try:
-        keys = list(dotenv_values(path, encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"settings: cannot read {path}: {exc}") from None
-    for key in keys:
-        if key.upper() in known:
-            continue
-        nearest = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.6)
-        hint = f"did you mean {nearest[0]}?" if nearest else "every setting is listed in .env.example;"
-        raise ConfigError(
-            f"setting {key} in {path} is not a setting of the stack: {hint} fix or remove that line"
-        )
-
-
-def check_env_file_private(path: Path | None = None) -> None:
-    """ConfigError (one line) when `.env` is readable or writable by anyone but its owner (it names the account).
-
-    Called where the stack starts (bin/stack start, every supervised program), not by read-only tools."""
-    path = path if path is not None else env_file_path()
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if mode & 0o077:
-        raise ConfigError(
-            f"{path} is open to other users (mode {mode:04o}); make it private with: chmod 600 {path}"
-        )
 
 
 def file_umask(settings: Settings) -> int:

@@ -3,6 +3,7 @@ masked, .env private."""
 
 from __future__ import annotations
 
+import ast
 import grp
 import os
 import re
@@ -170,3 +171,26 @@ def test_file_group_must_exist_and_widens_the_umask_to_the_group(
         load_settings()
     monkeypatch.setenv("FILE_GROUP", grp.getgrgid(os.getgid()).gr_name)
     assert file_umask(load_settings()) == 0o027
+
+
+def _names_imported_from_shared_config() -> set[str]:
+    """Every name a module of the repository imports from shared.config, read with ast (nothing is imported)."""
+    names: set[str] = set()
+    for folder in ("procs", "shared", "tests", "bench", "bin"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, ast.ImportFrom) and node.module == "shared.config":
+                    names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_every_name_the_stack_imports_from_shared_config_is_there() -> None:
+    # the settings are split into shared/env_file.py, config_values.py and masking.py; programs still import
+    # every settings name from shared.config, so a name that moves without staying here breaks a program
+    import shared.config
+
+    wanted = _names_imported_from_shared_config()
+    assert {"Settings", "load_settings", "ConfigError", "mask_account"} <= wanted
+    # in __all__ too: mypy --strict refuses a name a module only happens to import
+    missing = sorted(n for n in wanted if not hasattr(shared.config, n) or n not in shared.config.__all__)
+    assert not missing, f"imported from shared.config but not there: {missing}"
