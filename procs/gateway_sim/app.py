@@ -23,11 +23,12 @@ from loguru import logger
 
 from procs.gateway_sim.control import ControlServer
 from procs.gateway_sim.market import ReplayFileError, load_replay_file
-from procs.gateway_sim.server import REAL_GATEWAY_PORTS, SimServer
+from procs.gateway_sim.server import SimServer
 from procs.gateway_sim.sim_config import CLOCK_MODES, SimConfig
 from procs.gateway_sim.state_file import StateFileError
 from shared import exitcodes
 from shared.config import ConfigError, Settings
+from shared.config_values import REAL_GATEWAY_PORTS
 from shared.service import Service, StartAlone, TemporaryFailure, run_service
 
 PROGRAM = "gateway_sim"

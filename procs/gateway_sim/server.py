@@ -33,9 +33,8 @@ from procs.gateway_sim.sim_config import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT
 from procs.gateway_sim.sim_config import DEFAULT_PORT as DEFAULT_PORT
 from procs.gateway_sim.sim_config import SimConfig as SimConfig
 from procs.gateway_sim.wire_requests import ContractQuery
+from shared.config_values import REAL_GATEWAY_PORTS
 from shared.log import log_every
-
-REAL_GATEWAY_PORTS = frozenset({4001, 4002, 7496, 7497})
 
 Handler = Callable[[Session, list[str]], None]
 HANDLERS: dict[int, Handler] = {
