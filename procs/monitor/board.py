@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.messages import Fill, GatewayStatus
+from shared.programs import SILENT_PROGRAMS
 
 MAX_FILLS = 500  # today's fills shown (the newest)
 MAX_POINTS = 2000  # equity points kept for the intraday curve (older ones thinned)
@@ -105,6 +106,15 @@ def identity(s: Settings) -> dict[str, Any]:
     }
 
 
+def heartbeat_note(program: str) -> str:
+    """Why a program's heartbeat is never heard here, when that is by design (else "": never heard is news)."""
+    if program in SILENT_PROGRAMS:
+        return "sends none"  # the simulator: a Gateway stand-in, supervised but silent on the bus
+    if program == "monitor":
+        return "this page"  # the monitor does not subscribe to its own stream: serving this page is its heartbeat
+    return ""
+
+
 def snapshot(
     s: Settings,
     v: Any,  # StackView (typed loosely: board must not import the app's view to stay pure and small)
@@ -129,6 +139,7 @@ def snapshot(
                 "state": v.programs.get(name, "?"),
                 "reported": seen[0].state if seen else "",
                 "heartbeat_age_s": None if seen is None else round(max(0.0, now_mono - seen[1]), 1),
+                "heartbeat_note": heartbeat_note(name) if seen is None else "",
             }
         )
     return {

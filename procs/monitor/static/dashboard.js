@@ -168,7 +168,7 @@ function render(s) {
   ], s.fills, "no fills today");
   table($("programs"), [
     ["program", "name"], ["supervisord", "state"], ["reports", "reported"],
-    ["heartbeat", (r) => (r.heartbeat_age_s === null ? "never" : `${r.heartbeat_age_s}s ago`), true],
+    ["heartbeat", (r) => (r.heartbeat_age_s === null ? (r.heartbeat_note || "never") : `${r.heartbeat_age_s}s ago`), true],
   ], s.programs, s.supervisord_up ? "no programs" : "supervisord not answering");
   table($("alerts"), [
     ["time", (r) => time(r.ts_ns)], ["severity", "severity"], ["title", "title"], ["outcome", "outcome"],
