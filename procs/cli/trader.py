@@ -13,7 +13,8 @@ flatten [SYMBOL...] [--wait [S]]
                             every position); --wait: until they are flat, at most S seconds (default 60)
 reconcile                   ledger and broker side by side per symbol, other holdings, the halt
 accept-broker SYMBOL --reason TEXT
-                            set the ledger's SYMBOL position to the broker's (audited, with your user name)
+                            set the ledger's SYMBOL position to the broker's (audited, with your user name);
+                            waits at least 25 s: the executor reads the broker's positions and executions
 alerts [--limit N]          the monitor's recent alerts (sent, held back, below ALERT_LEVEL) and its sinks
 test-alert [MESSAGE...]     one message through every ALERT_URLS sink now; says which took it (exit 1 if any
                             failed)
@@ -59,7 +60,11 @@ from shared.messages import (
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_DOWN, EXIT_CONFIG = 0, 1, 2, 3, 78
 FLATTEN_WAIT = 60.0  # seconds, for --wait given without a value
-TEST_ALERT_TIMEOUT = 30.0  # a sink may take Apprise's timeouts to refuse: wait for every answer
+# commands whose answer waits on something slower than the executor itself: at least this long, whatever --timeout
+SLOW_ANSWERS = {
+    "test-alert": 30.0,  # a sink may take Apprise's timeouts to refuse: wait for every answer
+    "accept-broker": 25.0,  # the executor reads the broker's positions and executions (up to 10 s each, slow Gateway)
+}
 MONITOR_COMMANDS = frozenset({"alerts", "test-alert"})
 POLL_SECONDS = 0.5
 _TICKER = re.compile(r"[A-Z][A-Z0-9.]{0,9}")
@@ -167,6 +172,11 @@ class Down(Exception):
     """The executor is not answering; str() is the line to print."""
 
 
+def timeout_for(command: str, asked: float) -> float:
+    """How long to wait for `command`'s answer: --timeout, or longer for an answer that waits on the broker."""
+    return max(asked, SLOW_ANSWERS.get(command, 0.0))
+
+
 def ask(endpoint: str, request: Request, timeout: float, program: str = "executor") -> Reply:
     if not Path(endpoint.removeprefix("ipc://")).exists():
         raise Down(f"the {program} is not running (no {endpoint}); start the stack with `make run`")
@@ -228,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error("trader", request + "; nothing sent")
     program = "monitor" if args.command in MONITOR_COMMANDS else "executor"
     endpoint = req_endpoint(settings, program)
-    timeout = max(args.timeout, TEST_ALERT_TIMEOUT) if args.command == "test-alert" else args.timeout
+    timeout = timeout_for(args.command, args.timeout)
     try:
         reply = ask(endpoint, request, timeout, program)
     except Down as exc:

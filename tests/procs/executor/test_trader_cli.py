@@ -193,8 +193,12 @@ def test_halt_reconcile_accept_broker_and_flatten_wait_through_bin_trader(short_
 
         assert _trader(c, "accept-broker", "AAPL").returncode == 2  # no --reason: nothing sent
         assert c.status()["mismatched"].get("AAPL")
+        # a slow Gateway: the executor's read of the broker's executions takes longer than --timeout's default (3 s);
+        # the command waits for it instead of saying the stack is down
+        c.sim.ctl("delay", "executions", "4")
         accepted = _trader(c, "accept-broker", "aapl", "--reason", "sold by hand in TWS")
         assert accepted.returncode == 0, accepted.stderr
+        c.sim.ctl("delay", "executions", "0")
         words = re.fullmatch(
             r"accepted the broker's AAPL: ledger (\S+) -> (\S+), cash adjustment .*", accepted.stdout.strip()
         )
