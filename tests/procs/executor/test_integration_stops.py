@@ -209,8 +209,11 @@ def test_flatten_leaves_no_stop_behind_and_cancels_it_only_once_flat(short_tmp: 
     with running_cluster(short_tmp, sim_args=QUICK_TICKS, env=env) as c:
 
         def built() -> bool:
-            settled = not c.ledger("SELECT 1 FROM orders WHERE settled = 0 AND client_order_id LIKE 'ex-%'")
-            return bool(one_stop_of_position(c, "AAPL")) and settled
+            # the stop first: the target was published an instant ago, and a ledger read before the executor has
+            # written its order would find nothing unsettled; once a stop covers a position, that order is written
+            if not one_stop_of_position(c, "AAPL"):
+                return False
+            return not c.ledger("SELECT 1 FROM orders WHERE settled = 0 AND client_order_id LIKE 'ex-%'")
 
         c.target_until("AAPL", 1.0, built, 40)
         assert broker_positions(c)["AAPL"] > 1000  # several partial fills to close: the flatten takes a while
