@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from procs.gateway_sim.control import control_path, request
+from procs.monitor.daybook import ledger_path, read_only
 from shared.bus import RequestTimeout, req_endpoint, request_once
 from shared.messages import Request, StatusRequest
 from shared.service import MONOTONIC_FIELD, heartbeat_file
@@ -181,13 +182,8 @@ class World:
     # ------------------------------------------------------------------ the ledger, read-only
 
     def ledger(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        path = self.stack.settings.data_dir / "ledger.sqlite"
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        conn.row_factory = sqlite3.Row
-        try:
+        with read_only(ledger_path(self.stack.settings.data_dir)) as conn:
             return list(conn.execute(sql, args))
-        finally:
-            conn.close()
 
     # ------------------------------------------------------------------ halts, recorded every 0.5 s
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from bench.pipeline_report import (  # noqa: E402
     BRIDGE_CLIENT_ID,
     analyse,
 )
+from procs.monitor.daybook import read_only  # noqa: E402
 from shared.config import Settings  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -178,11 +178,8 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 def counted_orders(ledger: Path) -> int:
     if not ledger.exists():
         return 0
-    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=5)
-    try:
+    with read_only(ledger) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM orders WHERE decided_on_ns > 0").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def start_sim(home: Path, port: int, args: argparse.Namespace, sim_start: str, env: dict[str, str]) -> Any:
@@ -196,50 +193,50 @@ def start_sim(home: Path, port: int, args: argparse.Namespace, sim_start: str, e
     return proc
 
 
-def run_floor_alone(args: argparse.Namespace, home: Path, sim_start: str, seconds: float) -> None:
-    """Phase 2: a fresh simulator from the same clock start, the floor client alone, for as long as phase 1."""
-    port = free_port()
+def run_alone(
+    args: argparse.Namespace,
+    home: Path,
+    sim_start: str,
+    seconds: float,
+    port: int,
+    client: list[str],
+    who: str,
+) -> None:
+    """A fresh simulator from the same clock start and one client alone beside it, for `seconds`."""
     env = stack_env(home, port, args)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         procs.append(start_sim(home, port, args, sim_start, env))
         began = time.monotonic()
-        floor_args = ["_floor", "--port", str(port), "--symbols", symbols(args)]
-        procs.append(start([str(PYTHON), __file__, *floor_args], env, home / "floor.out"))
-        print(f"  floor alone on the same simulated span: {seconds:.0f}s", flush=True)
+        procs.append(start(client, env, home / f"{who}.out"))
+        print(f"  {who} alone on the same simulated span: {seconds:.0f}s", flush=True)
         while time.monotonic() - began < seconds:
             if procs[-1].poll() is not None:
-                raise SystemExit(f"bench: the floor client exited early; logs in {home}")
+                raise SystemExit(f"bench: {who} exited early; logs in {home}")
             time.sleep(1.0)
     finally:
         for proc in reversed(procs):
             stop_process(proc)
 
 
+def run_floor_alone(args: argparse.Namespace, home: Path, sim_start: str, seconds: float) -> None:
+    """Phase 2: the floor client alone, for as long as phase 1."""
+    port = free_port()
+    floor = [str(PYTHON), __file__, "_floor", "--port", str(port), "--symbols", symbols(args)]
+    run_alone(args, home, sim_start, seconds, port, floor, "floor")
+
+
 def run_peer_alone(args: argparse.Namespace, home: Path, sim_start: str, seconds: float) -> None:
-    """Phase 3: a fresh simulator from the same clock start, the NautilusTrader node alone, for as long as phase 1
-    (plus its start-up: it loads its instruments before it subscribes)."""
+    """Phase 3: the NautilusTrader node alone, for as long as phase 1 (plus its start-up: it loads its instruments
+    before it subscribes)."""
     from procs.gateway_sim.contracts import DEFAULT_CONTRACTS
     from tests.nautilus.venv import NODE_SCRIPT, ensure_nautilus_venv
 
     python = ensure_nautilus_venv()
     port = free_port()
-    env = stack_env(home, port, args)
     ids = ",".join(f"{s}.{DEFAULT_CONTRACTS[s].primary_exchange}" for s in symbols(args).split(","))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(start_sim(home, port, args, sim_start, env))
-        began = time.monotonic()
-        node_args = [str(python), str(NODE_SCRIPT), "bench", str(port), "DU1234567", ids]
-        procs.append(start(node_args, env, home / "nautilus.out"))
-        print(f"  NautilusTrader alone on the same simulated span: {seconds:.0f}s", flush=True)
-        while time.monotonic() - began < seconds:
-            if procs[-1].poll() is not None:
-                raise SystemExit(f"bench: the NautilusTrader node exited early; logs in {home}")
-            time.sleep(1.0)
-    finally:
-        for proc in reversed(procs):
-            stop_process(proc)
+    node = [str(python), str(NODE_SCRIPT), "bench", str(port), "DU1234567", ids]
+    run_alone(args, home, sim_start, seconds, port, node, "nautilus")
 
 
 def run(args: argparse.Namespace, home: Path, sim_start: str) -> tuple[Path, Path, StreamTimes, float]:

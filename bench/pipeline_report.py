@@ -7,10 +7,10 @@ collected; it must never start, stop or ask anything of a process.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
 
 from bench.common import percentile
+from procs.monitor.daybook import read_only
 
 BRIDGE_CLIENT_ID, FLOOR_CLIENT_ID, PEER_CLIENT_ID = 1, 99, 98  # 98: tests/nautilus/node.py's CLIENT_ID
 BAR_NS = 5 * 10**9
@@ -58,10 +58,12 @@ def analyse(trace: Path, ledger: Path, stream_times: StreamStamps, args: argpars
                 place[(rest[0], int(rest[1]))] = burst
         elif kind == "O":
             received.setdefault((int(client_text), rest[0]), int(rest[2]))  # the first arrival counts
-    conn = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
-    rows = conn.execute(
-        "SELECT client_order_id, symbol, decided_on_ns, created_ns FROM orders WHERE decided_on_ns > 0"
-    )
+    with read_only(ledger) as conn:
+        rows = list(
+            conn.execute(
+                "SELECT client_order_id, symbol, decided_on_ns, created_ns FROM orders WHERE decided_on_ns > 0"
+            )
+        )
     pipeline: dict[tuple[str, int], float] = {}
     hops: dict[str, list[float]] = {name: [] for name in HOPS}
     for coid, symbol, end_ns, created_ns in rows:
@@ -74,7 +76,6 @@ def analyse(trace: Path, ledger: Path, stream_times: StreamStamps, args: argpars
         if all(t is not None for t in stamps):
             for name, a, b in zip(HOPS, stamps, stamps[1:], strict=False):
                 hops[name].append((b - a) / 1e6)
-    conn.close()
     floor_all: dict[tuple[str, int], float] = {}
     for (client, ref), arrived in received.items():
         if client == FLOOR_CLIENT_ID and ref.startswith("floor-"):

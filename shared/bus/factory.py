@@ -10,8 +10,8 @@ It must never hold behaviour of its own: every socket it makes is the one the bu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol
 
 import zmq.asyncio
 
@@ -51,25 +51,26 @@ class Bus(Protocol):
     def close(self) -> None: ...
 
 
-def _serves(program: str, serves: Any) -> Any:
-    # a server decodes what the contract says its program serves; tests' stand-ins may name their own union
-    return served_union(program) if serves is None else serves
+class _Transport:
+    """One transport's four sockets, each made on what joins them (a zmq Context, a MemoryHub): the two buses
+    differ in nothing else, so the constructors are all a subclass names."""
 
+    _publisher: ClassVar[Callable[..., BusPublisher]]
+    _subscriber: ClassVar[Callable[..., BusSubscriber]]
+    _client: ClassVar[Callable[..., BusClient]]
+    _server: ClassVar[Callable[..., BusServer]]
 
-class ZmqBus:
-    """The ZeroMQ bus on one context (the harness owns the context and destroys it at exit)."""
-
-    def __init__(self, ctx: zmq.asyncio.Context) -> None:
-        self.ctx = ctx
+    def __init__(self, joint: Any) -> None:
+        self._joint = joint
 
     def publisher(self, ep: str, source: str) -> BusPublisher:
-        return Publisher(self.ctx, ep, source)
+        return type(self)._publisher(self._joint, ep, source)
 
     def subscriber(self, endpoints: Sequence[str], prefixes: Sequence[str]) -> BusSubscriber:
-        return Subscriber(self.ctx, endpoints, prefixes)
+        return type(self)._subscriber(self._joint, endpoints, prefixes)
 
     def client(self, ep: str, *, timeout: float = 2.0, retries: int = 2) -> BusClient:
-        return RequestClient(self.ctx, ep, timeout=timeout, retries=retries)
+        return type(self)._client(self._joint, ep, timeout=timeout, retries=retries)
 
     def server(
         self,
@@ -80,37 +81,33 @@ class ZmqBus:
         *,
         serves: Any = None,
     ) -> BusServer:
-        return RequestServer(self.ctx, ep, _serves(program, serves), handler, quick)
+        # a server decodes what the contract says its program serves; tests' stand-ins may name their own union
+        request_type = served_union(program) if serves is None else serves
+        return type(self)._server(self._joint, ep, request_type, handler, quick)
+
+
+class ZmqBus(_Transport):
+    """The ZeroMQ bus on one context (the harness owns the context and destroys it at exit)."""
+
+    _publisher, _subscriber, _client, _server = Publisher, Subscriber, RequestClient, RequestServer
+
+    def __init__(self, ctx: zmq.asyncio.Context) -> None:
+        super().__init__(ctx)
+        self.ctx = ctx
 
     def close(self) -> None:
         """Nothing of its own: the context's owner destroys it with every socket."""
 
 
-class MemoryBus:
+class MemoryBus(_Transport):
     """The in-memory bus on one hub: every program of a unit test shares it, as they would share a machine."""
+
+    _publisher, _subscriber = MemoryPublisher, MemorySubscriber
+    _client, _server = MemoryRequestClient, MemoryRequestServer
 
     def __init__(self, hub: MemoryHub | None = None) -> None:
         self.hub = hub or MemoryHub()
-
-    def publisher(self, ep: str, source: str) -> BusPublisher:
-        return MemoryPublisher(self.hub, ep, source)
-
-    def subscriber(self, endpoints: Sequence[str], prefixes: Sequence[str]) -> BusSubscriber:
-        return MemorySubscriber(self.hub, endpoints, prefixes)
-
-    def client(self, ep: str, *, timeout: float = 2.0, retries: int = 2) -> BusClient:
-        return MemoryRequestClient(self.hub, ep, timeout=timeout, retries=retries)
-
-    def server(
-        self,
-        ep: str,
-        program: str,
-        handler: Handler,
-        quick: QuickHandler | None = None,
-        *,
-        serves: Any = None,
-    ) -> BusServer:
-        return MemoryRequestServer(self.hub, ep, _serves(program, serves), handler, quick)
+        super().__init__(self.hub)
 
     def close(self) -> None:
         self.hub.destroy()

@@ -6,6 +6,7 @@ one reply (ok=False), never the server; only idempotent requests are retried, wi
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 import uuid
@@ -35,11 +36,12 @@ class RequestFailed(Exception):
     """The server answered ok=False; str() is its error line."""
 
 
-class Calls:
+class Calls(abc.ABC):
     """call() and ask() on top of a client's request(): shared by the ZeroMQ client and the in-memory one."""
 
+    @abc.abstractmethod
     async def request(self, req: Request, *, timeout: float | None = None, idempotent: bool = True) -> Reply:
-        raise NotImplementedError
+        """Send `req` and wait for its reply (the transport's own)."""
 
     async def call(self, req: Request, *, timeout: float | None = None, idempotent: bool = True) -> Any:
         """request() that returns the result or raises RequestFailed with the server's error line."""
@@ -119,7 +121,7 @@ class AnswerLater(Exception):
     """Raised by a quick handler when the request needs to wait for something: the async handler answers it."""
 
 
-class ServerCore:
+class ServerCore(abc.ABC):
     """What every request server does with a request body: decode it, try the quick handler, else answer it in
     its own task. Subclasses deliver the reply (`_send`)."""
 
@@ -181,8 +183,9 @@ class ServerCore:
         logger.opt(exception=exc).error("request {} failed", type(req).__name__)
         return Reply(req_id=req.req_id, ok=False, error=f"internal error: {type(exc).__name__}: {exc}")
 
+    @abc.abstractmethod
     def _send(self, ident: bytes, reply: Reply) -> None:
-        raise NotImplementedError
+        """Deliver `reply` to the client `ident` (the transport's own)."""
 
     def _cancel_tasks(self) -> None:
         for task in list(self._tasks):

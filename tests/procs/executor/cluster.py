@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from procs.monitor.daybook import ledger_path, read_only
 from shared.bus import Publisher, new_context, pub_endpoint, req_endpoint, request_once
 from shared.config import Settings, load_settings
 from shared.messages import (
@@ -172,13 +173,8 @@ class Cluster:
     # ------------------------------------------------------------------ the ledger, read-only
 
     def ledger(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        path = self.settings.data_dir / "ledger.sqlite"
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        conn.row_factory = sqlite3.Row
-        try:
+        with read_only(ledger_path(self.settings.data_dir)) as conn:
             return list(conn.execute(sql, args))
-        finally:
-            conn.close()
 
     def orders(self, symbol: str | None = None) -> list[sqlite3.Row]:
         if symbol is None:
@@ -218,10 +214,7 @@ def check_ledger_against_broker(c: Cluster) -> None:
     """The ledger is whole and agrees with the broker: every broker fill booked once, none invented, positions and
     cash add up, and no order reached the broker twice (one broker order per client order id, never filled
     beyond its quantity)."""
-    path = c.settings.data_dir / "ledger.sqlite"
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
+    with read_only(ledger_path(c.settings.data_dir)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         fills = list(conn.execute("SELECT * FROM fills WHERE replaced_by IS NULL"))  # corrections replace
         signed = {f["exec_id"]: D(f["quantity"]) * (1 if f["side"] == "BUY" else -1) for f in fills}
@@ -253,8 +246,6 @@ def check_ledger_against_broker(c: Cluster) -> None:
         assert all(filled[coid] <= quantity[coid] for coid in filled), "an order filled beyond its quantity"
         refs = [o["order_ref"] for o in c.sim.status()["open_orders"] if o["order_ref"].startswith("ex-")]
         assert len(refs) == len(set(refs)), "two working orders at the broker under one client order id"
-    finally:
-        conn.close()
 
 
 @contextlib.contextmanager
